@@ -1,0 +1,31 @@
+"""Adapters: built-in ones by name, or a user's own as ``module:attr``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from conformance.adapters.base import Adapter
+
+BUILTIN = {
+    "optimized": "conformance.adapters.optimized_adapter:OptimizedAdapter",
+}
+
+
+def load(name: str) -> Adapter:
+    """An adapter instance for ``name``: a built-in name or ``package.module:attr``."""
+    target = BUILTIN.get(name, name)
+    if ":" not in target:
+        raise KeyError(f"unknown implementation {name!r}: built-in ones are {', '.join(sorted(BUILTIN))}, "
+                       "or give module:attr for your own adapter")
+    module, attr = target.split(":", 1)
+    obj: Any = getattr(importlib.import_module(module), attr)
+    inst = obj() if isinstance(obj, type) else obj
+    if not isinstance(inst, Adapter):
+        missing = [m for m in ("supports", "run") if not callable(getattr(inst, m, None))]
+        if missing:
+            raise TypeError(f"{target}: not an adapter (missing {missing}); subclass conformance.adapters.base.Adapter")
+    return inst
+
+
+__all__ = ["Adapter", "BUILTIN", "load"]

@@ -1,0 +1,60 @@
+"""The adapter protocol: how an implementation under test is called.
+
+An adapter maps rlspec's canonical inputs (NumPy arrays named as in the registry's call signature
+for the entry's kind) onto the library's own call, and maps the results back to NumPy::
+
+    class MyAdapter(Adapter):
+        name = "mylib"
+        version = mylib.__version__
+
+        def supports(self, spec) -> bool:             # which registry entries it implements
+            return spec.name in {"grpo", "ppo"}
+
+        def run(self, spec, inputs, config, dtype):   # -> {output name: ndarray or float}
+            ...
+
+``run`` returns a dict keyed by ``spec.outputs``: for a ``policy_loss`` (and ``kl``) entry
+``{"loss": float, "dlogp": (B, T) array}`` where ``dlogp`` is the gradient of the library's loss
+w.r.t. the log-probs it was given (autograd); for an ``advantage`` entry ``{"adv": (B, T)}``; other
+kinds return the names their registry entry lists. ``dtype`` is "float64", "float32" or "bfloat16":
+the precision to compute in. ``config`` is the entry's config dataclass (the paper's defaults or a
+convention the adapter declared in ``conventions``).
+
+``conventions`` maps an entry name to config overrides that state the library's documented
+conventions (e.g. ``{"grpo": {"ddof": 1, "eps": 1e-6}}``): the reference is run with the same
+conventions, so that any remaining difference is a finding.
+
+A user's adapter is loaded with ``--impl module:attr`` (``attr`` an Adapter subclass or instance).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+
+class Adapter(ABC):
+    """Base class for adapters; subclasses set ``name``/``version`` and implement ``supports``/``run``."""
+
+    name: str = "unnamed"
+    version: str = "unknown"
+    conventions: dict[str, dict[str, Any]] = {}
+    dtypes: tuple[str, ...] = ("float64", "float32")
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "") if the library can be imported; else (False, why)."""
+        return True, ""
+
+    @abstractmethod
+    def supports(self, spec: Any) -> bool:
+        """Whether this implementation has the registry entry ``spec``."""
+
+    @abstractmethod
+    def run(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> dict[str, Any]:
+        """Compute ``spec`` on ``inputs`` in ``dtype``; return ``{output name: value}``."""
+
+    def reproduction(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> str:
+        """A copy-pasteable Python snippet that reproduces one case against this library."""
+        return ""

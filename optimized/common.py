@@ -1,0 +1,107 @@
+"""Torch counterparts of :mod:`reference.common` and :mod:`reference.aggregation`.
+
+Same names, same conventions: masked positions are never read (they are replaced with zeros by
+``torch.where`` before any arithmetic, so NaN padding cannot leak into values or gradients), and
+aggregation is a linear map ``loss = Σ c ⊙ ℓ`` whose coefficients depend only on the mask.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference import aggregation as ref_aggregation
+from reference._validate import choice, fail, positive
+from reference.common import AggregationOptions
+
+__all__ = ["AggregationOptions", "aggregate", "aggregate_token_loss", "check_mask", "coefficients", "ratio",
+           "clean", "policy_batch"]
+
+
+def check_mask(mask: torch.Tensor, shape: torch.Size | None = None, name: str = "mask") -> torch.Tensor:
+    """The mask as a bool tensor (0/1 integer tensors are accepted)."""
+    if not isinstance(mask, torch.Tensor):
+        raise fail(name, type(mask).__name__, "a torch.Tensor")
+    if mask.dtype != torch.bool:
+        if mask.dtype.is_floating_point or mask.dtype.is_complex or ((mask != 0) & (mask != 1)).any():
+            raise fail(name, f"dtype {mask.dtype}", "a boolean tensor (True = token counts)")
+        mask = mask.bool()
+    if shape is not None and mask.shape != shape:
+        raise fail(name, f"shape {tuple(mask.shape)}", f"shape {tuple(shape)}")
+    return mask
+
+
+def clean(x: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` with masked positions replaced by 0; raises on non-finite values at unmasked positions."""
+    if not isinstance(x, torch.Tensor):
+        raise fail(name, type(x).__name__, "a torch.Tensor")
+    if x.shape != mask.shape:
+        raise fail(name, f"shape {tuple(x.shape)}", f"the shape of mask, {tuple(mask.shape)}")
+    bad = ~torch.isfinite(x) & mask
+    if bool(bad.any()):
+        b, t = (int(i) for i in bad.nonzero()[0])
+        raise fail(name, f"a non-finite value {x[b, t].item()} at unmasked position ({b}, {t})",
+                   "finite values wherever mask is True")
+    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def policy_batch(logp, old_logp, adv, mask, ref_logp=None):
+    """Validate the canonical batch (tensors); return cleaned ``(logp, old_logp, adv, mask, ref_logp)``."""
+    if not isinstance(logp, torch.Tensor) or logp.ndim != 2:
+        raise fail("logp", f"{type(logp).__name__} {getattr(logp, 'shape', '')}", "a (B, T) torch.Tensor")
+    mask = check_mask(mask, logp.shape)
+    out = [clean(logp, mask, "logp"), clean(old_logp, mask, "old_logp").detach(), clean(adv, mask, "adv").detach()]
+    return (*out, mask, None if ref_logp is None else clean(ref_logp, mask, "ref_logp").detach())
+
+
+def ratio(logp: torch.Tensor, old_logp: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
+    """r = exp(logp − old_logp) (B, T), the log-ratio clamped to ±clamp when given."""
+    d = logp - old_logp
+    if clamp is not None:
+        d = torch.clamp(d, -clamp, clamp)
+    return torch.exp(d)
+
+
+def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = None,
+                 normalizer: float | None = None, const: float | None = None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """c (B, T) with ``loss = Σ c ⊙ ℓ`` — see :mod:`reference.aggregation` for the modes."""
+    choice(mode, "agg (aggregation mode)", ref_aggregation.MODES)
+    M = check_mask(mask).to(dtype)
+    B, T = M.shape
+    n_tok = M.sum(dim=1)
+
+    def denom(count: torch.Tensor | float) -> torch.Tensor | float:
+        return count if normalizer is None else positive(normalizer, "normalizer")
+
+    if mode == "token-mean":
+        total = M.sum()
+        d = denom(total)
+        return M / d if normalizer is not None or total > 0 else torch.zeros_like(M)
+    if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
+        n_seq = (n_tok > 0).sum().to(dtype)
+        per_seq = M / n_tok.clamp(min=1).unsqueeze(1) if mode == "seq-mean-token-mean" else M
+        return per_seq / denom(n_seq) if normalizer is not None or n_seq > 0 else torch.zeros_like(M)
+    if mode == "seq-mean-token-sum-norm":
+        C = float(T) if const is None else positive(const, "const")
+        return M / (denom(float(B)) * C) if B > 0 else torch.zeros_like(M)
+    if group is None:
+        raise fail("group", "None", "prompt ids (B,) for agg='group-token-mean'")
+    _, inv = torch.unique(group, return_inverse=True)
+    tok_per_group = torch.zeros(int(inv.max()) + 1 if B else 0, dtype=dtype, device=M.device).index_add_(0, inv, n_tok)
+    n_groups = (tok_per_group > 0).sum().to(dtype)
+    if normalizer is None and n_groups == 0:
+        return torch.zeros_like(M)
+    per_row = tok_per_group[inv].clamp(min=1)
+    return M / (per_row.unsqueeze(1) * denom(n_groups))
+
+
+def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str, **kw) -> torch.Tensor:
+    """Σ c ⊙ ℓ with masked entries of ``loss_mat`` never read."""
+    c = coefficients(mask, mode, dtype=loss_mat.dtype, **kw)
+    return (c * torch.where(check_mask(mask), loss_mat, torch.zeros((), dtype=loss_mat.dtype))).sum()
+
+
+def aggregate_token_loss(ell: torch.Tensor, mask: torch.Tensor, opts: AggregationOptions,
+                         group: torch.Tensor | None = None) -> torch.Tensor:
+    """Aggregate a per-token loss with the options every policy-loss config carries."""
+    return aggregate(ell, mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const)

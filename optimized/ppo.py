@@ -1,0 +1,31 @@
+"""PPO clipped surrogate (torch). Mirrors :mod:`reference.ppo`; gradients come from autograd."""
+
+from __future__ import annotations
+
+import torch
+
+from optimized import common
+from optimized.registry import implements
+from reference.ppo import PPOConfig
+
+
+def clipped_surrogate(r: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
+    """ℓ = −min(r Â, clip(r, 1−ε_low, 1+ε_high) Â)  (B, T)."""
+    return -torch.minimum(r * adv, torch.clamp(r, 1.0 - eps_low, 1.0 + eps_high) * adv)
+
+
+def dual_clip(ell: torch.Tensor, adv: torch.Tensor, c: float) -> torch.Tensor:
+    """For Â < 0: ℓ ← min(ℓ, −c Â)."""
+    return torch.where(adv < 0, torch.minimum(ell, -c * adv), ell)
+
+
+@implements("ppo")
+def ppo_clip_loss(logp, old_logp, adv, mask, ref_logp=None, config: PPOConfig | None = None, group=None):
+    """Scalar PPO loss; ``loss.backward()`` gives the per-token weights ∂loss/∂logp."""
+    cfg = config or PPOConfig()
+    logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
+    r = common.ratio(logp, old_logp, cfg.log_ratio_clamp)
+    ell = clipped_surrogate(r, adv, cfg.eps_low, cfg.eps_high)
+    if cfg.dual_clip_c is not None:
+        ell = dual_clip(ell, adv, cfg.dual_clip_c)
+    return common.aggregate_token_loss(ell, mask, cfg, group)

@@ -1,0 +1,55 @@
+"""Which registry entries have an optimized (torch) implementation.
+
+Modules in this package decorate their public functions with ``@implements("name")``; the name is
+the reference registry's. Nothing else keeps the list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, Callable
+
+_IMPLS: dict[str, Callable[..., Any]] = {}
+_LOADED = False
+
+
+def implements(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated torch function as the optimized implementation of ``name``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _IMPLS and _IMPLS[name] is not fn:
+            raise ValueError(f"optimized: {name!r} is implemented twice")
+        _IMPLS[name] = fn
+        return fn
+
+    return deco
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import optimized
+
+    for info in pkgutil.iter_modules(optimized.__path__):
+        if not info.name.startswith("_") and info.name not in ("registry",):
+            importlib.import_module(f"optimized.{info.name}")
+
+
+def names() -> list[str]:
+    """Registry names that have a torch implementation."""
+    _load()
+    return sorted(_IMPLS)
+
+
+def get(name: str) -> Callable[..., Any]:
+    """The torch implementation of registry entry ``name`` (KeyError if there is none)."""
+    _load()
+    from reference import registry
+
+    key = registry.get(name).name  # resolves aliases, raises KeyError with suggestions
+    if key not in _IMPLS:
+        raise KeyError(f"{key!r} has no optimized implementation (optimized has: {', '.join(sorted(_IMPLS))})")
+    return _IMPLS[key]

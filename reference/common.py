@@ -1,0 +1,74 @@
+"""Pieces every policy loss shares: the importance ratio and the aggregation options.
+
+Every policy loss in rlspec is a per-token loss ℓ (B, T) followed by a linear aggregation
+(:mod:`reference.aggregation`), so ``dlogp = c ⊙ ∂ℓ/∂logp`` for token-local losses. Losses that
+couple tokens (sequence-level ratios) say so in their own gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference import aggregation
+from reference._validate import choice, fail, positive
+
+
+@dataclass(frozen=True)
+class AggregationOptions:
+    """How a policy loss is aggregated; shared by every policy-loss config.
+
+    agg: one of :data:`reference.aggregation.MODES`.
+    normalizer: global denominator for shards (see :mod:`reference.aggregation`); None = this batch's.
+    const: the constant C of ``seq-mean-token-sum-norm`` (None = T, the padded length).
+    log_ratio_clamp: clamp log(π/π_old) to ±value before exponentiating (verl uses 20); None = no clamp.
+        Where the clamp binds the gradient through the ratio is zero, exactly as with ``torch.clamp``.
+    """
+
+    agg: str = "token-mean"
+    normalizer: float | None = None
+    const: float | None = None
+    log_ratio_clamp: float | None = None
+
+    def __post_init__(self) -> None:
+        choice(self.agg, "agg", aggregation.MODES)
+        if self.normalizer is not None:
+            positive(self.normalizer, "normalizer")
+        if self.const is not None:
+            positive(self.const, "const")
+        if self.log_ratio_clamp is not None:
+            positive(self.log_ratio_clamp, "log_ratio_clamp")
+
+
+def log_ratio(logp: np.ndarray, old_logp: np.ndarray, clamp: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """log r = logp − old_logp, optionally clamped; returns (log_r, ∂log_r/∂logp ∈ {0, 1})."""
+    d = logp - old_logp
+    if clamp is None:
+        return d, np.ones_like(d)
+    inside = (d >= -clamp) & (d <= clamp)
+    return np.clip(d, -clamp, clamp), inside.astype(np.float64)
+
+
+def ratio(logp: np.ndarray, old_logp: np.ndarray, clamp: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token importance ratio r = exp(logp − old_logp) (B, T); returns (r, ∂r/∂logp).
+
+    With log-ratios up to ±700 this stays finite in float64; beyond that pass a clamp.
+    """
+    lr, dlr = log_ratio(logp, old_logp, clamp)
+    with np.errstate(over="raise"):
+        try:
+            r = np.exp(lr)
+        except FloatingPointError:
+            raise fail("logp - old_logp", f"a log-ratio up to {np.abs(lr).max():.3g}",
+                       "log-ratios below 700 in magnitude, or log_ratio_clamp set") from None
+    return r, r * dlr
+
+
+def aggregate_token_loss(ell: np.ndarray, dell: np.ndarray, mask: np.ndarray, opts: AggregationOptions,
+                         group=None) -> tuple[float, np.ndarray]:
+    """Aggregate a token-local loss ℓ with its derivative ∂ℓ/∂logp: returns (loss, dlogp)."""
+    c = aggregation.coefficients(mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const)
+    ell = np.where(mask, ell, 0.0)
+    dell = np.where(mask, dell, 0.0)
+    return float((c * ell).sum()), c * dell
