@@ -89,3 +89,25 @@ def aggregate(loss_mat, mask, mode: str, *, group=None, normalizer: float | None
     c = coefficients(mask, mode, group=group, normalizer=normalizer, const=const)
     L = np.where(c != 0, np.asarray(loss_mat, dtype=np.float64), 0.0)
     return float((c * L).sum())
+
+
+def global_normalizer(mask, mode: str, *, group=None) -> float:
+    """The denominator ``mode`` uses on the full batch: pass it as ``normalizer`` to every shard.
+
+    token-mean: number of valid tokens; seq-mean-*: sequences with ≥ 1 valid token (B′);
+    seq-mean-token-sum-norm: number of sequences B; group-token-mean: groups with ≥ 1 valid token.
+    Under data parallelism this is the all-reduced count over ranks (and micro-batches).
+    """
+    choice(mode, "agg (aggregation mode)", MODES)
+    M = as_mask(mask, "mask")
+    n_tok = M.sum(axis=1)
+    if mode == "token-mean":
+        return float(M.sum())
+    if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
+        return float((n_tok > 0).sum())
+    if mode == "seq-mean-token-sum-norm":
+        return float(M.shape[0])
+    if group is None:
+        raise fail("group", "None", "prompt ids (B,) for agg='group-token-mean'")
+    g = group_ids(group, M.shape[0])
+    return float(sum(1 for k in np.unique(g) if n_tok[g == k].sum() > 0))
