@@ -34,7 +34,7 @@ def _load() -> None:
     import optimized
 
     for info in pkgutil.iter_modules(optimized.__path__):
-        if not info.name.startswith("_") and info.name not in ("registry",):
+        if not info.name.startswith("_") and info.name not in ("registry", "e2e", "lmhead"):
             importlib.import_module(f"optimized.{info.name}")
 
 
