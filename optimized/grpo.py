@@ -17,8 +17,12 @@ def group_stats(R: torch.Tensor, group: torch.Tensor, ddof: int):
     size = torch.zeros(n_groups, dtype=R.dtype, device=R.device).index_add_(0, inv, torch.ones_like(R))
     total = torch.zeros_like(size).index_add_(0, inv, R)
     mean = total / size
+    hi = torch.full_like(size, -torch.inf).scatter_reduce(0, inv, R, "amax")
+    lo = torch.full_like(size, torch.inf).scatter_reduce(0, inv, R, "amin")
+    equal = hi == lo  # all-equal group: mean is exactly the reward, std exactly 0
+    mean = torch.where(equal, hi, mean)
     sq = torch.zeros_like(size).index_add_(0, inv, (R - mean[inv]) ** 2)
-    var = torch.where(size > ddof, sq / (size - ddof).clamp(min=1), torch.zeros_like(sq))
+    var = torch.where((size > ddof) & ~equal, sq / (size - ddof).clamp(min=1), torch.zeros_like(sq))
     return mean[inv], var.sqrt()[inv], size[inv]
 
 

@@ -53,15 +53,22 @@ class GRPOConfig:
 
 
 def group_stats(R: np.ndarray, g: np.ndarray, ddof: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-sequence group mean, std (with ``ddof``) and group size, each (B,)."""
+    """Per-sequence group mean, std (with ``ddof``) and group size, each (B,).
+
+    An all-equal group gets its reward as mean and std exactly 0 (floating-point rounding of the
+    mean of e.g. three 0.1's would otherwise leave a residue that a tiny std blows up).
+    """
     mean = np.zeros_like(R)
     std = np.zeros_like(R)
     size = np.zeros_like(R)
     for k in np.unique(g):
         rows = g == k
         n = rows.sum()
-        mean[rows] = R[rows].mean()
         size[rows] = n
+        if R[rows].min() == R[rows].max():
+            mean[rows] = R[rows][0]
+            continue
+        mean[rows] = R[rows].mean()
         std[rows] = R[rows].std(ddof=ddof) if n > ddof else 0.0
     return mean, std, size
 
