@@ -14,7 +14,7 @@ from reference._validate import choice, fail, positive
 from reference.common import AggregationOptions
 
 __all__ = ["AggregationOptions", "aggregate", "aggregate_token_loss", "check_mask", "coefficients", "ratio",
-           "clean", "policy_batch"]
+           "clean", "policy_batch", "upcast"]
 
 
 def check_mask(mask: torch.Tensor, shape: torch.Size | None = None, name: str = "mask") -> torch.Tensor:
@@ -44,13 +44,23 @@ def clean(x: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:
     return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half precision (bf16/fp16) is computed in float32: a ratio rounded to bf16 can land on the wrong
+    side of a clip boundary (and GSPO's ±3e-4 range is finer than bf16 resolves). Autograd casts the
+    gradient back to the caller's dtype."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def policy_batch(logp, old_logp, adv, mask, ref_logp=None):
-    """Validate the canonical batch (tensors); return cleaned ``(logp, old_logp, adv, mask, ref_logp)``."""
+    """Validate the canonical batch (tensors); return cleaned ``(logp, old_logp, adv, mask, ref_logp)``.
+
+    Half-precision inputs come back as float32 (see :func:`upcast`)."""
     if not isinstance(logp, torch.Tensor) or logp.ndim != 2:
         raise fail("logp", f"{type(logp).__name__} {getattr(logp, 'shape', '')}", "a (B, T) torch.Tensor")
     mask = check_mask(mask, logp.shape)
-    out = [clean(logp, mask, "logp"), clean(old_logp, mask, "old_logp").detach(), clean(adv, mask, "adv").detach()]
-    return (*out, mask, None if ref_logp is None else clean(ref_logp, mask, "ref_logp").detach())
+    out = [upcast(clean(logp, mask, "logp")), upcast(clean(old_logp, mask, "old_logp")).detach(),
+           upcast(clean(adv, mask, "adv")).detach()]
+    return (*out, mask, None if ref_logp is None else upcast(clean(ref_logp, mask, "ref_logp")).detach())
 
 
 def ratio(logp: torch.Tensor, old_logp: torch.Tensor, clamp: float | None = None) -> torch.Tensor:

@@ -1,0 +1,23 @@
+"""CISPO (torch). Mirrors :mod:`reference.cispo`; gradients come from autograd."""
+
+from __future__ import annotations
+
+import torch
+
+from optimized import common
+from optimized.registry import implements
+from reference.cispo import CISPOConfig
+
+
+def clipped_is_weight(r: torch.Tensor, eps_low: float | None, eps_high: float) -> torch.Tensor:
+    """sg(clip(r, 1−ε_low, 1+ε_high)); no lower bound when ε_low is None."""
+    return torch.clamp(r, min=None if eps_low is None else 1.0 - eps_low, max=1.0 + eps_high).detach()
+
+
+@implements("cispo")
+def cispo_loss(logp, old_logp, adv, mask, ref_logp=None, config: CISPOConfig | None = None, group=None):
+    """Scalar CISPO loss −Σ c ⊙ sg(r̂) Â logp."""
+    cfg = config or CISPOConfig()
+    logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
+    w = clipped_is_weight(common.ratio(logp, old_logp, cfg.log_ratio_clamp), cfg.eps_low, cfg.eps_high)
+    return common.aggregate_token_loss(-w * adv * logp, mask, cfg, group)
