@@ -12,8 +12,8 @@ Conventions exposed as config (the paper leaves them open; frameworks differ):
   * ``ddof``: 0 = population std, 1 = sample (Bessel) std (torch's ``.std()`` default, used by verl);
   * ``eps`` and ``eps_placement``: ``"outside"`` (std + ε, verl/TRL) or ``"inside"`` (sqrt(var + ε));
   * ``singleton``: a group with one rollout gets advantage 0 (``"zero"``, the default), or is scored
-    against mean 0 and std 1, i.e. Â = R/(1+ε) (``"mean0std1"``, verl's convention).  With ``ddof=1`` the std of one sample is undefined,
-    so the singleton policy decides.
+    against mean 0 and std 1, i.e. Â = R/(1+ε) (``"mean0std1"``, verl's convention). With ``ddof=1``
+    the std of one sample is undefined, so the singleton policy decides.
 
 Defined cases: an all-equal group has zero advantage (no NaN; ε > 0 or the zero-numerator rule);
 masked positions are zero.

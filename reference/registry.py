@@ -32,8 +32,9 @@ import dataclasses
 import difflib
 import importlib
 import pkgutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 KINDS = ("policy_loss", "advantage", "kl", "entropy", "reward", "tracker", "sampler", "curriculum", "tabular")
 STATUSES = ("implemented", "partial", "planned")

@@ -25,6 +25,10 @@ def load(name: str) -> Adapter:
         missing = [m for m in ("supports", "run") if not callable(getattr(inst, m, None))]
         if missing:
             raise TypeError(f"{target}: not an adapter (missing {missing}); subclass conformance.adapters.base.Adapter")
+    try:  # remembered so that reports and reproductions can load the same adapter again
+        inst.target = name
+    except Exception:  # noqa: BLE001 - an adapter that forbids new attributes is still usable
+        pass
     return inst
 
 

@@ -13,7 +13,7 @@ from conformance.adapters.base import Adapter
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 # inputs whose gradient is reported, per kind (autograd w.r.t. these)
-GRAD_INPUTS = {"policy_loss": ("logp",), "kl": ("logp",)}
+GRAD_INPUTS = {"policy_loss": ("logp",), "kl": ("logp",), "entropy": ("logits",)}
 
 
 def to_torch(x: Any, dtype: torch.dtype, device: str) -> Any:
@@ -60,7 +60,8 @@ class OptimizedAdapter(Adapter):
         if grads:
             loss = out
             loss.backward()
-            res = {"loss": float(loss.detach().to(torch.float64))}
+            value_name = (spec.outputs or ("loss",))[0]  # "loss" for losses and KL, "value" for entropy
+            res = {value_name: float(loss.detach().to(torch.float64))}
             for k in grads:
                 g = kwargs[k].grad
                 res["d" + k] = to_numpy(g) if g is not None else np.zeros(kwargs[k].shape)
