@@ -73,6 +73,8 @@ def cispo_loss(logp, old_logp, adv, mask, ref_logp=None, config: CISPOConfig | N
 
 register(Spec(
     name="cispo", kind="policy_loss", family="baseline", paper=MINIMAX_M1_PAPER, status="implemented",
+    extras={"stop_gradient": "the clipped weight sg(clip(r)) is held fixed; finite differences of the loss value "
+                             "do not give dlogp: properties/test_cispo.py checks FD with the weight frozen"},
     summary="REINFORCE with a clipped, stop-gradient IS weight: no token's gradient is dropped",
     fn=cispo_loss, config_cls=CISPOConfig, outputs=("loss", "dlogp"),
     equations=(

@@ -139,6 +139,8 @@ register(Spec(
 
 register(Spec(
     name="gspo_token", kind="policy_loss", family="baseline", paper=GSPO_PAPER, status="implemented",
+    extras={"stop_gradient": "sg[s_i] and sg[π_θ] are held fixed; properties/test_gspo.py::"
+                             "test_token_variant_gradient_matches_frozen_finite_differences checks FD with them frozen"},
     summary="GSPO-token: s_it = sg[s_i]·π_θ/sg[π_θ] with token advantages",
     fn=gspo_token_loss, config_cls=GSPOConfig, outputs=("loss", "dlogp"),
     equations=(Equation("gspo-token", "s_it = sg[s_i]·π_θ(y_it)/sg[π_θ(y_it)]", "arXiv 2507.18071 §4.3 eq. (13)",
