@@ -58,7 +58,7 @@ def grpo_outcome_advantage(R: torch.Tensor, group: torch.Tensor, cfg: GRPOConfig
 def grpo_advantage(rewards, group, mask, config: GRPOConfig | None = None) -> torch.Tensor:
     cfg = config or GRPOConfig()
     R, g, M = validate_outcome(rewards, group, mask)
-    A = grpo_outcome_advantage(R, g, cfg)
+    A = grpo_outcome_advantage(common.upcast(R), g, cfg).to(R.dtype)  # group moments in ≥ float32
     return torch.where(M, A.unsqueeze(1), torch.zeros((), dtype=A.dtype))
 
 

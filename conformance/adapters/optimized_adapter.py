@@ -71,9 +71,8 @@ class OptimizedAdapter(Adapter):
     def reproduction(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> str:
         return (
             "import torch, optimized\n"
-            f"fn = optimized.get({spec.name!r})\n"
-            "# inputs: see the case's JSON file (conformance report) -> torch tensors of dtype "
-            f"{dtype}\n"
+            f"fn = optimized.get({spec.name!r})  # called with torch tensors of dtype {dtype}; "
+            "gradients by autograd w.r.t. " + (", ".join(GRAD_INPUTS.get(spec.kind, ())) or "nothing") + "\n"
         )
 
 
