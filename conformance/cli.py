@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -279,13 +280,36 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--check", action="store_true", help="verify instead of writing; exit 1 on any problem")
     pv.add_argument("--algorithms", help="comma-separated names to regenerate (default: all implemented)")
     pv.set_defaults(func=cmd_vectors)
+
+    pe = sub.add_parser("e2e", help="end-to-end learning matrix on a tiny model (needs transformers)", add_help=False,
+                        description="Train a tiny model with every registered policy loss and advantage estimator "
+                        "and write table.md/table.json/curves.png (options: rlspec e2e --help).")
+    pe.set_defaults(func=lambda args: cmd_e2e([]))
     return p
+
+
+def cmd_e2e(rest: list[str]) -> int:
+    """Delegate to :func:`optimized.e2e.matrix.main` (default --out reports/e2e)."""
+    try:
+        from optimized.e2e import matrix
+    except ImportError as e:
+        print(f"rlspec e2e: {e}; install with: pip install -e '.[e2e]'", file=sys.stderr)
+        return EXIT_USAGE
+    rest = list(rest)
+    if "--out" not in rest and not {"-h", "--help"} & set(rest):
+        rest = ["--out", os.path.join("reports", "e2e"), *rest]
+    try:
+        return matrix.main(rest)
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlspec`` console script; returns the exit code."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["e2e"]:  # its options belong to optimized.e2e.matrix
+        return cmd_e2e(argv[1:])
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2)

@@ -177,7 +177,7 @@ def run_matrix(out_dir: str, algorithms: Sequence[str] | None = None, steps: int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m optimized.e2e.matrix", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="rlspec e2e", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder (table.md, table.json, curves.png)")
     p.add_argument("--algorithms", default=None, help="comma-separated registry names (default: all)")
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"])
