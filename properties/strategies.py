@@ -36,3 +36,19 @@ def policy_batches(draw, max_B: int = 8, max_T: int = 7, log_ratio_scale: float 
 def outcome_batches(draw, max_B: int = 12, max_T: int = 5):
     rng = draw(seeds())
     return outcome_batch(rng, draw(st.integers(1, max_B)), draw(st.integers(1, max_T)))
+
+
+def clean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``x`` with masked positions set to 0 (for writing expected values in tests)."""
+    return np.where(mask, x, 0.0)
+
+
+def finite_difference(f, x: np.ndarray, mask: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar ``f(x)`` w.r.t. each unmasked entry of ``x`` (B, T); 0 elsewhere."""
+    g = np.zeros_like(x)
+    for b, t in np.argwhere(mask):
+        xp, xm = x.copy(), x.copy()
+        xp[b, t] += h
+        xm[b, t] -= h
+        g[b, t] = (f(xp) - f(xm)) / (2 * h)
+    return g

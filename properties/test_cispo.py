@@ -17,20 +17,6 @@ MODES = st.sampled_from(aggregation.MODES)
 EPS = st.sampled_from([(None, 4.0), (0.2, 0.28), (None, 0.1), (0.05, 0.05)])
 
 
-def _clean(x, mask):
-    return np.where(mask, x, 0.0)
-
-
-def _fd_grad(f, x, mask, h=1e-6):
-    g = np.zeros_like(x)
-    for b, t in np.argwhere(mask):
-        xp, xm = x.copy(), x.copy()
-        xp[b, t] += h
-        xm[b, t] -= h
-        g[b, t] = (f(xp) - f(xm)) / (2 * h)
-    return g
-
-
 @given(S.policy_batches(), MODES, EPS)
 def test_hand_gradient_matches_finite_differences(batch, mode, eps):
     """Claim: CISPO's gradient is the derivative of its loss with the IS weight under stop-gradient:
@@ -40,11 +26,11 @@ def test_hand_gradient_matches_finite_differences(batch, mode, eps):
     m = batch["mask"]
     kw = dict(adv=batch["adv"], mask=m, config=cfg, group=batch["group"])
     loss, d = cispo_loss(batch["logp"], batch["old_logp"], **kw)
-    x0, old0 = _clean(batch["logp"], m), _clean(batch["old_logp"], m)
-    ckw = dict(kw, adv=_clean(batch["adv"], m))
+    x0, old0 = S.clean(batch["logp"], m), S.clean(batch["old_logp"], m)
+    ckw = dict(kw, adv=S.clean(batch["adv"], m))
     loss0, d0 = cispo_loss(x0, old0, **ckw)
     assert loss == loss0 and np.array_equal(d, d0) and np.all(d[~m] == 0)
-    fd = _fd_grad(lambda x: cispo_loss(x, old0 + (x - x0), **ckw)[0], x0, m)
+    fd = S.finite_difference(lambda x: cispo_loss(x, old0 + (x - x0), **ckw)[0], x0, m)
     np.testing.assert_allclose(d[m], fd[m], rtol=1e-6, atol=1e-9)
 
 

@@ -22,21 +22,6 @@ from reference.dapo import (
 MODES = st.sampled_from(aggregation.MODES)
 
 
-def _clean(x, mask):
-    return np.where(mask, x, 0.0)
-
-
-def _fd_grad(f, x, mask, h=1e-6):
-    """Central finite differences of the scalar f at the unmasked entries of x (float64)."""
-    g = np.zeros_like(x)
-    for b, t in np.argwhere(mask):
-        xp, xm = x.copy(), x.copy()
-        xp[b, t] += h
-        xm[b, t] -= h
-        g[b, t] = (f(xp) - f(xm)) / (2 * h)
-    return g
-
-
 def _near_kink(r, eps_low, eps_high, tol=1e-4):
     return (np.abs(r - (1 - eps_low)) < tol) | (np.abs(r - (1 + eps_high)) < tol)
 
@@ -49,12 +34,12 @@ def test_hand_gradient_matches_finite_differences(batch, mode):
     m = batch["mask"]
     kw = dict(old_logp=batch["old_logp"], adv=batch["adv"], mask=m, config=cfg, group=batch["group"])
     loss, d = dapo_loss(batch["logp"], **kw)
-    clean_kw = dict(kw, old_logp=_clean(batch["old_logp"], m), adv=_clean(batch["adv"], m))
-    loss0, d0 = dapo_loss(_clean(batch["logp"], m), **clean_kw)
+    clean_kw = dict(kw, old_logp=S.clean(batch["old_logp"], m), adv=S.clean(batch["adv"], m))
+    loss0, d0 = dapo_loss(S.clean(batch["logp"], m), **clean_kw)
     assert loss == loss0 and np.array_equal(d, d0)
-    x = _clean(batch["logp"], m)
-    fd = _fd_grad(lambda lp: dapo_loss(lp, **clean_kw)[0], x, m)
-    r = np.exp(x - _clean(batch["old_logp"], m))
+    x = S.clean(batch["logp"], m)
+    fd = S.finite_difference(lambda lp: dapo_loss(lp, **clean_kw)[0], x, m)
+    r = np.exp(x - S.clean(batch["old_logp"], m))
     ok = m & ~_near_kink(r, cfg.eps_low, cfg.eps_high)
     np.testing.assert_allclose(d[ok], fd[ok], rtol=1e-5, atol=1e-8)
     assert np.all(d[~m] == 0)

@@ -17,20 +17,6 @@ MODES = st.sampled_from(aggregation.MODES)
 EPS = st.sampled_from([(3e-4, 4e-4), (0.2, 0.28), (0.05, 0.05)])
 
 
-def _clean(x, mask):
-    return np.where(mask, x, 0.0)
-
-
-def _fd_grad(f, x, mask, h=1e-6):
-    g = np.zeros_like(x)
-    for b, t in np.argwhere(mask):
-        xp, xm = x.copy(), x.copy()
-        xp[b, t] += h
-        xm[b, t] -= h
-        g[b, t] = (f(xp) - f(xm)) / (2 * h)
-    return g
-
-
 def _seq_ratio(logp, old, mask):
     """s_i computed here, independently: the n_i-th root of the product of token ratios."""
     n = mask.sum(axis=1)
@@ -40,8 +26,8 @@ def _seq_ratio(logp, old, mask):
 
 def _garbage_invariant(loss_fn, batch, m, kw):
     loss, d = loss_fn(batch["logp"], **kw)
-    ckw = dict(kw, old_logp=_clean(batch["old_logp"], m), adv=_clean(batch["adv"], m))
-    loss0, d0 = loss_fn(_clean(batch["logp"], m), **ckw)
+    ckw = dict(kw, old_logp=S.clean(batch["old_logp"], m), adv=S.clean(batch["adv"], m))
+    loss0, d0 = loss_fn(S.clean(batch["logp"], m), **ckw)
     assert loss == loss0 and np.array_equal(d, d0)
     assert np.all(d[~m] == 0)
     return d, ckw
@@ -60,8 +46,8 @@ def test_hand_gradient_matches_finite_differences(batch, mode, eps):
     m = batch["mask"]
     kw = dict(old_logp=batch["old_logp"], adv=batch["adv"], mask=m, config=cfg, group=batch["group"])
     d, ckw = _garbage_invariant(gspo_loss, batch, m, kw)
-    x = _clean(batch["logp"], m)
-    fd = _fd_grad(lambda lp: gspo_loss(lp, **ckw)[0], x, m)
+    x = S.clean(batch["logp"], m)
+    fd = S.finite_difference(lambda lp: gspo_loss(lp, **ckw)[0], x, m)
     ok = m & ~_kink_rows(_seq_ratio(x, ckw["old_logp"], m), eps)[:, None]
     np.testing.assert_allclose(d[ok], fd[ok], rtol=1e-5, atol=1e-8)
 
@@ -75,7 +61,7 @@ def test_token_variant_gradient_matches_frozen_finite_differences(batch, mode, e
     m = batch["mask"]
     kw = dict(old_logp=batch["old_logp"], adv=batch["adv"], mask=m, config=cfg, group=batch["group"])
     d, ckw = _garbage_invariant(gspo_token_loss, batch, m, kw)
-    x0 = _clean(batch["logp"], m)
+    x0 = S.clean(batch["logp"], m)
     s0 = _seq_ratio(x0, ckw["old_logp"], m)[:, None]  # sg[s_i]
     c = aggregation.coefficients(m, mode, group=batch["group"])
     A = ckw["adv"]
@@ -85,7 +71,7 @@ def test_token_variant_gradient_matches_frozen_finite_differences(batch, mode, e
         return float((c * np.where(m, ell, 0.0)).sum())
 
     assert gspo_token_loss(x0, **ckw)[0] == pytest.approx(frozen(x0), rel=1e-10, abs=1e-14)
-    fd = _fd_grad(frozen, x0, m)
+    fd = S.finite_difference(frozen, x0, m)
     ok = m & ~_kink_rows(s0[:, 0], eps)[:, None]
     np.testing.assert_allclose(d[ok], fd[ok], rtol=1e-5, atol=1e-8)
 

@@ -17,20 +17,6 @@ KINDS = st.sampled_from(sorted(LOSSES))
 MODES = st.sampled_from(aggregation.MODES)
 
 
-def _clean(x, mask):
-    return np.where(mask, x, 0.0)
-
-
-def _fd_grad(f, x, mask, h=1e-6):
-    g = np.zeros_like(x)
-    for b, t in np.argwhere(mask):
-        xp, xm = x.copy(), x.copy()
-        xp[b, t] += h
-        xm[b, t] -= h
-        g[b, t] = (f(xp) - f(xm)) / (2 * h)
-    return g
-
-
 @given(S.policy_batches(), KINDS, MODES, st.sampled_from([None, "ratio"]))
 def test_hand_gradient_matches_finite_differences(batch, kind, mode, is_weight):
     """Claim: the hand dlogp of each estimator used as a loss (also multiplied by the importance ratio
@@ -39,12 +25,12 @@ def test_hand_gradient_matches_finite_differences(batch, kind, mode, is_weight):
     cfg = KLConfig(agg=mode, is_weight=is_weight)
     kw = dict(mask=m, config=cfg, group=batch["group"], old_logp=batch["old_logp"])
     loss, d = LOSSES[kind](batch["logp"], batch["ref_logp"], **kw)
-    x = _clean(batch["logp"], m)
-    ckw = dict(kw, old_logp=_clean(batch["old_logp"], m))
-    ref = _clean(batch["ref_logp"], m)
+    x = S.clean(batch["logp"], m)
+    ckw = dict(kw, old_logp=S.clean(batch["old_logp"], m))
+    ref = S.clean(batch["ref_logp"], m)
     loss0, d0 = LOSSES[kind](x, ref, **ckw)
     assert loss == loss0 and np.array_equal(d, d0) and np.all(d[~m] == 0)
-    fd = _fd_grad(lambda lp: LOSSES[kind](lp, ref, **ckw)[0], x, m)
+    fd = S.finite_difference(lambda lp: LOSSES[kind](lp, ref, **ckw)[0], x, m)
     np.testing.assert_allclose(d[m], fd[m], rtol=1e-5, atol=1e-8)
 
 
