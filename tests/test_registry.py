@@ -67,3 +67,12 @@ def test_entry_is_well_formed(name):
     assert spec.outputs, f"{name}: outputs must be named for reports and vectors"
     if spec.kind not in ("policy_loss", "advantage", "kl", "entropy"):
         assert spec.make_inputs is not None or spec.kind == "advantage", f"{name}: needs make_inputs"
+
+
+def test_docs_catalogue_is_current():
+    """docs/catalogue.md is the output of `rlspec list --markdown` (regenerate it after changing the registry)."""
+    from conformance.cli import markdown_catalogue
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "catalogue.md"
+    assert page.read_text().strip() == markdown_catalogue(registry.specs()).strip(), (
+        "docs/catalogue.md is stale: run `rlspec list --markdown > docs/catalogue.md`")
