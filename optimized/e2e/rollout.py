@@ -23,6 +23,7 @@ the prompt index.
 
 from __future__ import annotations
 
+import abc
 import inspect
 from dataclasses import dataclass
 
@@ -46,14 +47,15 @@ class Rollout:
     group: torch.Tensor  # (B,) int64 prompt index
 
 
-class RolloutBackend:
+class RolloutBackend(abc.ABC):
     """Base class: ``generate`` samples, ``sync`` pushes the trainer's weights to the engine."""
 
     name = "base"
 
+    @abc.abstractmethod
     def generate(self, prompts: torch.Tensor, G: int, max_new_tokens: int, temperature: float = 1.0,
                  seed: int = 0, eos_id: int | None = None) -> Rollout:
-        raise NotImplementedError
+        """G completions per prompt row, with the behaviour policy's log-probs of the sampled tokens."""
 
     def sync(self, model: torch.nn.Module) -> None:  # noqa: B027 - optional hook
         """Make the engine sample from ``model``'s current weights."""
