@@ -40,8 +40,8 @@ def gae_advantage(token_rewards, values, mask, config: GAEConfig | None = None) 
     M = common.check_mask(mask)
     if M.ndim != 2:
         raise fail("mask", f"shape {tuple(M.shape)}", "shape (B, T)")
-    r = common.clean(token_rewards, M, "token_rewards")
-    V = common.clean(values, M, "values")
+    r = common.upcast(common.clean(token_rewards, M, "token_rewards"))  # the recursion runs in ≥ float32
+    V = common.upcast(common.clean(values, M, "values"))
     A = gae_recursion(r, V, M, cfg.gamma, cfg.lam, cfg.masked_steps)
     returns = torch.where(M, A + V, torch.zeros((), dtype=A.dtype, device=A.device))
     if cfg.whiten:

@@ -1,4 +1,7 @@
-"""GRPO / Dr. GRPO advantages (torch, vectorised with scatter ops). Mirrors :mod:`reference.grpo`."""
+"""GRPO / Dr. GRPO advantages (torch, vectorised with scatter ops). Mirrors :mod:`reference.grpo`.
+
+Advantages of half-precision (bf16/fp16) rewards are computed and returned in float32: group means and
+stds of near-equal rewards cancel badly in bf16 (see :func:`optimized.common.upcast`)."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def validate_outcome(rewards, group, mask):
         raise fail("rewards", "non-finite values", "finite rewards")
     if group.shape != rewards.shape or group.dtype.is_floating_point:
         raise fail("group", f"{group.dtype} {tuple(group.shape)}", f"integer prompt ids of shape ({mask.shape[0]},)")
-    return rewards, group, mask
+    return common.upcast(rewards), group, mask  # group moments of bf16 rewards are taken in float32
 
 
 def grpo_outcome_advantage(R: torch.Tensor, group: torch.Tensor, cfg: GRPOConfig) -> torch.Tensor:
@@ -58,7 +61,7 @@ def grpo_outcome_advantage(R: torch.Tensor, group: torch.Tensor, cfg: GRPOConfig
 def grpo_advantage(rewards, group, mask, config: GRPOConfig | None = None) -> torch.Tensor:
     cfg = config or GRPOConfig()
     R, g, M = validate_outcome(rewards, group, mask)
-    A = grpo_outcome_advantage(common.upcast(R), g, cfg).to(R.dtype)  # group moments in ≥ float32
+    A = grpo_outcome_advantage(R, g, cfg)
     return torch.where(M, A.unsqueeze(1), torch.zeros((), dtype=A.dtype))
 
 

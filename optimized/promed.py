@@ -113,7 +113,7 @@ def token_group_baseline_advantage(rewards: torch.Tensor, group: torch.Tensor, m
         raise fail("mask", f"shape {tuple(M.shape)}", "shape (B, T)")
     if rewards.ndim == 1:
         rewards = rewards[:, None].expand(M.shape)
-    R = common.clean(rewards, M, "rewards")
+    R = common.upcast(common.clean(rewards, M, "rewards"))  # group token-means in ≥ float32
     if group.shape != (M.shape[0],) or group.dtype.is_floating_point:
         raise fail("group", f"{group.dtype} {tuple(group.shape)}", f"integer prompt ids of shape ({M.shape[0]},)")
     if M.shape[0] == 0:
