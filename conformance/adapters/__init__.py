@@ -9,7 +9,14 @@ from conformance.adapters.base import Adapter
 
 BUILTIN = {
     "optimized": "conformance.adapters.optimized_adapter:OptimizedAdapter",
+    "verl": "conformance.adapters.verl_adapter:VerlAdapter",
+    "trl": "conformance.adapters.trl_adapter:TRLAdapter",
+    "openrlhf": "conformance.adapters.openrlhf_adapter:OpenRLHFAdapter",
+    "liger": "conformance.adapters.liger_adapter:LigerAdapter",
+    "areal": "conformance.adapters.areal_adapter:ArealAdapter",
 }
+#: the third-party frameworks `rlspec check all` runs (with optimized)
+PEERS = ("verl", "trl", "openrlhf", "liger", "areal")
 
 
 def load(name: str) -> Adapter:
