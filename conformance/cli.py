@@ -140,31 +140,51 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- check
 def cmd_check(args: argparse.Namespace) -> int:
-    from conformance import adapters, expectations, harness, reports, tolerances
+    from conformance import adapters, tolerances
     from reference import registry
 
-    try:
-        adapter = adapters.load(args.impl)
-    except (KeyError, ValueError) as e:
-        raise UsageError(str(e.args[0] if e.args else e)) from None
-    except (ImportError, AttributeError, TypeError) as e:
-        if ":" in args.impl:  # the user's own adapter could not be loaded: a usage problem
-            raise UsageError(f"cannot load adapter {args.impl!r}: {type(e).__name__}: {e}") from None
-        print(f"rlspec check: implementation {args.impl!r} is not installed: {e}", file=sys.stderr)
-        return EXIT_FAILURES
     algorithms = _csv(args.algorithms)
-    if algorithms:
-        for a in algorithms:
-            try:
-                registry.get(a)
-            except KeyError as e:
-                raise UsageError(str(e.args[0] if e.args else e)) from None
+    for a in algorithms or ():
+        try:
+            registry.get(a)
+        except KeyError as e:
+            raise UsageError(str(e.args[0] if e.args else e)) from None
     dtypes = _csv(args.dtypes)
     for d in dtypes or ():
         if d not in tolerances.DTYPES:
             raise UsageError(f"--dtypes: got {d!r}; expected some of {', '.join(tolerances.DTYPES)}")
     if args.n_random < 0:
         raise UsageError(f"--n-random: got {args.n_random}; expected a number >= 0")
+    if args.impl != "all":
+        if args.page:
+            raise UsageError("--page is for `rlspec check all` (the compatibility page of every implementation)")
+        return check_one(args.impl, args, algorithms, dtypes, Path(args.out or Path("reports") / _safe(args.impl)))[0]
+    if args.expectations:
+        raise UsageError("--expectations names one implementation's file; `all` uses each one's own")
+    out = Path(args.out or Path("reports") / "all")
+    codes, runs = [], {}
+    for impl in ("optimized", *adapters.PEERS):
+        code, results = check_one(impl, args, algorithms, dtypes, out / impl)
+        codes.append(code)
+        if results is not None:
+            runs[impl] = results
+    write_compatibility(runs, out, Path(args.page) if args.page else None, args)
+    return EXIT_FAILURES if any(codes) else EXIT_OK
+
+
+def check_one(impl: str, args: argparse.Namespace, algorithms, dtypes, out: Path):
+    """Run the harness on one implementation, write its reports, print its table: (exit code, results)."""
+    from conformance import adapters, expectations, harness, reports
+
+    try:
+        adapter = adapters.load(impl)
+    except (KeyError, ValueError) as e:
+        raise UsageError(str(e.args[0] if e.args else e)) from None
+    except (ImportError, AttributeError, TypeError) as e:
+        if ":" in impl:  # the user's own adapter could not be loaded: a usage problem
+            raise UsageError(f"cannot load adapter {impl!r}: {type(e).__name__}: {e}") from None
+        print(f"rlspec check: implementation {impl!r} is not installed: {e}", file=sys.stderr)
+        return EXIT_FAILURES, None
     try:
         entries = expectations.load(args.expectations) if args.expectations else expectations.for_adapter(adapter)
     except (OSError, expectations.ExpectationFileError) as e:
@@ -174,7 +194,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=0, file=sys.stderr, desc=f"rlspec check {args.impl}", unit="case", leave=False)
+        bar = tqdm(total=0, file=sys.stderr, desc=f"rlspec check {impl}", unit="case", leave=False)
 
     def on_total(n: int) -> None:
         if bar is not None:
@@ -192,7 +212,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     expectations.apply(results, entries)
-    out = Path(args.out or Path("reports") / _safe(args.impl))
     meta = {"command": "rlspec " + " ".join(args.argv),
             "n_random": args.n_random, "expectations": args.expectations or str(
                 expectations.find(str(getattr(adapter, "name", "")), str(getattr(adapter, "version", ""))) or "")}
@@ -222,12 +241,54 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  STALE expectation {s}")
         if not_installed:
             print(f"  not installed: {not_installed[0].message}")
-        print(f"reports: {out}/ (report.json, junit.xml, report.md, matrix.png)")
+        print(f"reports: {out}/ (report.json, junit.xml, report.md, matrix.png)\n")
     if unexpected or not_installed:
-        return EXIT_FAILURES
+        return EXIT_FAILURES, results
     if args.strict and (xpass or results.stale):
-        return EXIT_FAILURES
-    return EXIT_OK
+        return EXIT_FAILURES, results
+    return EXIT_OK, results
+
+
+def write_compatibility(runs: dict[str, Any], out: Path, page: Path | None, args: argparse.Namespace) -> None:
+    """The combined matrix of every implementation: compatibility.{md,png,json} in ``out`` (and ``page``)."""
+    import datetime
+
+    from conformance import reports
+
+    out.mkdir(parents=True, exist_ok=True)
+    targets = [out / "compatibility.md"] + ([page] if page is not None else [])
+    png_name = "compatibility.png"
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        png = reports.render_matrix(runs, target.with_suffix(".png"), title="rlspec compatibility")
+        rel = {impl: os.path.relpath(out / impl / "report.md", target.parent) for impl in runs}
+        lines = ["# Compatibility", "",
+                 f"Generated by `rlspec check all{' --page ' + str(page) if page else ''}` on "
+                 f"{datetime.date.today().isoformat()}; do not edit by hand.", "",
+                 "Each cell: verdict of the worst case, passed/judged, largest relative error. "
+                 "Known differences are classified per implementation and version in "
+                 "`conformance/expectations/` (`xfail` = a bug, `deviation` = a documented design choice); "
+                 "each report lists them with a reproduction.", "",
+                 "| implementation | version | counts | report |", "|---|---|---|---|"]
+        for impl, res in runs.items():
+            counts = ", ".join(f"{k} {v}" for k, v in res.counts().items())
+            lines.append(f"| {impl} | {res.version or '?'} | {counts} | [{impl}/report.md]({rel[impl]}) |")
+        lines += ["", f"![matrix]({png.name if target.parent == png.parent else png_name})", "",
+                  reports.markdown_matrix(runs)]
+        for impl, res in runs.items():
+            known = {}
+            for r in res:
+                if r.status in ("xfail", "deviation"):
+                    known.setdefault((r.status, r.reason), []).append(r.case_id)
+            if known:
+                lines += [f"## {impl} {res.version}: known differences", ""]
+                lines += [f"- **{st}** ({len(ids)} cases, e.g. `{ids[0]}`): {reason}"
+                          for (st, reason), ids in known.items()] + [""]
+        target.write_text("\n".join(lines), encoding="utf-8")
+    summary = {impl: {"version": res.version, **reports.summary(res)} for impl, res in runs.items()}
+    (out / "compatibility.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    if not args.json:
+        print(f"compatibility: {out / 'compatibility.md'}" + (f" and {page}" if page else ""))
 
 
 def _safe(name: str) -> str:
@@ -280,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "or module:attr for your own Adapter) and write report.json, junit.xml, report.md and "
                         "matrix.png. Exit 1 on unexpected failures (fail/error) or if IMPL is not installed; "
                         "xpass and stale expectation entries exit 0 unless --strict.")
-    pc.add_argument("impl", help="implementation: built-in adapter name or module:attr")
+    pc.add_argument("impl", help="implementation: built-in adapter name, module:attr, or 'all' (optimized and "
+                    "every peer framework, plus the combined compatibility matrix)")
+    pc.add_argument("--page", help="with 'all': also write the compatibility page here (e.g. docs/compatibility.md)")
     pc.add_argument("--out", help="report directory (default reports/IMPL)")
     pc.add_argument("--algorithms", help="comma-separated registry names (default: every entry with a reference)")
     pc.add_argument("--dtypes", help="comma-separated dtypes among float64,float32,bfloat16 (default: the adapter's)")

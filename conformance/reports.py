@@ -243,8 +243,18 @@ def to_markdown(results: Results, max_failures: int = 50) -> str:
             lines += [f"… and {len(bad) - max_failures} more (see report.json).", ""]
     known = [r for r in results if r.status in ("xfail", "deviation")]
     if known:
-        lines += [f"## Known failures and deviations ({len(known)})", ""]
-        lines += [f"- `{r.case_id}` ({r.status}): {r.reason}" for r in known[:max_failures]] + [""]
+        lines += [f"## Known failures and deviations ({len(known)})", "",
+                  "One reproduction per classification; the other cases it covers are listed under it.", ""]
+        by_reason: dict[tuple[str, str], list[Result]] = {}
+        for r in known:
+            by_reason.setdefault((r.status, r.reason), []).append(r)
+        for (status, reason), rs in by_reason.items():
+            first = rs[0]
+            lines += [f"### {status}: {reason}", "", f"Largest error in `{first.case_id}`: {first.message}", ""]
+            if first.reproduction:
+                lines += ["Reproduction:", "", "```python", first.reproduction.rstrip(), "```", ""]
+            lines += ["Cases: " + ", ".join(f"`{r.case_id}`" for r in rs[:max_failures])
+                      + (f" … and {len(rs) - max_failures} more" if len(rs) > max_failures else ""), ""]
     xp = [r for r in results if r.status == "xpass"]
     if xp:
         lines += [f"## Unexpectedly passing ({len(xp)})", ""] + [f"- `{r.case_id}`: {r.message}" for r in xp] + [""]
