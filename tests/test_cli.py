@@ -165,3 +165,35 @@ def test_vectors_generate_and_check(tmp_path, capsys):
     # a directory that lacks most implemented entries fails the check
     assert main(["vectors", "--check", "--out", str(tmp_path)]) == 1
     assert "no golden vectors" in capsys.readouterr().out
+
+
+def test_check_all_writes_the_compatibility_matrix(tmp_path, capsys):
+    """`rlspec check all` checks optimized and every peer; an absent framework is 'not installed', never a pass,
+    and makes the run exit 1; the combined page lists every implementation."""
+    from conformance import adapters
+
+    page = tmp_path / "docs" / "compatibility.md"
+    code = main(["check", "all", "--algorithms", "ppo", "--n-random", "0", "--dtypes", "float64", "--no-progress",
+                 "--out", str(tmp_path / "all"), "--page", str(page)])
+    text = page.read_text()
+    assert (tmp_path / "all" / "compatibility.png").exists() and (tmp_path / "all" / "compatibility.json").exists()
+    summary = json.loads((tmp_path / "all" / "compatibility.json").read_text())
+    assert "optimized" in summary and "| optimized |" in text
+    missing = []
+    for name in adapters.PEERS:
+        try:
+            ok, _ = adapters.load(name).available()
+        except ImportError:
+            ok = False
+        if not ok:
+            missing.append(name)
+    for name in missing:  # reported, not passed
+        if name in summary:
+            assert summary[name]["counts"].get("pass", 0) == 0
+            assert summary[name]["counts"].get("not-installed", 0) > 0
+    if missing:
+        assert code == 1
+
+
+def test_page_only_with_all(tmp_path):
+    assert main(["check", "optimized", "--page", str(tmp_path / "x.md"), "--no-progress"]) == 2
