@@ -69,10 +69,27 @@ def test_entry_is_well_formed(name):
         assert spec.make_inputs is not None or spec.kind == "advantage", f"{name}: needs make_inputs"
 
 
-def test_docs_catalogue_is_current():
-    """docs/catalogue.md is the output of `rlspec list --markdown` (regenerate it after changing the registry)."""
-    from conformance.cli import markdown_catalogue
+def test_docs_are_current(tmp_path):
+    """docs/catalogue.md and docs/algorithms/*.md are the output of `rlspec docs` (rerun it after changing the registry)."""
+    from conformance.cli import main
 
-    page = Path(__file__).resolve().parents[1] / "docs" / "catalogue.md"
-    assert page.read_text().strip() == markdown_catalogue(registry.specs()).strip(), (
-        "docs/catalogue.md is stale: run `rlspec list --markdown > docs/catalogue.md`")
+    assert main(["docs", "--out", str(tmp_path)]) == 0
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    fresh = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*.md")}
+    committed = {p.relative_to(docs): p.read_text() for p in [docs / "catalogue.md", *(docs / "algorithms").glob("*.md")]
+                 if p.exists()}
+    assert fresh == committed, "docs are stale: run `rlspec docs`"
+
+
+@pytest.mark.parametrize("name", registry.names(status="implemented"))
+def test_listed_properties_exist(name):
+    """Every property an entry lists ('path::test_name: claim') names a test function that exists."""
+    root = Path(__file__).resolve().parents[1]
+    for prop in registry.get(name).properties:
+        test_id = prop.partition(": ")[0]
+        if "::" not in test_id:
+            continue
+        path, _, func = test_id.partition("::")
+        func = re.match(r"[A-Za-z_]\w*", func.split("::")[-1]).group(0)
+        source = (root / path).read_text() if (root / path).exists() else ""
+        assert f"def {func}(" in source, f"{name}: lists {test_id}, which does not exist"
