@@ -1,0 +1,35 @@
+"""GMPO (torch). Mirrors :mod:`reference.gmpo`; the coupled gradient comes from autograd."""
+
+from __future__ import annotations
+
+import torch
+
+from optimized import common
+from optimized.gspo import sequence_advantage
+from optimized.registry import implements
+from reference.gmpo import GMPOConfig
+
+
+def sign_aware_clip(d: torch.Tensor, A: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
+    """d̃ = min(d, ε_high) where Â ≥ 0, max(d, −ε_low) where Â < 0 (clamp: gradient 0 where it binds)."""
+    return torch.where(A >= 0, torch.clamp(d, max=eps_high), torch.clamp(d, min=-eps_low))
+
+
+def geometric_mean_ratio(dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """s_i = exp(masked mean of d̃) (B,); 1 for rows without a valid token."""
+    n = mask.sum(dim=1).clamp(min=1).to(dt.dtype)
+    return torch.exp(torch.where(mask, dt, torch.zeros((), dtype=dt.dtype, device=dt.device)).sum(dim=1) / n)
+
+
+@implements("gmpo")
+def gmpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GMPOConfig | None = None, group=None):
+    """Scalar GMPO loss: −Â_i s_i per sequence, broadcast to its tokens, then aggregated."""
+    cfg = config or GMPOConfig()
+    logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
+    d = logp - old_logp
+    if cfg.log_ratio_clamp is not None:
+        d = torch.clamp(d, -cfg.log_ratio_clamp, cfg.log_ratio_clamp)
+    A = sequence_advantage(adv, mask)  # (B,)
+    s = geometric_mean_ratio(sign_aware_clip(d, A.unsqueeze(1), cfg.eps_low, cfg.eps_high), mask)  # (B,)
+    ell = (-A * s).unsqueeze(1).expand_as(logp)  # (B, T)
+    return common.aggregate_token_loss(ell, mask, cfg, group)
