@@ -710,10 +710,11 @@ def reproduction(adapter, case: Case) -> str:
     ]
     extra = ""
     try:
-        extra = adapter.reproduction(_registry().get(case.algorithm), rounded, None, case.dtype) or ""
+        spec = _registry().get(case.algorithm)
+        extra = adapter.reproduction(spec, rounded, spec.config(**{**conv, **case.config}), case.dtype) or ""
     except Exception:  # noqa: BLE001
         extra = ""
-    if extra:
-        lines.append("# adapter's own note:")
-        lines.extend("# " + ln for ln in extra.strip().splitlines())
-    return "\n".join(lines) + "\n"
+    if not extra:
+        return "\n".join(lines) + "\n"
+    return ("# --- 1. the implementation alone (runs with only the library installed) ---\n" + extra.rstrip()
+            + "\n\n# --- 2. the same case against the reference (needs rlspec) ---\n" + "\n".join(lines) + "\n")

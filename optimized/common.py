@@ -72,10 +72,11 @@ def ratio(logp: torch.Tensor, old_logp: torch.Tensor, clamp: float | None = None
 
 
 def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = None,
-                 normalizer: float | None = None, const: float | None = None,
+                 normalizer: float | None = None, const: float | None = None, seq_denominator: str | None = None,
                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """c (B, T) with ``loss = Σ c ⊙ ℓ`` — see :mod:`reference.aggregation` for the modes."""
     choice(mode, "agg (aggregation mode)", ref_aggregation.MODES)
+    count_all = ref_aggregation._count_all(mode, seq_denominator)
     M = check_mask(mask).to(dtype)
     B, T = M.shape
     n_tok = M.sum(dim=1)
@@ -88,12 +89,13 @@ def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = 
         d = denom(total)
         return M / d if normalizer is not None or total > 0 else torch.zeros_like(M)
     if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
-        n_seq = (n_tok > 0).sum().to(dtype)
+        n_seq = torch.tensor(float(B), dtype=dtype) if count_all else (n_tok > 0).sum().to(dtype)
         per_seq = M / n_tok.clamp(min=1).unsqueeze(1) if mode == "seq-mean-token-mean" else M
         return per_seq / denom(n_seq) if normalizer is not None or n_seq > 0 else torch.zeros_like(M)
     if mode == "seq-mean-token-sum-norm":
         C = float(T) if const is None else positive(const, "const")
-        return M / (denom(float(B)) * C) if B > 0 else torch.zeros_like(M)
+        n_seq = float(B) if count_all else float((n_tok > 0).sum())
+        return M / (denom(n_seq) * C) if normalizer is not None or n_seq > 0 else torch.zeros_like(M)
     if group is None:
         raise fail("group", "None", "prompt ids (B,) for agg='group-token-mean'")
     _, inv = torch.unique(group, return_inverse=True)
@@ -114,4 +116,5 @@ def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str, **kw) -> to
 def aggregate_token_loss(ell: torch.Tensor, mask: torch.Tensor, opts: AggregationOptions,
                          group: torch.Tensor | None = None) -> torch.Tensor:
     """Aggregate a per-token loss with the options every policy-loss config carries."""
-    return aggregate(ell, mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const)
+    return aggregate(ell, mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const,
+                     seq_denominator=getattr(opts, "seq_denominator", None))

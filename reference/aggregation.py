@@ -42,9 +42,23 @@ def _denominator(count: float, normalizer: float | None, name: str = "normalizer
     return positive(normalizer, name)
 
 
+SEQ_DENOMINATORS = ("nonempty", "all")
+
+
+def _count_all(mode: str, seq_denominator: str | None) -> bool:
+    """Whether the seq-mean denominator counts every row (B) or only rows with a valid token (B′)."""
+    if seq_denominator is None:
+        return mode == "seq-mean-token-sum-norm"  # Dr. GRPO divides by all B; the seq-mean modes by B′
+    return choice(seq_denominator, "seq_denominator", SEQ_DENOMINATORS) == "all"
+
+
 def coefficients(mask, mode: str, *, group=None, normalizer: float | None = None,
-                 const: float | None = None) -> np.ndarray:
-    """c (B, T) with ``loss = Σ c ⊙ ℓ`` for aggregation ``mode``; zero at masked positions."""
+                 const: float | None = None, seq_denominator: str | None = None) -> np.ndarray:
+    """c (B, T) with ``loss = Σ c ⊙ ℓ`` for aggregation ``mode``; zero at masked positions.
+
+    ``seq_denominator`` ("nonempty" = B′, "all" = B) overrides which rows the seq-mean modes and
+    seq-mean-token-sum-norm count; None keeps each mode's default (B′, B′, B respectively).
+    """
     choice(mode, "agg (aggregation mode)", MODES)
     M = as_mask(mask, "mask")
     if M.ndim != 2:
@@ -58,16 +72,17 @@ def coefficients(mask, mode: str, *, group=None, normalizer: float | None = None
             return np.zeros_like(Mf)
         return Mf / _denominator(total, normalizer)
     if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
-        n_seq = float((n_tok > 0).sum())  # B′
+        n_seq = float(B if _count_all(mode, seq_denominator) else (n_tok > 0).sum())  # B or B′
         if n_seq == 0 and normalizer is None:
             return np.zeros_like(Mf)
         per_seq = Mf / np.maximum(n_tok, 1.0)[:, None] if mode == "seq-mean-token-mean" else Mf
         return per_seq / _denominator(n_seq, normalizer)
     if mode == "seq-mean-token-sum-norm":
         C = float(T) if const is None else positive(const, "const")
-        if B == 0:
+        n_seq = float(B if _count_all(mode, seq_denominator) else (n_tok > 0).sum())
+        if n_seq == 0 and normalizer is None:
             return np.zeros_like(Mf)
-        return Mf / (_denominator(float(B), normalizer) * C)
+        return Mf / (_denominator(n_seq, normalizer) * C)
     # group-token-mean
     if group is None:
         raise fail("group", "None", "prompt ids (B,) for agg='group-token-mean'")
@@ -84,14 +99,14 @@ def coefficients(mask, mode: str, *, group=None, normalizer: float | None = None
 
 
 def aggregate(loss_mat, mask, mode: str, *, group=None, normalizer: float | None = None,
-              const: float | None = None) -> float:
+              const: float | None = None, seq_denominator: str | None = None) -> float:
     """Aggregate per-token losses ``loss_mat`` (B, T) with ``mode``; masked values are not read."""
-    c = coefficients(mask, mode, group=group, normalizer=normalizer, const=const)
+    c = coefficients(mask, mode, group=group, normalizer=normalizer, const=const, seq_denominator=seq_denominator)
     L = np.where(c != 0, np.asarray(loss_mat, dtype=np.float64), 0.0)
     return float((c * L).sum())
 
 
-def global_normalizer(mask, mode: str, *, group=None) -> float:
+def global_normalizer(mask, mode: str, *, group=None, seq_denominator: str | None = None) -> float:
     """The denominator ``mode`` uses on the full batch: pass it as ``normalizer`` to every shard.
 
     token-mean: number of valid tokens; seq-mean-*: sequences with ≥ 1 valid token (B′);
@@ -103,10 +118,8 @@ def global_normalizer(mask, mode: str, *, group=None) -> float:
     n_tok = M.sum(axis=1)
     if mode == "token-mean":
         return float(M.sum())
-    if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
-        return float((n_tok > 0).sum())
-    if mode == "seq-mean-token-sum-norm":
-        return float(M.shape[0])
+    if mode in ("seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"):
+        return float(M.shape[0] if _count_all(mode, seq_denominator) else (n_tok > 0).sum())
     if group is None:
         raise fail("group", "None", "prompt ids (B,) for agg='group-token-mean'")
     g = group_ids(group, M.shape[0])

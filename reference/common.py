@@ -24,12 +24,16 @@ class AggregationOptions:
     const: the constant C of ``seq-mean-token-sum-norm`` (None = T, the padded length).
     log_ratio_clamp: clamp log(π/π_old) to ±value before exponentiating (verl uses 20); None = no clamp.
         Where the clamp binds the gradient through the ratio is zero, exactly as with ``torch.clamp``.
+    seq_denominator: which rows a per-sequence mean divides by: "nonempty" (B′, rows with a valid
+        token) or "all" (B, every row, as TRL and Liger do); None = the mode's default (see
+        :func:`reference.aggregation.coefficients`).
     """
 
     agg: str = "token-mean"
     normalizer: float | None = None
     const: float | None = None
     log_ratio_clamp: float | None = None
+    seq_denominator: str | None = None
 
     def __post_init__(self) -> None:
         choice(self.agg, "agg", aggregation.MODES)
@@ -39,6 +43,8 @@ class AggregationOptions:
             positive(self.const, "const")
         if self.log_ratio_clamp is not None:
             positive(self.log_ratio_clamp, "log_ratio_clamp")
+        if self.seq_denominator is not None:
+            choice(self.seq_denominator, "seq_denominator", aggregation.SEQ_DENOMINATORS)
 
 
 def log_ratio(logp: np.ndarray, old_logp: np.ndarray, clamp: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -65,10 +71,16 @@ def ratio(logp: np.ndarray, old_logp: np.ndarray, clamp: float | None = None) ->
     return r, r * dlr
 
 
+def agg_coefficients(mask: np.ndarray, opts, group=None) -> np.ndarray:
+    """The aggregation coefficients c (B, T) that a config's aggregation fields describe."""
+    return aggregation.coefficients(mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const,
+                                    seq_denominator=getattr(opts, "seq_denominator", None))
+
+
 def aggregate_token_loss(ell: np.ndarray, dell: np.ndarray, mask: np.ndarray, opts: AggregationOptions,
                          group=None) -> tuple[float, np.ndarray]:
     """Aggregate a token-local loss ℓ with its derivative ∂ℓ/∂logp: returns (loss, dlogp)."""
-    c = aggregation.coefficients(mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const)
+    c = agg_coefficients(mask, opts, group)
     ell = np.where(mask, ell, 0.0)
     dell = np.where(mask, dell, 0.0)
     return float((c * ell).sum()), c * dell

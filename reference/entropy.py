@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import aggregation
+from reference import aggregation, common
 from reference._validate import as_mask, choice, fail, positive
 from reference.registry import Equation, Paper, Spec, register
 
@@ -31,6 +31,7 @@ class EntropyConfig:
     agg: str = "token-mean"
     normalizer: float | None = None
     const: float | None = None
+    seq_denominator: str | None = None
 
     def __post_init__(self) -> None:
         choice(self.agg, "agg", aggregation.MODES)
@@ -38,6 +39,8 @@ class EntropyConfig:
             positive(self.normalizer, "normalizer")
         if self.const is not None:
             positive(self.const, "const")
+        if self.seq_denominator is not None:
+            choice(self.seq_denominator, "seq_denominator", aggregation.SEQ_DENOMINATORS)
 
 
 def validate_logits(logits, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +83,7 @@ def entropy(logits, mask, config: EntropyConfig | None = None, group=None) -> tu
     """
     cfg = config or EntropyConfig()
     z, M = validate_logits(logits, mask)
-    c = aggregation.coefficients(M, cfg.agg, group=group, normalizer=cfg.normalizer, const=cfg.const)  # (B, T)
+    c = common.agg_coefficients(M, cfg, group)  # (B, T)
     H, dH = token_entropy(z)
     H = np.where(M, H, 0.0)
     return float((c * H).sum()), c[..., None] * dH

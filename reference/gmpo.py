@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import aggregation, common
+from reference import common
 from reference._validate import policy_batch, positive
 from reference.gspo import sequence_advantage
 from reference.registry import Equation, Paper, Spec, register
@@ -96,7 +96,7 @@ def gmpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GMPOConfig | Non
     dt, free = sign_aware_clip(d, A[:, None], cfg.eps_low, cfg.eps_high)  # (B, T)
     s, n = geometric_mean_ratio(dt, mask)  # (B,)
     ell = -A * s  # (B,)
-    c = aggregation.coefficients(mask, cfg.agg, group=group, normalizer=cfg.normalizer, const=cfg.const)
+    c = common.agg_coefficients(mask, cfg, group)
     C = c.sum(axis=1)  # (B,) weight of each sequence in the aggregated loss
     w = np.divide(-C * A * s, n, out=np.zeros_like(s), where=n > 0)  # (B,) ∂loss/∂d̃_it for each valid token
     dlogp = np.where(mask, w[:, None] * free * dd, 0.0)  # (B, T)

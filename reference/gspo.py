@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import aggregation, common
+from reference import common
 from reference._validate import policy_batch, positive
 from reference.ppo import clipped_surrogate
 from reference.registry import Equation, Paper, Spec, register
@@ -94,7 +94,7 @@ def gspo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | Non
     s, inside, n = sequence_ratio(logp, old_logp, mask, cfg.log_ratio_clamp)  # (B,)
     A = sequence_advantage(adv, mask)  # (B,)
     ell, dell_ds = clipped_surrogate(s, A, cfg.eps_low, cfg.eps_high)  # (B,)
-    c = aggregation.coefficients(mask, cfg.agg, group=group, normalizer=cfg.normalizer, const=cfg.const)
+    c = common.agg_coefficients(mask, cfg, group)
     C = c.sum(axis=1)  # (B,) weight of each sequence in the aggregated loss
     ds_dlogp = np.divide(s * inside, n, out=np.zeros_like(s), where=n > 0)  # (B,) = s_i/n_i
     dlogp = np.where(mask, (C * dell_ds * ds_dlogp)[:, None], 0.0)  # (B, T)
