@@ -1,0 +1,269 @@
+"""The built-in adapter for AReaL (checked against 1.0.4): its own loss, KL and normalisation code.
+
+What is called (never a copy of AReaL's math):
+
+* ``ppo`` / ``dapo``: ``areal.utils.functional.ppo_actor_loss_fn`` with ``proximal_logprobs =
+  old_logprobs = old_logp`` (plain, non-decoupled PPO), ``eps_clip`` / ``eps_clip_higher`` / ``c_clip``;
+* ``gspo``: the same function with ``importance_sampling_level="sequence"`` (sequence geometric-mean
+  ratio and per-sequence mean advantage);
+* ``sapo``: ``areal.utils.functional.sapo_loss_fn``;
+* ``kl_k1`` / ``kl_k2`` / ``kl_k3``: ``areal.utils.data.KLEstimator`` (AReaL uses it per token as a
+  reward penalty, ``trainer/ppo/actor.py``; it has no KL *loss* aggregation, so the adapter forms the
+  masked token-mean of AReaL's per-token values — a sum and a count, the only arithmetic done here —
+  to compare value and gradient with the ``kl`` entries);
+* ``grpo`` / ``dr_grpo`` / ``rloo``: ``areal.utils.data.Normalization(NormConfig(...))`` with
+  ``mean_level="group"`` (``mean_leave1out=True`` for RLOO) and ``std_level="group"`` or ``None``.
+  AReaL finds groups by a fixed stride of ``group_size`` consecutive rows; the adapter permutes rows
+  into group-major order before the call and back after it (layout only), which needs every group to
+  have the same size.
+
+``import areal`` runs ``areal/__init__`` (aiohttp, uvloop, flask, numba, openai, ...); everything is
+imported lazily in :func:`load`, so this module imports without AReaL. Nothing is stubbed.
+
+``scrub_padding`` (default True) zeroes values at masked positions before the call, as for OpenRLHF:
+AReaL masks with ``torch.where`` (values are right), but ``ppo_actor_loss_fn`` computes
+``torch.where(mask, exp(logp − prox), 0)``, whose backward multiplies the zero upstream gradient by
+``exp(NaN or ±inf)`` at padded positions and so writes NaN into ``dlogp`` there. That finding is
+reported once (tests/test_adapter_areal.py and :class:`ArealRawAdapter`, which passes padding as given).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+import types
+from typing import Any
+
+import numpy as np
+
+from conformance.adapters.base import Adapter
+from conformance.adapters.openrlhf_adapter import scrub_padding
+
+_LOCK = threading.Lock()
+_MODS: types.SimpleNamespace | None = None
+
+POLICY = ("ppo", "dapo", "gspo", "sapo")
+KL = ("kl_k1", "kl_k2", "kl_k3")
+ADVANTAGE = ("grpo", "dr_grpo", "rloo")
+SUPPORTED = frozenset(POLICY + KL + ADVANTAGE)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("areal")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load() -> types.SimpleNamespace:
+    """Import AReaL's functions (lazily, once)."""
+    global _MODS
+    with _LOCK:
+        if _MODS is None:
+            import torch
+            from areal.api.cli_args import NormConfig
+            from areal.utils import functional
+            from areal.utils.data import KLEstimator, Normalization
+
+            _MODS = types.SimpleNamespace(torch=torch, functional=functional, NormConfig=NormConfig,
+                                          Normalization=Normalization, KLEstimator=KLEstimator)
+        return _MODS
+
+
+def group_major(group: np.ndarray) -> tuple[int, np.ndarray]:
+    """(group_size, order): ``x[order]`` puts the rows of each group side by side (AReaL's fixed stride).
+    Raises NotImplementedError when groups differ in size."""
+    g = np.asarray(group)
+    _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+    if counts.size and (counts != counts[0]).any():
+        raise NotImplementedError(f"groups of different sizes {sorted(set(counts.tolist()))}: AReaL's Normalization "
+                                  "groups a fixed stride of group_size consecutive rows")
+    return (int(counts[0]) if counts.size else 1), np.argsort(inverse, kind="stable")
+
+
+class ArealAdapter(Adapter):
+    """AReaL's ppo_actor_loss_fn / sapo_loss_fn / KLEstimator / Normalization."""
+
+    name = "areal"
+    version = _version()
+    dtypes = ("float64", "float32", "bfloat16")
+    scrub_padding = True
+    conventions: dict[str, dict[str, Any]] = {
+        # utils/functional.py ppo_actor_loss_fn: ratio = exp(logp - prox), no log-ratio clamp; aggregation
+        # Σ_masked / loss_mask.count_nonzero() (or 1): token-mean of this call. c_clip opt-in (default None).
+        "ppo": {},
+        "dapo": {},
+        # importance_sampling_level="sequence": then the same token-mean aggregation over tokens
+        "gspo": {"agg": "token-mean"},
+        # sapo_loss_fn: token-mean (count_nonzero), no clamp; tau_pos/tau_neg passed explicitly
+        "sapo": {"agg": "token-mean"},
+        # KLEstimator(apply_clamp=True): value clamped to [-10, 10] after the estimator, no pre-clamp
+        "kl_k1": {"value_clamp": 10.0},
+        "kl_k2": {"value_clamp": 10.0},
+        "kl_k3": {"value_clamp": 10.0},
+        # api/cli_args.py NormConfig defaults: std_unbiased=True, eps=1e-5 added to the std; group_size=1 with an
+        # unbiased std uses std := 1 (utils/data.py Normalization), so a lone rollout gets x - x = 0
+        "grpo": {"ddof": 1, "eps": 1e-5, "eps_placement": "outside"},
+        "dr_grpo": {"ddof": 1, "eps": 1e-5, "eps_placement": "outside"},
+        # mean_leave1out=True with group_size=1: "mean should be 0" (utils/data.py) -> the raw reward
+        "rloo": {"singleton": "raw"},
+    }
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            load()
+        except Exception as e:  # noqa: BLE001
+            return False, f"areal not importable: {type(e).__name__}: {e}"
+        return True, ""
+
+    def supports(self, spec: Any) -> bool:
+        return spec.name in SUPPORTED
+
+    def run(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> dict[str, Any]:
+        m = load()
+        tdt = getattr(m.torch, dtype)
+        if self.scrub_padding:
+            inputs = scrub_padding(inputs)
+        if spec.name in POLICY:
+            return self._policy(m, spec.name, inputs, config, tdt)
+        if spec.name in KL:
+            return self._kl(m, spec.name, inputs, config, tdt)
+        if spec.name in ADVANTAGE:
+            return self._advantage(m, spec.name, inputs, config, tdt)
+        raise NotImplementedError(f"areal adapter has no mapping for {spec.name}")
+
+    @staticmethod
+    def _common_checks(cfg) -> None:
+        if cfg.agg != "token-mean":
+            raise NotImplementedError(f"agg={cfg.agg!r}: AReaL's loss functions return the token-mean of the call "
+                                      "(loss_mask.count_nonzero())")
+        if cfg.normalizer is not None:
+            raise NotImplementedError("normalizer: AReaL applies the global token weighting in its train engine "
+                                      "(loss_weight_fn), outside the loss functions")
+        if cfg.log_ratio_clamp is not None:
+            raise NotImplementedError("log_ratio_clamp: AReaL does not clamp log-ratios")
+
+    def _policy(self, m, name, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        self._common_checks(cfg)
+        lp = torch.as_tensor(x["logp"]).to(tdt).requires_grad_(True)
+        old = torch.as_tensor(x["old_logp"]).to(tdt)
+        adv = torch.as_tensor(x["adv"]).to(tdt)
+        mask = torch.as_tensor(x["mask"]).bool()
+        if name == "sapo":
+            loss, _ = m.functional.sapo_loss_fn(lp, old, adv, cfg.tau_pos, cfg.tau_neg, mask)
+        else:
+            loss, _ = m.functional.ppo_actor_loss_fn(
+                lp, old, old, adv, cfg.eps_low, mask, eps_clip_higher=cfg.eps_high,
+                c_clip=getattr(cfg, "dual_clip_c", None),
+                importance_sampling_level="sequence" if name == "gspo" else "token")
+        return _loss_and_grad(torch, loss, lp)
+
+    def _kl(self, m, name, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        if cfg.is_weight is not None or cfg.straight_through_k2:
+            raise NotImplementedError("KLEstimator has no importance weight or straight-through gradient")
+        if cfg.value_clamp != 10.0 or cfg.log_ratio_clamp is not None:
+            raise NotImplementedError("KLEstimator(apply_clamp=True) clamps the value to [-10, 10] only")
+        self._common_checks(cfg)
+        lp = torch.as_tensor(x["logp"]).to(tdt).requires_grad_(True)
+        ref = torch.as_tensor(x["ref_logp"]).to(tdt)
+        mask = torch.as_tensor(x["mask"]).bool()
+        k = m.KLEstimator(name[-2:], apply_clamp=True)(lp, ref)
+        # masked token-mean (AReaL has no KL-loss aggregation; see the module docstring)
+        loss = torch.where(mask, k, 0.0).sum() / max(int(mask.sum()), 1)
+        return _loss_and_grad(torch, loss, lp)
+
+    def _advantage(self, m, name, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        n, order = group_major(x["group"])
+        if name in ("grpo", "dr_grpo"):
+            std_level = "group" if cfg.std_normalize else None
+            if cfg.std_normalize and (cfg.ddof != 1 or cfg.eps_placement != "outside"):
+                raise NotImplementedError(f"NormConfig divides by std (unbiased here) + eps; config asks ddof={cfg.ddof} "
+                                          f"eps_placement={cfg.eps_placement}")
+            if n == 1 and cfg.singleton != "zero":
+                raise NotImplementedError(f"singleton={cfg.singleton!r}: AReaL gives a lone rollout x - x = 0")
+            norm = m.NormConfig(mean_level="group", std_level=std_level, std_unbiased=True, eps=float(cfg.eps),
+                                group_size=n)
+        else:  # rloo
+            if n == 1 and cfg.singleton != "raw":
+                raise NotImplementedError(f"singleton={cfg.singleton!r}: AReaL's leave-one-out mean of a lone "
+                                          "rollout is 0 (the raw reward passes through)")
+            norm = m.NormConfig(mean_level="group", mean_leave1out=True, std_level=None, group_size=n)
+        R = torch.as_tensor(np.asarray(x["rewards"])[order]).to(tdt)
+        A_sorted = m.Normalization(norm)(R)
+        A = torch.empty_like(A_sorted)
+        A[torch.as_tensor(order)] = A_sorted  # back to the caller's row order
+        mask = np.asarray(x["mask"], bool)
+        adv = np.where(mask, A.detach().double().numpy()[:, None], 0.0)  # a sequence advantage on its tokens
+        return {"adv": adv}
+
+    def reproduction(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> str:
+        if config is None:
+            try:
+                config = spec.config(**self.conventions.get(spec.name, {}))
+            except Exception:  # noqa: BLE001
+                config = None
+        return reproduction_snippet(spec.name, inputs, config, dtype)
+
+
+class ArealRawAdapter(ArealAdapter):
+    """AReaL with padding passed as given. ``rlspec check conformance.adapters.areal_adapter:ArealRawAdapter``."""
+
+    scrub_padding = False
+
+
+def _loss_and_grad(torch, loss, lp) -> dict[str, Any]:
+    loss.backward()
+    g = lp.grad if lp.grad is not None else torch.zeros_like(lp)
+    return {"loss": float(loss.detach().double()), "dlogp": g.detach().double().numpy()}
+
+
+def _lit(a: Any) -> str:
+    a = np.asarray(a)
+    return f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})"
+
+
+def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: str) -> str:
+    """Standalone Python (AReaL + numpy/torch only) that rebuilds the case and calls AReaL."""
+    c = (lambda f, d=None: getattr(cfg, f, d)) if cfg is not None else (lambda f, d=None: d)
+    lines = ["import numpy as np, torch", "from numpy import nan, inf",
+             "from areal.utils.functional import ppo_actor_loss_fn, sapo_loss_fn",
+             "from areal.utils.data import KLEstimator, Normalization", "from areal.api.cli_args import NormConfig",
+             f"dt = torch.{dtype}"]
+    for k, v in x.items():
+        if isinstance(v, np.ndarray):
+            lines.append(f"{k} = {_lit(v)}")
+    if name in POLICY or name in KL:
+        lines.append("lp = torch.tensor(logp, dtype=dt, requires_grad=True); m = torch.tensor(mask)")
+    if name == "sapo":
+        lines.append(f"loss, _ = sapo_loss_fn(lp, torch.tensor(old_logp, dtype=dt), torch.tensor(adv, dtype=dt), "
+                     f"{c('tau_pos', 1.0)!r}, {c('tau_neg', 1.05)!r}, m)")
+    elif name in POLICY:
+        lvl = "sequence" if name == "gspo" else "token"
+        lines.append("o = torch.tensor(old_logp, dtype=dt)")
+        lines.append(f"loss, _ = ppo_actor_loss_fn(lp, o, o, torch.tensor(adv, dtype=dt), {c('eps_low', 0.2)!r}, m, "
+                     f"eps_clip_higher={c('eps_high', 0.2)!r}, c_clip={c('dual_clip_c')!r}, "
+                     f"importance_sampling_level={lvl!r})")
+    elif name in KL:
+        lines.append(f"k = KLEstimator({name[-2:]!r})(lp, torch.tensor(ref_logp, dtype=dt))")
+        lines.append("loss = torch.where(m, k, 0.0).sum() / max(int(m.sum()), 1)  # masked token-mean")
+    if name in POLICY or name in KL:
+        lines.append("loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)")
+    else:
+        if name == "rloo":
+            kw = "mean_level='group', mean_leave1out=True, std_level=None"
+        else:
+            kw = f"mean_level='group', std_level={'group' if c('std_normalize', name == 'grpo') else None!r}, " \
+                 f"eps={c('eps', 1e-5)!r}"
+        lines += [
+            "_, inv, counts = np.unique(group, return_inverse=True, return_counts=True)  # equal-size groups",
+            "order = np.argsort(inv, kind='stable')  # AReaL groups consecutive rows",
+            f"A = Normalization(NormConfig({kw}, group_size=int(counts[0])))(torch.tensor(rewards[order], dtype=dt))",
+            "adv = np.empty(len(rewards)); adv[order] = A.double().numpy(); print('adv per sequence', adv)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["ArealAdapter", "ArealRawAdapter", "load", "group_major", "reproduction_snippet"]

@@ -1,0 +1,546 @@
+"""The built-in adapter for OpenRLHF (checked against 0.11.2): its own loss, KL and advantage code.
+
+What is called (never a copy of OpenRLHF's math):
+
+* policy losses ``ppo`` / ``dapo`` / ``gspo``: ``openrlhf.models.loss.PolicyLoss`` (``policy_loss_type``
+  "ppo" or "gspo", ``dual_clip``, ``token_level_loss``), with the loss normalisers produced by
+  ``openrlhf.utils.loss_utils.get_loss_batch_info`` exactly as ``PPOActor.training_step`` does;
+* KL losses ``kl_k1`` / ``kl_k2`` / ``kl_k3``: ``openrlhf.models.utils.compute_approx_kl`` aggregated by
+  ``openrlhf.models.loss.aggregate_loss`` with the same batch info (``PPOActor.training_step``: the KL
+  loss is always token-level);
+* entropy: ``openrlhf.models.utils.compute_entropy`` (its uncompiled function: the module wraps it in
+  ``torch.compile``, which on CPU needs a C compiler and tens of seconds) aggregated token-level;
+* advantages ``grpo`` / ``dr_grpo`` / ``rloo`` / ``reinforce_pp`` / ``reinforce_pp_baseline`` / ``gae``:
+  the real ``RemoteExperienceMaker.compute_advantages_and_returns`` on one ``Experience``, driven by a
+  bare instance (``__new__``, no Ray actors) carrying only the attributes that method reads:
+  ``strategy.args`` / ``args`` (``algo.advantage.{estimator,gamma,lambd,no_std_norm}``,
+  ``rollout.n_samples_per_prompt``, ``reward.clip_range`` and the length-penalty switches, off),
+  ``advantage_estimator`` and ``kl_ctl.value``.
+
+Importing OpenRLHF on a CPU machine. ``import openrlhf.models`` fails without flash-attn (its
+``__init__`` imports ``actor`` → ``ring_attn_utils`` → ``flash_attn``), and
+``openrlhf.trainer.ppo_utils.experience_maker`` imports ``openrlhf.trainer.ray.launcher`` (vLLM, Ray
+actors), used there only as a type annotation. :func:`load` therefore, lazily and once, and only where
+``flash_attn`` is not importable:
+
+1. registers a bare package object for ``openrlhf.models`` (its real ``__path__``, so the real leaf
+   modules ``openrlhf.models.utils`` and ``openrlhf.models.loss`` import unmodified; its ``__init__``
+   is skipped);
+2. registers a bare package ``openrlhf.trainer.ray`` and a module ``openrlhf.trainer.ray.launcher``
+   holding one placeholder class ``RayActorGroup`` (no math lives there);
+3. imports the leaf modules, then REMOVES the three stand-ins from ``sys.modules`` again (restoring
+   whatever was there before).
+
+What stays in ``sys.modules`` afterwards: the real modules ``openrlhf``, ``openrlhf.models.utils``,
+``openrlhf.models.loss``, ``openrlhf.trainer``, ``openrlhf.trainer.ppo_utils`` (+ ``experience``,
+``experience_maker``, ``kl_controller``, ``length_penalty``, ``replay_buffer``), ``openrlhf.utils``
+(+ ``logging_utils``, ``loss_utils``, ``math_utils``, ``seqlen_balancing``, ``utils``), and their
+third-party imports (``deepspeed``, ``ray``, ``transformers``). No stand-in stays: a later
+``import openrlhf.models`` by anyone else fails exactly as it would have without this adapter, while
+``from openrlhf.models.loss import PolicyLoss`` finds the already-imported real module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import threading
+import types
+from typing import Any
+
+import numpy as np
+
+from conformance.adapters.base import Adapter
+
+_TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16"}
+_STANDINS = ("openrlhf.models", "openrlhf.trainer.ray", "openrlhf.trainer.ray.launcher")
+_LOCK = threading.Lock()
+_MODS: types.SimpleNamespace | None = None
+
+POLICY = ("ppo", "dapo", "gspo")
+KL = ("kl_k1", "kl_k2", "kl_k3")
+ADVANTAGE = {  # registry entry -> OpenRLHF --algo.advantage.estimator
+    "grpo": "group_norm", "dr_grpo": "dr_grpo", "rloo": "rloo", "reinforce_pp": "reinforce",
+    "reinforce_pp_baseline": "reinforce_baseline", "gae": "gae",
+}
+SUPPORTED = frozenset(POLICY + KL + tuple(ADVANTAGE) + ("entropy",))
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("openrlhf")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load() -> types.SimpleNamespace:
+    """Import OpenRLHF's leaf modules (see the module docstring); returns the callables used here."""
+    global _MODS
+    with _LOCK:
+        if _MODS is not None:
+            return _MODS
+        import openrlhf
+
+        saved = {k: sys.modules[k] for k in _STANDINS if k in sys.modules}
+        need_standins = importlib.util.find_spec("flash_attn") is None and "openrlhf.models.loss" not in sys.modules
+        try:
+            if need_standins:
+                models = types.ModuleType("openrlhf.models")
+                models.__path__ = [os.path.join(os.path.dirname(openrlhf.__file__), "models")]
+                models.__doc__ = "rlspec stand-in: bare package so that the leaf modules import without flash_attn"
+                sys.modules["openrlhf.models"] = models
+                ray_pkg = types.ModuleType("openrlhf.trainer.ray")
+                ray_pkg.__path__ = []
+                launcher = types.ModuleType("openrlhf.trainer.ray.launcher")
+
+                class RayActorGroup:  # placeholder: experience_maker uses the name only in annotations
+                    pass
+
+                launcher.RayActorGroup = RayActorGroup
+                sys.modules["openrlhf.trainer.ray"] = ray_pkg
+                sys.modules["openrlhf.trainer.ray.launcher"] = launcher
+            loss = importlib.import_module("openrlhf.models.loss")
+            utils = importlib.import_module("openrlhf.models.utils")
+            em = importlib.import_module("openrlhf.trainer.ppo_utils.experience_maker")
+            exp = importlib.import_module("openrlhf.trainer.ppo_utils.experience")
+            loss_utils = importlib.import_module("openrlhf.utils.loss_utils")
+        finally:
+            if need_standins:
+                for k in _STANDINS:
+                    sys.modules.pop(k, None)
+                sys.modules.update(saved)
+        import torch
+
+        entropy = utils.compute_entropy
+        entropy = getattr(entropy, "_torchdynamo_orig_callable", None) or getattr(entropy, "__wrapped__", entropy)
+        _MODS = types.SimpleNamespace(
+            torch=torch, loss=loss, utils=utils, em=em, experience=exp, loss_utils=loss_utils,
+            PolicyLoss=loss.PolicyLoss, aggregate_loss=loss.aggregate_loss, compute_approx_kl=utils.compute_approx_kl,
+            compute_entropy=entropy, get_loss_batch_info=loss_utils.get_loss_batch_info,
+            RemoteExperienceMaker=em.RemoteExperienceMaker, Experience=exp.Experience,
+        )
+        return _MODS
+
+
+def _unsupported(why: str) -> NotImplementedError:
+    return NotImplementedError(why)
+
+
+def _interior_holes(mask: np.ndarray) -> bool:
+    """Whether some row has a masked position before a valid one (not right-padded)."""
+    m = np.asarray(mask, bool)
+    return bool((m[:, 1:] & ~m[:, :-1]).any())
+
+
+def group_layout(group: np.ndarray) -> tuple[int, list[int]]:
+    """OpenRLHF's view of a batch: n_samples_per_prompt and ``Experience.index``.
+
+    OpenRLHF reshapes the rewards to (prompts, n_samples_per_prompt), after putting sample i at slot
+    ``index[i]`` (prompt-major order). Any group ids map onto that when every group has the same
+    size n: slot = (rank of the group) · n + (occurrence within the group). Groups of different sizes
+    cannot be expressed (the framework samples n rollouts for every prompt).
+    """
+    g = np.asarray(group)
+    _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+    if counts.size and (counts != counts[0]).any():
+        raise _unsupported(f"groups of different sizes {sorted(set(counts.tolist()))}: OpenRLHF reshapes rewards to "
+                           "(prompts, n_samples_per_prompt), one size for every prompt")
+    order = np.argsort(inverse, kind="stable")
+    slot = np.empty(g.size, dtype=np.int64)
+    slot[order] = np.arange(g.size)
+    return (int(counts[0]) if counts.size else 1), slot.tolist()
+
+
+#: (B, T)-shaped float inputs that hold padding at masked positions, per input name
+PADDED_INPUTS = ("logp", "old_logp", "ref_logp", "adv", "token_rewards", "values", "logits")
+
+
+def scrub_padding(x: dict[str, Any]) -> dict[str, Any]:
+    """Copy of the inputs with every value at a masked position set to 0 (logits: whole masked rows)."""
+    mask = x.get("mask")
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        return x
+    out = dict(x)
+    for k in PADDED_INPUTS:
+        v = out.get(k)
+        if isinstance(v, np.ndarray) and v.shape[:2] == mask.shape:
+            v = v.copy()
+            v[~mask] = 0.0
+            out[k] = v
+    return out
+
+
+class OpenRLHFAdapter(Adapter):
+    """OpenRLHF's PolicyLoss / compute_approx_kl / compute_entropy / RemoteExperienceMaker advantages.
+
+    ``scrub_padding`` (default True): values at masked positions are set to 0 before the call. OpenRLHF
+    masks by multiplication everywhere (``(loss * mask).sum()`` in ``aggregate_loss``/``masked_mean``,
+    ``(log_ratio * action_mask)`` for GSPO, ``action_mask * values`` in GAE), so a NaN or ±inf at a padded
+    position turns the loss, the gradient and the advantages into NaN (0·NaN = NaN). In OpenRLHF's own
+    pipeline padded positions hold finite model outputs, so this is a robustness finding, not a wrong
+    formula; it is reported once (tests/test_adapter_openrlhf.py::test_padding_garbage_propagates_nan and
+    :class:`OpenRLHFRawAdapter`, which passes padding as given) instead of masking every other comparison
+    on the harness's garbage-padded batches.
+    """
+
+    name = "openrlhf"
+    version = _version()
+    dtypes = ("float64", "float32", "bfloat16")
+    scrub_padding = True
+    # The framework's documented/default behaviour, per registry entry (OpenRLHF 0.11.2 sources):
+    conventions: dict[str, dict[str, Any]] = {
+        # models/loss.py PolicyLoss.forward: ratio = exp(clamp(logp - old, -20, 20)) for policy_loss_type="ppo";
+        # cli/train_ppo_ray.py: --actor.eps_clip 0.2 both sides, --actor.dual_clip None, loss_agg_mode token-mean
+        "ppo": {"log_ratio_clamp": 20.0},
+        "dapo": {"log_ratio_clamp": 20.0},
+        # PolicyLoss(policy_loss_type="gspo"): no clamp of the sequence log-ratio; token_level_loss forced False
+        # (seq-mean-token-mean, the GSPO entry's default)
+        "gspo": {},
+        # models/utils.py compute_approx_kl: every estimator's value clamped to [-10, 10]; k3's one-sided
+        # pre-clamp (logp - ref >= -10) only changes values the final clamp already caps, so no log_ratio_clamp.
+        # The KL loss is aggregated token-level (trainer/ray/ppo_actor.py training_step).
+        "kl_k1": {"value_clamp": 10.0},
+        "kl_k2": {"value_clamp": 10.0},
+        "kl_k3": {"value_clamp": 10.0},
+        # experience_maker.py compute_advantages_and_returns, estimator "group_norm":
+        # (r - mean) / (std + 1e-9), torch.std (unbiased)
+        "grpo": {"ddof": 1, "eps": 1e-9, "eps_placement": "outside"},
+        "dr_grpo": {"ddof": 1, "eps": 1e-9, "eps_placement": "outside"},
+        # estimators "reinforce" / "reinforce_baseline": returns via get_cumulative_returns (discounts across every
+        # position: rewards * action_mask), then whitening over all tokens: biased var, var.clamp(min=1e-8).rsqrt()
+        "reinforce_pp": {"ddof": 0, "eps": 1e-8, "eps_placement": "clamp", "discount_masked": True},
+        "reinforce_pp_baseline": {"ddof": 0, "eps": 1e-8, "eps_placement": "clamp", "discount_masked": True},
+        # estimator "gae": get_advantages_and_returns multiplies values/rewards by the mask (masked positions are
+        # steps with r = V = 0), then the same whitening as above; --algo.advantage.lambd/gamma default 1
+        "gae": {"masked_steps": "zero", "whiten": True, "whiten_ddof": 0, "whiten_eps": 1e-8},
+        # ppo_actor.py: entropy_loss = aggregate_loss(entropy, action_mask, **loss_batch_info) (token-level)
+        "entropy": {},
+    }
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            load()
+        except Exception as e:  # noqa: BLE001 - any import failure means "not installed" here
+            return False, f"openrlhf not importable: {type(e).__name__}: {e}"
+        return True, ""
+
+    def supports(self, spec: Any) -> bool:
+        return spec.name in SUPPORTED
+
+    # ------------------------------------------------------------------ dispatch
+    def run(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> dict[str, Any]:
+        m = load()
+        tdt = getattr(m.torch, _TORCH_DTYPES[dtype])
+        if self.scrub_padding:
+            inputs = scrub_padding(inputs)
+        if spec.name in POLICY:
+            return self._policy(m, spec.name, inputs, config, tdt)
+        if spec.name in KL:
+            return self._kl(m, spec.name, inputs, config, tdt)
+        if spec.name == "entropy":
+            return self._entropy(m, inputs, config, tdt)
+        if spec.name in ADVANTAGE:
+            return self._advantage(m, spec.name, inputs, config, tdt)
+        raise _unsupported(f"openrlhf adapter has no mapping for {spec.name}")
+
+    @staticmethod
+    def _batch_info(m, mask, cfg, token_level: bool) -> dict[str, Any]:
+        """``get_loss_batch_info`` as PPOActor.training_step calls it (dp_size 1, single process); the
+        config's global ``normalizer`` becomes ``batch_num_tokens`` (token-level) or ``global_batch_size``."""
+        norm = getattr(cfg, "normalizer", None)
+        kw = {}
+        if norm is not None:
+            kw = {"batch_num_tokens": float(norm)} if token_level else {"global_batch_size": float(norm)}
+        return m.get_loss_batch_info(None, mask, **kw)
+
+    @staticmethod
+    def _token_level(cfg) -> bool:
+        agg = getattr(cfg, "agg", "token-mean")
+        if agg == "token-mean":
+            return True
+        if agg == "seq-mean-token-mean":
+            return False
+        raise _unsupported(f"agg={agg!r}: OpenRLHF aggregates token-mean or seq-mean-token-mean only "
+                           "(--actor.loss_agg_mode)")
+
+    def _policy(self, m, name, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        if name == "gspo":
+            kind = "gspo"
+            if cfg.log_ratio_clamp is not None:
+                raise _unsupported("log_ratio_clamp: OpenRLHF's GSPO ratio is not clamped")
+            if cfg.agg != "seq-mean-token-mean":
+                raise _unsupported(f"agg={cfg.agg!r}: PolicyLoss forces seq-mean-token-mean for GSPO")
+        else:
+            kind = "ppo"
+            if cfg.log_ratio_clamp != 20.0:
+                raise _unsupported(f"log_ratio_clamp={cfg.log_ratio_clamp}: PolicyLoss always clamps log r to ±20")
+        token_level = self._token_level(cfg)
+        if getattr(cfg, "const", None) is not None:
+            raise _unsupported("const: OpenRLHF has no constant-normaliser mode")
+        lp = torch.as_tensor(x["logp"]).to(tdt).requires_grad_(True)
+        old = torch.as_tensor(x["old_logp"]).to(tdt)
+        adv = torch.as_tensor(x["adv"]).to(tdt)
+        mask = torch.as_tensor(x["mask"])
+        fn = m.PolicyLoss(clip_eps_low=cfg.eps_low, clip_eps_high=cfg.eps_high,
+                          dual_clip=getattr(cfg, "dual_clip_c", None), token_level_loss=token_level,
+                          policy_loss_type=kind)
+        loss = fn(lp, old, adv, action_mask=mask, **self._batch_info(m, mask, cfg, token_level))[0]
+        return _loss_and_grad(loss, lp, x["logp"].shape)
+
+    def _kl(self, m, name, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        if cfg.is_weight is not None:
+            raise _unsupported(f"is_weight={cfg.is_weight!r}: compute_approx_kl's unbiased_gradient weights only the "
+                               "gradient (w·∇k2, w clamped at 10), never the value")
+        if cfg.value_clamp != 10.0:
+            raise _unsupported(f"value_clamp={cfg.value_clamp}: compute_approx_kl always clamps to [-10, 10]")
+        if cfg.log_ratio_clamp is not None:
+            raise _unsupported(f"log_ratio_clamp={cfg.log_ratio_clamp}: compute_approx_kl has no symmetric pre-clamp")
+        if cfg.agg != "token-mean":
+            raise _unsupported(f"agg={cfg.agg!r}: the KL loss is aggregated token-level (ppo_actor.training_step)")
+        lp = torch.as_tensor(x["logp"]).to(tdt).requires_grad_(True)
+        ref = torch.as_tensor(x["ref_logp"]).to(tdt)
+        mask = torch.as_tensor(x["mask"])
+        # straight_through_k2 = --algo.kl.unbiased_gradient with no behaviour log-probs (w = 1)
+        kl = m.compute_approx_kl(lp, ref, log_probs_old=None, kl_estimator=name[-2:],
+                                 unbiased_gradient=bool(cfg.straight_through_k2))
+        loss = m.aggregate_loss(kl, mask, **self._batch_info(m, mask, cfg, True))
+        return _loss_and_grad(loss, lp, x["logp"].shape)
+
+    def _entropy(self, m, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        if cfg.agg != "token-mean":
+            raise _unsupported(f"agg={cfg.agg!r}: the entropy loss is aggregated token-level (ppo_actor.training_step)")
+        z = torch.as_tensor(x["logits"]).to(tdt).requires_grad_(True)
+        mask = torch.as_tensor(x["mask"])
+        value = m.aggregate_loss(m.compute_entropy(z), mask, **self._batch_info(m, mask, cfg, True))
+        value.backward()
+        g = z.grad if z.grad is not None else torch.zeros_like(z)
+        return {"value": float(value.detach().double()), "dlogits": g.detach().double().numpy()}
+
+    # ------------------------------------------------------------------ advantages
+    def _advantage(self, m, name, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        estimator = ADVANTAGE[name]
+        mask = np.asarray(x["mask"], bool)
+        B, T = mask.shape
+        gamma, lambd, no_std_norm = 1.0, 1.0, False
+        values = None
+        kl_coef = 0.0
+        n, index = 1, list(range(B))
+        # the KL tensor fixes the dtype of the shaped rewards (compute_reward: zeros_like(kl)); in training it is
+        # compute_approx_kl's float32 output, here float64 in float64 cases and float32 otherwise
+        kdt = torch.promote_types(tdt, torch.float32)
+        kl = torch.zeros(B, T, dtype=kdt)
+        if name in ("grpo", "dr_grpo"):
+            if cfg.std_normalize:
+                estimator = "group_norm"
+                if cfg.ddof != 1 or cfg.eps_placement != "outside" or cfg.eps != 1e-9:
+                    raise _unsupported(f"group_norm divides by torch.std (ddof=1) + 1e-9; config asks ddof={cfg.ddof}, "
+                                       f"eps={cfg.eps} {cfg.eps_placement}")
+            else:
+                estimator = "dr_grpo"
+            n, index = group_layout(x["group"])
+            if n == 1 and cfg.singleton != "zero" and cfg.std_normalize:
+                raise _unsupported(f"singleton={cfg.singleton!r}: OpenRLHF has no singleton rule")
+            rewards = torch.as_tensor(x["rewards"]).to(tdt)
+        elif name == "rloo":
+            n, index = group_layout(x["group"])
+            if n == 1 and cfg.singleton != "zero":
+                raise _unsupported(f"singleton={cfg.singleton!r}: OpenRLHF has no singleton rule")
+            rewards = torch.as_tensor(x["rewards"]).to(tdt)
+        elif name in ("reinforce_pp", "reinforce_pp_baseline"):
+            if (cfg.ddof, cfg.eps, cfg.eps_placement) != (0, 1e-8, "clamp"):
+                raise _unsupported("the whitening is biased var with var.clamp(min=1e-8).rsqrt(); config asks "
+                                   f"ddof={cfg.ddof}, eps={cfg.eps} {cfg.eps_placement}")
+            gamma, no_std_norm = float(cfg.gamma), not cfg.std_normalize
+            if not cfg.discount_masked and gamma != 1.0 and _interior_holes(mask):
+                raise _unsupported("discount_masked=False with interior masked tokens: get_cumulative_returns "
+                                   "discounts across every position")
+            if name == "reinforce_pp_baseline":
+                if gamma != 1.0:
+                    raise _unsupported("gamma: OpenRLHF forces gamma = 1 for reinforce_baseline")
+                n, index = group_layout(x["group"])
+                if n == 1 and cfg.singleton != "zero":
+                    raise _unsupported(f"singleton={cfg.singleton!r}: a group of one gets r - r = 0")
+            rewards = torch.as_tensor(x["rewards"]).to(tdt)
+        else:  # gae
+            gamma, lambd = float(cfg.gamma), float(cfg.lam)
+            if cfg.masked_steps != "zero" and _interior_holes(mask):
+                raise _unsupported("masked_steps='skip' with interior masked tokens: OpenRLHF's GAE treats every "
+                                   "position as a step (values and rewards multiplied by the mask)")
+            token_rewards = torch.as_tensor(x["token_rewards"]).to(kdt)
+            vals = torch.as_tensor(x["values"]).to(kdt)
+            if not cfg.whiten:  # the framework's GAE function itself; whitening is a separate step of the trainer
+                em = m.RemoteExperienceMaker.__new__(m.RemoteExperienceMaker)
+                adv, ret = em.get_advantages_and_returns(vals, token_rewards, torch.as_tensor(mask), gamma, lambd)
+                return {"adv": _np(adv), "returns": _np(ret)}
+            if (cfg.whiten_ddof, cfg.whiten_eps) != (0, 1e-8):
+                raise _unsupported("whitening: OpenRLHF uses the biased variance and var.clamp(min=1e-8)")
+            # OpenRLHF's token rewards are the outcome reward on the last action token plus -kl_coef·kl on every
+            # token (compute_reward); per-token rewards enter as kl = -token_rewards with kl_coef = 1, outcome 0
+            values, kl, kl_coef = vals, -token_rewards, 1.0
+            rewards = torch.zeros(B, dtype=kdt)
+        adv, ret = run_compute_advantages(m, estimator, rewards, torch.as_tensor(mask), index, n, kl=kl,
+                                          values=values, kl_coef=kl_coef, gamma=gamma, lambd=lambd,
+                                          no_std_norm=no_std_norm)
+        if name == "gae":
+            return {"adv": _np(adv), "returns": _np(ret)}
+        return {"adv": _np(adv)}
+
+    # ------------------------------------------------------------------ reproduction
+    def reproduction(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> str:
+        if config is None:  # the harness passes None: use the adapter's conventions on the entry's defaults
+            try:
+                config = spec.config(**self.conventions.get(spec.name, {}))
+            except Exception:  # noqa: BLE001
+                config = None
+        return reproduction_snippet(spec.name, inputs, config, dtype)
+
+
+class OpenRLHFRawAdapter(OpenRLHFAdapter):
+    """OpenRLHF with padding passed as given (NaN/inf garbage reaches the framework).
+
+    Load with ``rlspec check conformance.adapters.openrlhf_adapter:OpenRLHFRawAdapter``."""
+
+    scrub_padding = False
+
+
+def run_compute_advantages(m, estimator, rewards, action_mask, index, n_samples, *, kl, values=None, kl_coef=0.0,
+                           gamma=1.0, lambd=1.0, no_std_norm=False):
+    """The real ``RemoteExperienceMaker.compute_advantages_and_returns`` on one ``Experience``.
+
+    The instance is built with ``__new__`` (no Ray actor groups, no tokenizer) and carries only what the
+    method reads. Returns (advantages, returns), both (B, T)."""
+    N = types.SimpleNamespace
+    args = N(algo=N(advantage=N(estimator=estimator, gamma=gamma, lambd=lambd, no_std_norm=no_std_norm)),
+             rollout=N(n_samples_per_prompt=n_samples, max_new_tokens=None),
+             reward=N(clip_range=None, overlong_buffer_len=None, stop_properly_penalty_coef=None),
+             data=N(max_len=None))
+    em = m.RemoteExperienceMaker.__new__(m.RemoteExperienceMaker)
+    em.strategy, em.args, em.advantage_estimator, em.kl_ctl = N(args=args), args, estimator, N(value=kl_coef)
+    exp = m.Experience(action_mask=action_mask.bool(), rewards=rewards.clone(), index=list(index), kl=kl,
+                       values=values, info={})
+    out = em.compute_advantages_and_returns([exp])[0]
+    return out.advantages, out.returns
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
+
+
+def _loss_and_grad(loss, lp, shape) -> dict[str, Any]:
+    loss.backward()
+    g = lp.grad
+    return {"loss": float(loss.detach().double()), "dlogp": _np(g) if g is not None else np.zeros(shape)}
+
+
+# ---------------------------------------------------------------------- reproduction snippets
+_SHIM = '''\
+import os, sys, types, numpy as np, torch
+import openrlhf
+# `import openrlhf.models` needs flash_attn: register a bare package so the real leaf modules import
+_m = types.ModuleType("openrlhf.models"); _m.__path__ = [os.path.join(os.path.dirname(openrlhf.__file__), "models")]
+sys.modules.setdefault("openrlhf.models", _m)
+# experience_maker imports openrlhf.trainer.ray.launcher (vLLM/Ray) for a type annotation only
+_r = types.ModuleType("openrlhf.trainer.ray"); _r.__path__ = []; sys.modules.setdefault("openrlhf.trainer.ray", _r)
+_l = types.ModuleType("openrlhf.trainer.ray.launcher"); _l.RayActorGroup = object
+sys.modules.setdefault("openrlhf.trainer.ray.launcher", _l)
+from openrlhf.models.loss import PolicyLoss, aggregate_loss
+from openrlhf.models.utils import compute_approx_kl, compute_entropy
+from openrlhf.utils.loss_utils import get_loss_batch_info
+from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+from openrlhf.trainer.ppo_utils.experience import Experience
+from numpy import nan, inf
+'''
+
+
+def _lit(a: Any) -> str:
+    a = np.asarray(a)
+    return f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})"
+
+
+def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: str) -> str:
+    """Standalone Python (needs only OpenRLHF + numpy/torch) that rebuilds the case and calls OpenRLHF."""
+    dt = f"torch.{_TORCH_DTYPES[dtype]}"
+    lines = [_SHIM, f"dt = {dt}"]
+    for k, v in x.items():
+        if isinstance(v, np.ndarray):
+            lines.append(f"{k} = {_lit(v)}")
+    c = (lambda f, d=None: getattr(cfg, f, d)) if cfg is not None else (lambda f, d=None: d)
+    if name in POLICY:
+        kind = "gspo" if name == "gspo" else "ppo"
+        tl = c("agg", "seq-mean-token-mean" if name == "gspo" else "token-mean") == "token-mean"
+        lines += [
+            "lp = torch.tensor(logp, dtype=dt, requires_grad=True); mask_t = torch.tensor(mask)",
+            f"fn = PolicyLoss(clip_eps_low={c('eps_low', 0.2)!r}, clip_eps_high={c('eps_high', 0.2)!r}, "
+            f"dual_clip={c('dual_clip_c')!r}, token_level_loss={tl}, policy_loss_type={kind!r})",
+            "loss = fn(lp, torch.tensor(old_logp, dtype=dt), torch.tensor(adv, dtype=dt), action_mask=mask_t,",
+            "          **get_loss_batch_info(None, mask_t))[0]",
+            "loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)",
+        ]
+    elif name in KL:
+        lines += [
+            "lp = torch.tensor(logp, dtype=dt, requires_grad=True); mask_t = torch.tensor(mask)",
+            f"kl = compute_approx_kl(lp, torch.tensor(ref_logp, dtype=dt), kl_estimator={name[-2:]!r}, "
+            f"unbiased_gradient={bool(c('straight_through_k2', False))})",
+            "loss = aggregate_loss(kl, mask_t, **get_loss_batch_info(None, mask_t))",
+            "loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)",
+        ]
+    elif name == "entropy":
+        lines += [
+            "z = torch.tensor(logits, dtype=dt, requires_grad=True); mask_t = torch.tensor(mask)",
+            "H = getattr(compute_entropy, '_torchdynamo_orig_callable', compute_entropy)(z)",
+            "v = aggregate_loss(H, mask_t, **get_loss_batch_info(None, mask_t)); v.backward()",
+            "print('value', v.item()); print('dlogits', z.grad)",
+        ]
+    else:
+        est = ADVANTAGE.get(name, name)
+        if name in ("grpo", "dr_grpo"):
+            est = "group_norm" if c("std_normalize", name == "grpo") else "dr_grpo"
+        lines += [
+            "N = types.SimpleNamespace",
+            "def openrlhf_adv(estimator, rewards, mask, index, n, kl, values=None, kl_coef=0.0, gamma=1.0, lambd=1.0,",
+            "                 no_std_norm=False):",
+            "    args = N(algo=N(advantage=N(estimator=estimator, gamma=gamma, lambd=lambd, no_std_norm=no_std_norm)),",
+            "             rollout=N(n_samples_per_prompt=n, max_new_tokens=None), data=N(max_len=None),",
+            "             reward=N(clip_range=None, overlong_buffer_len=None, stop_properly_penalty_coef=None))",
+            "    em = RemoteExperienceMaker.__new__(RemoteExperienceMaker)",
+            "    em.strategy, em.args, em.advantage_estimator, em.kl_ctl = N(args=args), args, estimator, N(value=kl_coef)",
+            "    e = Experience(action_mask=torch.tensor(mask), rewards=rewards, index=list(index), kl=kl, values=values,"
+            " info={})",
+            "    out = em.compute_advantages_and_returns([e])[0]",
+            "    return out.advantages, out.returns",
+            "kdt = torch.promote_types(dt, torch.float32)",
+        ]
+        if name == "gae":
+            lines += [
+                "adv, ret = openrlhf_adv('gae', torch.zeros(mask.shape[0], dtype=kdt), mask, range(mask.shape[0]), 1,",
+                "                        kl=-torch.tensor(token_rewards, dtype=kdt), values=torch.tensor(values, "
+                "dtype=kdt),",
+                f"                        kl_coef=1.0, gamma={c('gamma', 1.0)!r}, lambd={c('lam', 0.95)!r})",
+                "print('adv', adv); print('returns', ret)",
+            ]
+        else:
+            if name == "reinforce_pp":
+                lines.append("n, index = 1, list(range(len(rewards)))")
+            else:
+                lines += [
+                    "_, inv, counts = np.unique(group, return_inverse=True, return_counts=True)  # equal-size groups",
+                    "n = int(counts[0]); slot = np.empty(len(group), int); "
+                    "slot[np.argsort(inv, kind='stable')] = np.arange(len(group)); index = slot.tolist()",
+                ]
+            lines += [
+                f"adv, _ = openrlhf_adv({est!r}, torch.tensor(rewards, dtype=dt), mask, index, n,",
+                "                      kl=torch.zeros(mask.shape, dtype=kdt),"
+                f" gamma={c('gamma', 1.0)!r}, no_std_norm={not c('std_normalize', True)})",
+                "print('adv', adv)",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["OpenRLHFAdapter", "OpenRLHFRawAdapter", "scrub_padding", "load", "group_layout", "run_compute_advantages", "reproduction_snippet"]

@@ -1,0 +1,187 @@
+"""The built-in AReaL adapter: it reaches AReaL's own functions, records the version, and its comparisons
+can fail. Run with ``tox -e peers`` (needs areal 1.0.4)."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.peers
+pytest.importorskip("areal")
+torch = pytest.importorskip("torch")
+
+from conformance import adapters, expectations, harness  # noqa: E402
+from conformance.adapters import areal_adapter as aa  # noqa: E402
+from reference import registry  # noqa: E402
+
+
+class Sentinel(Exception):
+    pass
+
+
+def _raise(*a, **k):
+    raise Sentinel()
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    a = adapters.load("areal")
+    ok, why = a.available()
+    if not ok:
+        pytest.skip(why)
+    return a
+
+
+def _policy_batch(seed=0, B=4, T=5):
+    rng = np.random.default_rng(seed)
+    mask = np.arange(T)[None, :] < rng.integers(1, T + 1, size=B)[:, None]
+    logp = -rng.gamma(2.0, 1.0, size=(B, T))
+    return {"logp": logp, "old_logp": logp + rng.normal(scale=0.3, size=(B, T)),
+            "ref_logp": logp + rng.normal(scale=0.3, size=(B, T)),
+            "adv": np.repeat(rng.normal(size=(B, 1)), T, axis=1), "mask": mask, "group": np.arange(B) // 2}
+
+
+def _run(adapter, name, x, dtype="float64", **cfg):
+    spec = registry.get(name)
+    conf = spec.config(**{**adapter.conventions.get(name, {}), **cfg})
+    return adapter.run(spec, x, conf, dtype)
+
+
+def test_version_is_recorded(adapter):
+    """The adapter reports the installed AReaL version (importlib.metadata)."""
+    import importlib.metadata
+
+    assert adapter.version == importlib.metadata.version("areal") and adapter.name == "areal"
+    assert harness.run(adapter, algorithms=["sapo"], dtypes=["float64"], n_random=0).version == adapter.version
+
+
+@pytest.mark.parametrize("name, target", [("ppo", "ppo_actor_loss_fn"), ("gspo", "ppo_actor_loss_fn"),
+                                          ("sapo", "sapo_loss_fn"), ("kl_k3", "KLEstimator"),
+                                          ("grpo", "Normalization"), ("rloo", "Normalization")])
+def test_adapter_reaches_areal_code(adapter, monkeypatch, name, target):
+    """Each mapping calls AReaL's own function: replacing it with a sentinel makes the adapter raise it."""
+    m = aa.load()
+    if target in ("ppo_actor_loss_fn", "sapo_loss_fn"):
+        monkeypatch.setattr(m.functional, target, _raise)
+    elif target == "KLEstimator":
+        monkeypatch.setattr(m.KLEstimator, "__call__", _raise)
+    else:
+        monkeypatch.setattr(m.Normalization, "__call__", _raise)
+    if registry.get(name).kind == "advantage":
+        x = {"rewards": np.array([1.0, 0.0, 0.5, 0.2]), "group": np.array([0, 0, 1, 1]), "mask": np.ones((4, 3), bool)}
+    else:
+        x = _policy_batch()
+    with pytest.raises(Sentinel):
+        _run(adapter, name, x)
+
+
+def test_broken_framework_function_makes_cases_fail(adapter, monkeypatch):
+    """A deliberately wrong sapo_loss_fn (temperatures swapped) must produce failed cases."""
+    m = aa.load()
+    real = m.functional.sapo_loss_fn
+    monkeypatch.setattr(m.functional, "sapo_loss_fn",
+                        lambda lp, old, adv, tp, tn, mask, **k: real(lp, old, adv, tn * 3, tp, mask, **k))
+    res = harness.run(adapter, algorithms=["sapo"], dtypes=["float64"], n_random=2)
+    assert sum(r.status == "fail" for r in res) >= 5
+
+
+def test_check_has_no_unexpected_failures(adapter):
+    """`rlspec check areal` (harness.run + the expectation file): every difference is classified, none stale."""
+    res = harness.run(adapter, n_random=20)
+    path = expectations.find("areal", adapter.version)
+    assert path is not None and path.name == "areal-1.0.4.txt"
+    stale = expectations.apply(res, expectations.load(path))
+    bad = [(r.case_id, r.message[:120]) for r in res if r.status in harness.UNEXPECTED + ("xpass",)]
+    assert not bad, bad
+    assert not stale, stale
+    counts = collections.Counter(r.status for r in res)
+    assert counts["pass"] > counts["deviation"] + counts["xfail"], counts
+
+
+def test_reproduction_is_standalone(adapter):
+    """The reproduction snippet runs with only AReaL + numpy/torch."""
+    import contextlib
+    import io
+
+    x = _policy_batch(4)
+    spec = registry.get("sapo")
+    code = adapter.reproduction(spec, x, None, "float64")
+    assert "conformance" not in code
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "<repro>", "exec"), {})
+    got = _run(adapter, "sapo", x)["loss"]
+    assert float(buf.getvalue().split()[1]) == pytest.approx(got, rel=1e-12)
+
+
+# ---------------------------------------------------------------- bug-finding inputs the harness lacks
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("lr", [30.0, -30.0])
+def test_extreme_log_ratio_ppo_no_clamp(adapter, dtype, lr):
+    """Log-ratios ±30 in float32/bf16 (issue #3): AReaL does not clamp log r; e^30 still fits float32/bf16, the
+    clipped surrogate zeroes the gradient where the clip binds, and loss/gradient stay finite and match the ref."""
+    T = 3
+    logp = np.full((2, T), -1.0)
+    x = {"logp": logp, "old_logp": logp - lr, "adv": np.array([[1.0] * T, [-1.0] * T]), "mask": np.ones((2, T), bool)}
+    spec = registry.get("ppo")
+    cfg = spec.config()
+    rx = harness.cast_value(x, dtype)
+    ref_loss, ref_g = spec(**harness.as_float64(rx), config=cfg)
+    got = adapter.run(spec, rx, cfg, dtype)
+    assert np.isfinite(got["loss"]) and np.isfinite(got["dlogp"]).all()
+    assert got["loss"] == pytest.approx(ref_loss, rel=2e-2)
+
+
+def test_log_ratio_100_float32_overflows(adapter):
+    """Finding: without a log-ratio clamp, log r = 100 overflows float32 (e^100 = inf) in ppo_actor_loss_fn:
+    the loss is inf/NaN for Â < 0 (unclipped branch −Â·r). The reference raises only beyond 700."""
+    T = 2
+    x = {"logp": np.zeros((1, T)), "old_logp": np.full((1, T), -100.0), "adv": np.full((1, T), -1.0),
+         "mask": np.ones((1, T), bool)}
+    got = _run(adapter, "ppo", x, "float32")
+    assert not np.isfinite(got["loss"])
+
+
+def test_k3_extreme_gives_nan_gradient(adapter):
+    """Finding (peers.md §6): KLEstimator k3 clamps only after exp, so ref − logp = 100 in float32 gives
+    exp(100) = inf and a NaN gradient through the clamp (inf·0)."""
+    x = {"logp": np.array([[0.0]]), "ref_logp": np.array([[100.0]]), "mask": np.ones((1, 1), bool)}
+    got = _run(adapter, "kl_k3", x, "float32")
+    assert got["loss"] == pytest.approx(10.0)
+    assert not np.isfinite(got["dlogp"]).all()
+
+
+def test_dual_clip_beyond_bound_both_signs(adapter):
+    """c_clip = 3: ratios beyond c for Â < 0 are capped at −c·Â (zero gradient); inert for Â > 0."""
+    r = np.array([0.5, 1.0, 4.0, 10.0])
+    x = {"logp": np.zeros((2, 4)), "old_logp": -np.log(r)[None].repeat(2, 0),
+         "adv": np.array([[-2.0] * 4, [1.5] * 4]), "mask": np.ones((2, 4), bool)}
+    got = _run(adapter, "ppo", x, dual_clip_c=3.0)
+    per_tok = np.array([[1.6, 2.0, 6.0, 6.0], [-0.75, -1.5, -1.8, -1.8]])
+    assert got["loss"] == pytest.approx(per_tok.mean())
+    assert got["dlogp"][0, 2] == 0 and got["dlogp"][0, 3] == 0
+
+
+def test_unequal_groups_unsupported_and_interleaved_mapped(adapter):
+    """Groups of different sizes cannot be expressed (fixed stride); interleaved negative ids can."""
+    with pytest.raises(NotImplementedError):
+        _run(adapter, "grpo", {"rewards": np.array([1.0, 0.0, 0.5]), "group": np.array([0, 0, 1]),
+                               "mask": np.ones((3, 2), bool)})
+    x = {"rewards": np.array([1.0, 0.3, 0.0, -0.4]), "group": np.array([-7, 9, -7, 9]), "mask": np.ones((4, 2), bool)}
+    spec = registry.get("grpo")
+    np.testing.assert_allclose(_run(adapter, "grpo", x, "float32")["adv"],
+                               spec(**x, config=spec.config(**adapter.conventions["grpo"])), rtol=1e-6, atol=1e-6)
+
+
+def test_padding_garbage_gives_nan_gradient():
+    """Finding: NaN padding leaves AReaL's PPO loss value finite (torch.where) but writes NaN into dlogp at the
+    padded positions (backward of exp through torch.where); the default adapter zeroes padding first."""
+    x = _policy_batch(1)
+    if x["mask"].all():
+        pytest.skip("no padding drawn")
+    x["logp"][~x["mask"]] = np.nan
+    got = _run(aa.ArealRawAdapter(), "ppo", x)
+    assert np.isfinite(got["loss"]) and np.isnan(got["dlogp"][~x["mask"]]).any()
+    assert np.isfinite(_run(adapters.load("areal"), "ppo", x)["dlogp"]).all()

@@ -1,0 +1,214 @@
+"""The built-in ``trl`` adapter: it reaches TRL's own GRPOTrainer._compute_loss, records the version, passes the
+conformance run up to its classified findings, and its comparison can fail (peers suite: ``tox -e peers``)."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.metadata
+import inspect
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.peers
+trl = pytest.importorskip("trl")
+torch = pytest.importorskip("torch")
+
+from trl.trainer.grpo_trainer import GRPOTrainer  # noqa: E402
+
+from conformance import adapters, expectations, harness  # noqa: E402
+from conformance import inputs as gen  # noqa: E402
+from conformance.adapters import trl_adapter  # noqa: E402
+from reference import registry  # noqa: E402
+
+N_RANDOM = 2
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    return adapters.load("trl")
+
+
+class Sentinel(Exception):
+    pass
+
+
+def _case(spec_name: str, inputs: dict, dtype: str, config: dict | None = None, name: str = "t") -> harness.Case:
+    return harness.Case(id=f"{spec_name}/{dtype}/{name}", algorithm=spec_name, name=name, inputs=inputs,
+                        config=config or {}, dtype=dtype)
+
+
+def test_module_imports_trl_lazily() -> None:
+    """The adapter module has no top-level import of trl/torch, so it loads without the framework."""
+    tree = ast.parse(Path(trl_adapter.__file__).read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = {a.name.split(".")[0] for n in top for a in n.names} | \
+            {(n.module or "").split(".")[0] for n in top if isinstance(n, ast.ImportFrom)}
+    assert not names & {"trl", "torch", "accelerate", "transformers"}, names
+
+
+def test_not_installed_is_reported(monkeypatch) -> None:
+    """available() is (False, why) when trl cannot be imported, and every case is then 'not-installed'."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trl.trainer.grpo_trainer", None)
+    a = trl_adapter.TRLAdapter()
+    ok, why = a.available()
+    assert not ok and "trl" in why
+    res = harness.run(a, algorithms=["ppo"], n_random=0)
+    assert res and {r.status for r in res} <= {"not-installed", "unsupported"}
+    assert "not-installed" in {r.status for r in res}
+
+
+def test_version_recorded(adapter) -> None:
+    assert adapter.version == importlib.metadata.version("trl")
+    res = harness.run(adapter, algorithms=["ppo"], n_random=0)
+    assert res.version == adapter.version
+    assert expectations.find("trl", adapter.version) is not None
+
+
+def test_adapter_reaches_compute_loss(adapter, monkeypatch) -> None:
+    """A sentinel raised from GRPOTrainer._compute_loss propagates: the adapter runs TRL's method."""
+    def boom(self, model, inputs):
+        raise Sentinel("reached")
+
+    monkeypatch.setattr(GRPOTrainer, "_compute_loss", boom)
+    batch = gen.fixed_policy_batches()[0].inputs
+    for name in ("ppo", "kl_k3", "sapo"):
+        spec = registry.get(name)
+        with pytest.raises(Sentinel):
+            adapter.run(spec, harness.select_inputs(spec, batch), spec.config(**adapter.conventions[name]), "float64")
+
+
+def test_compute_loss_reads_only_the_attributes_the_bare_trainer_sets() -> None:
+    """The self.* attributes of _compute_loss (TRL 1.16.0) are the ones make_bare_trainer provides."""
+    src = inspect.getsource(GRPOTrainer._compute_loss)
+    used = set(re.findall(r"self\.([A-Za-z_]\w*)", src))
+    expected = {"_entropy_bonus_enabled", "_entropy_window_stats", "_get_per_token_logps_and_entropies",
+                "_last_world_entropy", "_metrics", "accelerator", "args", "aux_loss_enabled", "beta",
+                "current_gradient_accumulation_steps", "entropy_coef", "epsilon_high", "epsilon_low",
+                "get_gamma_weights", "get_high_entropy_mask", "get_off_policy_mask", "importance_sampling_level",
+                "loss_type", "max_completion_length", "model", "off_policy_mask_threshold", "router_aux_loss_coef",
+                "top_entropy_quantile", "use_adaptive_entropy", "use_vllm", "vllm_importance_sampling_correction"}
+    assert used == expected, f"TRL changed _compute_loss: new {used - expected}, gone {expected - used}"
+
+
+def test_conformance_run_has_no_unexpected_failure(adapter) -> None:
+    """`rlspec check trl` (harness.run + expectation file) on every supported entry: no fail/error left."""
+    res = harness.run(adapter, algorithms=list(trl_adapter.SUPPORTED), n_random=N_RANDOM)
+    expectations.apply(res, expectations.for_adapter(adapter))
+    bad = [(r.case_id, r.message[:200]) for r in res.unexpected()]
+    assert not bad, bad
+    assert sum(r.status == "pass" for r in res) > 100
+    assert not [r for r in res if r.algorithm in ("ppo", "dapo", "cispo", "kl_k3", "entropy") and
+                r.status in ("xfail", "deviation")], "only gspo/sapo have known TRL differences"
+
+
+def test_broken_framework_function_makes_cases_fail(adapter, monkeypatch) -> None:
+    """Scaling TRL's loss by 1.001 (a monkeypatched _compute_loss) turns passing cases into failures."""
+    real = GRPOTrainer._compute_loss
+    monkeypatch.setattr(GRPOTrainer, "_compute_loss", lambda self, m, i: 1.001 * real(self, m, i))
+    res = harness.run(adapter, algorithms=["ppo", "kl_k3"], dtypes=["float64"], n_random=0)
+    judged = [r for r in res if r.status in ("pass", "fail")]
+    zero_loss = ("all-false-mask", "zero-adv", "kl_k3/float64/on-policy")  # loss 0: a scale cannot show
+    assert judged and all(r.status == "fail" for r in judged if not any(z in r.case_id for z in zero_loss)), \
+        [r.case_id for r in judged if r.status == "pass"]
+
+
+def test_unsupported_configs_say_why(adapter) -> None:
+    """Dual clip, group-token-mean, kl_k1 and advantages are reported unsupported with a reason."""
+    res = harness.run(adapter, algorithms=["ppo", "kl_k1", "grpo"], dtypes=["float64"], n_random=0)
+    by = {r.case_id: r for r in res}
+    assert by["kl_k1/*"].status == by["grpo/*"].status == "unsupported"
+    dual = [r for r in res if "dual-clip=3" in r.case_id]
+    assert dual and all(r.status == "unsupported" and "dual clip" in r.message for r in dual)
+
+
+# ---------------------------------------------------------------------- findings, pinned down exactly
+def test_grpo_normaliser_counts_empty_rows(adapter) -> None:
+    """Deviation: TRL's seq-mean (grpo/sapo) divides by all B rows; equals the reference with normalizer=B."""
+    batch = next(b for b in gen.fixed_policy_batches() if b.name == "fully-masked-rows").inputs
+    for name in ("gspo", "sapo"):
+        spec = registry.get(name)
+        inp = harness.select_inputs(spec, batch)
+        cfg = spec.config(**adapter.conventions[name])
+        got = adapter.run(spec, inp, cfg, "float64")
+        ref_b = spec(**inp, config=dataclasses.replace(cfg, normalizer=float(inp["mask"].shape[0])))
+        ref = spec(**inp, config=cfg)
+        assert abs(got["loss"] - ref_b[0]) < 1e-6 * max(1.0, abs(ref_b[0]))
+        assert abs(got["loss"] - ref[0]) > 1e-3  # and it is not the B' (non-empty rows) normaliser
+
+
+def test_sapo_temperature_is_float32_in_float64_runs(adapter) -> None:
+    """xfail finding: in float64, TRL's SAPO equals the reference with τ rounded to float32, not with τ."""
+    spec = registry.get("sapo")
+    inp = harness.select_inputs(spec, gen.fixed_policy_batches()[0].inputs)
+    cfg = spec.config(**adapter.conventions["sapo"], tau_neg=1.05)
+    got = adapter.run(spec, inp, cfg, "float64")
+    ref = spec(**inp, config=cfg)
+    ref32 = spec(**inp, config=dataclasses.replace(cfg, tau_pos=float(np.float32(cfg.tau_pos)),
+                                                    tau_neg=float(np.float32(cfg.tau_neg))))
+    assert abs(got["loss"] - ref32[0]) < 1e-12 and np.allclose(got["dlogp"], ref32[1], rtol=1e-10, atol=1e-13)
+    assert abs(got["loss"] - ref[0]) > 1e-9
+
+
+def _extreme_batch(value: float) -> dict:
+    rng = np.random.default_rng(7)
+    B, T = 4, 6
+    mask = gen.lengths_mask([6, 4, 5, 3], T)
+    logp = -rng.gamma(2.0, 1.0, size=(B, T))
+    lr = value * np.where((np.arange(B)[:, None] + np.arange(T)[None, :]) % 2 == 0, 1.0, -1.0)
+    adv = np.repeat(np.array([[1.0], [-0.7], [0.4], [-1.5]]), T, axis=1)
+    return {"logp": logp, "old_logp": logp - lr, "ref_logp": logp - lr[::-1, ::-1], "adv": adv, "mask": mask,
+            "group": np.arange(B)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_log_ratio_30_matches(adapter, dtype) -> None:
+    """Log-ratios of ±30 (beyond the harness's ±20/±50 set in bf16): PPO-clip and k3 match the reference."""
+    for name in ("ppo", "kl_k3"):
+        spec = registry.get(name)
+        r = harness.run_case(adapter, _case(name, harness.select_inputs(spec, _extreme_batch(30.0)), dtype), spec)
+        assert r.status in ("pass", "unsupported"), (name, r.message)
+
+
+def test_log_ratio_100_overflows_float32(adapter) -> None:
+    """Finding (no log-ratio clamp in TRL): at |log r| = 100 in float32, exp overflows and TRL's PPO loss or its
+    gradient is not finite, where the float64 reference is finite. Reported, not hidden."""
+    spec = registry.get("ppo")
+    r = harness.run_case(adapter, _case("ppo", harness.select_inputs(spec, _extreme_batch(100.0)), "float32"), spec)
+    assert r.status == "fail" and ("non-finite" in r.message), r.message
+
+
+def test_raw_padding_poisons_trl_loss() -> None:
+    """Finding: with NaN/inf at padded positions (passed through unchanged), TRL's loss is NaN, because it
+    multiplies by the mask instead of selecting. The default adapter zeroes padding (module docstring)."""
+    raw = trl_adapter.TRLRawPaddingAdapter()
+    spec = registry.get("ppo")
+    batch = next(b for b in gen.fixed_policy_batches() if b.name == "ragged-garbage").inputs
+    out = raw.run(spec, harness.select_inputs(spec, batch), spec.config(**raw.conventions["ppo"]), "float64")
+    assert not np.isfinite(out["loss"])
+    clean = trl_adapter.TRLAdapter().run(spec, harness.select_inputs(spec, batch),
+                                         spec.config(**raw.conventions["ppo"]), "float64")
+    assert np.isfinite(clean["loss"])
+
+
+def test_reproduction_snippet_runs_trl_directly(adapter) -> None:
+    """The adapter's snippet needs only trl + torch, and prints the same loss as the adapter."""
+    import contextlib
+    import io
+
+    spec = registry.get("dapo")
+    inp = harness.select_inputs(spec, gen.fixed_policy_batches()[1].inputs)
+    cfg = spec.config(**adapter.conventions["dapo"])
+    src = adapter.reproduction(spec, harness.cast_value(inp, "float32"), cfg, "float32")
+    assert not re.search(r"^\s*(from|import) (rlspec|conformance|reference|optimized)", src, re.M)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(src, "<snippet>", "exec"), {})
+    printed = float(re.search(r"loss: (\S+)", buf.getvalue()).group(1))
+    got = adapter.run(spec, harness.cast_value(inp, "float32"), cfg, "float32")["loss"]
+    assert printed == pytest.approx(got, rel=1e-6)
