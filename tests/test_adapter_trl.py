@@ -129,7 +129,8 @@ def test_unsupported_configs_say_why(adapter) -> None:
 
 # ---------------------------------------------------------------------- findings, pinned down exactly
 def test_grpo_normaliser_counts_empty_rows(adapter) -> None:
-    """Deviation: TRL's seq-mean (grpo/sapo) divides by all B rows; equals the reference with normalizer=B."""
+    """Convention: TRL's seq-mean (grpo/sapo) divides by all B rows — the reference's seq_denominator='all'
+    (equivalently normalizer=B), declared in the adapter's conventions; the default B′ differs."""
     batch = next(b for b in gen.fixed_policy_batches() if b.name == "fully-masked-rows").inputs
     for name in ("gspo", "sapo"):
         spec = registry.get(name)
@@ -138,8 +139,11 @@ def test_grpo_normaliser_counts_empty_rows(adapter) -> None:
         got = adapter.run(spec, inp, cfg, "float64")
         ref_b = spec(**inp, config=dataclasses.replace(cfg, normalizer=float(inp["mask"].shape[0])))
         ref = spec(**inp, config=cfg)
+        ref_nonempty = spec(**inp, config=dataclasses.replace(cfg, seq_denominator="nonempty"))
+        assert cfg.seq_denominator == "all"
         assert abs(got["loss"] - ref_b[0]) < 1e-6 * max(1.0, abs(ref_b[0]))
-        assert abs(got["loss"] - ref[0]) > 1e-3  # and it is not the B' (non-empty rows) normaliser
+        assert abs(got["loss"] - ref[0]) < 1e-6 * max(1.0, abs(ref[0]))
+        assert abs(got["loss"] - ref_nonempty[0]) > 1e-3  # and it is not the B' (non-empty rows) normaliser
 
 
 def test_sapo_temperature_is_float32_in_float64_runs(adapter) -> None:

@@ -99,18 +99,20 @@ class LigerAdapter(Adapter):
     # Liger's documented defaults (liger_kernel/chunked_loss/grpo_loss.py, LigerFusedLinearGRPOLoss.__init__
     # and LigerFusedLinearGRPOFunction.ppo_loss_fn):
     conventions = {
+        # every per-sequence mean divides by all B rows of the micro-batch, empty rows included
+        # (seq_denominator='all'; the reference's default for seq-mean is B′, the non-empty rows)
         # loss_type="dapo" (token-mean, normaliser num_items_in_batch or the mask's token count);
         # coef_1 = torch.exp(log_ratio), no clamp; clip_coef_fn: clamp(coef, 1-ε_low, 1+ε_high), no dual clip.
-        "ppo": {"agg": "token-mean", "dual_clip_c": None, "log_ratio_clamp": None},
-        "dapo": {"agg": "token-mean", "log_ratio_clamp": None},
+        "ppo": {"agg": "token-mean", "seq_denominator": "all", "dual_clip_c": None, "log_ratio_clamp": None},
+        "dapo": {"agg": "token-mean", "seq_denominator": "all", "log_ratio_clamp": None},
         # importance_sampling_level="sequence": exp(Σ m·log_ratio / clamp(Σ m, 1)), the ratio of GSPO
-        "gspo": {"agg": "seq-mean-token-mean", "log_ratio_clamp": None},
+        "gspo": {"agg": "seq-mean-token-mean", "seq_denominator": "all", "log_ratio_clamp": None},
         # loss_type="sapo" uses the grpo normaliser ("SAPO uses same normalization as GRPO")
-        "sapo": {"agg": "seq-mean-token-mean", "log_ratio_clamp": None},
+        "sapo": {"agg": "seq-mean-token-mean", "seq_denominator": "all", "log_ratio_clamp": None},
         # clip_coef_fn for cispo: torch.clamp(coef, None, epsilon_high).detach() — upper bound only, absolute
-        "cispo": {"agg": "token-mean", "eps_low": None, "log_ratio_clamp": None},
+        "cispo": {"agg": "token-mean", "seq_denominator": "all", "eps_low": None, "log_ratio_clamp": None},
         # k3_loss_fn(ref, logp) = exp(ref − logp) − (ref − logp) − 1, no clamp; use_bias_correction_kl=False
-        "kl_k3": {"agg": "token-mean", "is_weight": None, "value_clamp": None, "log_ratio_clamp": None,
+        "kl_k3": {"agg": "token-mean", "seq_denominator": "all", "is_weight": None, "value_clamp": None, "log_ratio_clamp": None,
                   "straight_through_k2": False},
     }
 

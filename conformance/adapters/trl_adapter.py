@@ -153,23 +153,25 @@ class TRLAdapter(Adapter):
     # The framework's documented defaults, per registry entry (GRPOConfig in trl/trainer/grpo_config.py;
     # the loss in GRPOTrainer._compute_loss, trl/trainer/grpo_trainer.py).
     conventions = {
+        # every per-sequence mean divides by all B rows of the micro-batch, empty rows included
+        # (seq_denominator='all'; the reference's default for seq-mean is B′, the non-empty rows)
         # GRPOConfig.loss_type default "dapo" → token-mean (num_items_in_batch); no dual clip and no
         # log-ratio clamp anywhere in _compute_loss (coef_1 = torch.exp(log_ratio)).
-        "ppo": {"agg": "token-mean", "dual_clip_c": None, "log_ratio_clamp": None},
-        "dapo": {"agg": "token-mean", "log_ratio_clamp": None},
+        "ppo": {"agg": "token-mean", "seq_denominator": "all", "dual_clip_c": None, "log_ratio_clamp": None},
+        "dapo": {"agg": "token-mean", "seq_denominator": "all", "log_ratio_clamp": None},
         # importance_sampling_level="sequence": exp(masked mean of log-ratios), no clamp; GSPO is used with
         # loss_type="grpo" in TRL's docs (paper_index "GSPO"), i.e. seq-mean-token-mean.
-        "gspo": {"agg": "seq-mean-token-mean", "log_ratio_clamp": None},
+        "gspo": {"agg": "seq-mean-token-mean", "seq_denominator": "all", "log_ratio_clamp": None},
         # loss_type="sapo" is aggregated with the grpo normaliser (`if self.loss_type in ["grpo", "sapo"]`).
-        "sapo": {"agg": "seq-mean-token-mean", "log_ratio_clamp": None},
+        "sapo": {"agg": "seq-mean-token-mean", "seq_denominator": "all", "log_ratio_clamp": None},
         # loss_type="cispo": torch.clamp(coef_1, max=epsilon_high).detach() (one-sided, absolute cap), dapo normaliser.
-        "cispo": {"agg": "token-mean", "eps_low": None, "log_ratio_clamp": None},
+        "cispo": {"agg": "token-mean", "seq_denominator": "all", "eps_low": None, "log_ratio_clamp": None},
         # beta != 0: per_token_kl = exp(ref − logp) − (ref − logp) − 1 (no clamp), multiplied by coef_1 when
         # GRPOConfig.use_bias_correction_kl (default True); added per token before the loss_type's normaliser.
-        "kl_k3": {"agg": "token-mean", "is_weight": "ratio", "value_clamp": None, "log_ratio_clamp": None,
+        "kl_k3": {"agg": "token-mean", "seq_denominator": "all", "is_weight": "ratio", "value_clamp": None, "log_ratio_clamp": None,
                   "straight_through_k2": False},
         # entropy bonus: (entropies * mask).sum() / mask.sum().clamp(min=1) / gas, whatever the loss_type.
-        "entropy": {"agg": "token-mean"},
+        "entropy": {"agg": "token-mean", "seq_denominator": "all"},
     }
 
     def __init__(self) -> None:
