@@ -1,6 +1,6 @@
 """Tiny random-init causal LMs from a transformers config (offline: nothing is downloaded).
 
-Shape used for the CPU gate (``/work/shared/notes/e2e.md`` §5.1): vocab 16, width 64, MLP 256,
+Shape used for the CPU gate (from our feasibility measurements): vocab 16, width 64, MLP 256,
 2 layers, 4 heads (head dim 16), 4 KV heads, 32 positions, untied embeddings: 133k parameters for
 Llama, 134k for Qwen2. Initialisation is transformers' own (normal, std ``initializer_range``),
 drawn after ``torch.manual_seed(seed)``, so a seed gives the same weights every time on one machine.

@@ -14,7 +14,7 @@ well formatted; a reply cut off before the number scores 0). All 81 prompts toke
 length (45 tokens with the model's default system prompt), so :func:`optimized.e2e.loop.train` runs
 unchanged, with no left padding.
 
-:func:`run_smollm` is that loop with the measured recipe of ``/work/shared/notes/e2e.md`` §3: 4
+:func:`run_smollm` is that loop with the measured recipe of our feasibility measurements: 4
 prompts × G=8 completions per step, at most 10 new tokens, temperature 0.7, AdamW lr 2e-5, the
 ``ppo`` (clipped) loss with ``grpo`` advantages, full fine-tuning. It also runs on CUDA
 (``device="cuda"``, through :class:`optimized.e2e.rollout.DeviceBridge`) and with vLLM rollouts

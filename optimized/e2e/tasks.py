@@ -16,7 +16,7 @@ Every task has the same three parts:
   digits right, ``<eos>`` in the right place).
 
 Tasks (why these: content-based tasks learn fast on RoPE models; positional ones such as
-"reverse" learn slowly on a random-init Llama, see ``/work/shared/notes/e2e.md`` §1.3):
+"reverse" learn slowly on a random-init Llama, as measured in our feasibility runs):
 
 * ``repeat`` (k=3): ``<bos> d <sep>`` → ``d d d``. Fixed length, no ``<eos>``. Reward: fraction of
   the k positions that equal d.
