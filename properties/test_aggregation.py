@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from properties.strategies import policy_batches, seeds
 from reference import aggregation, registry
 
-POLICY_LOSSES = registry.names(kind="policy_loss", status="implemented")
+# Entries whose token selection depends on the whole batch (e.g. KL-Cov's top-k covariance tokens) cannot be
+# sharded without passing the full batch's selection; each says so in extras["batch_coupled"] and tests it itself.
+POLICY_LOSSES = [n for n in registry.names(kind="policy_loss", status="implemented")
+                 if "batch_coupled" not in registry.get(n).extras]
 
 
 def shards_of(batch, rng, mode):

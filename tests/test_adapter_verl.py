@@ -29,7 +29,8 @@ from conformance.adapters.verl_adapter import CONVENTIONS, VerlAdapter  # noqa: 
 from reference import registry  # noqa: E402
 
 ALL = ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae", "remax", "opo", "gpg", "ppo", "dapo",
-       "gspo", "gspo_token", "sapo", "cispo", "gpg_loss", "gmpo", "kl_k1", "kl_k2", "kl_k3", "entropy")
+       "gspo", "gspo_token", "sapo", "cispo", "gpg_loss", "gmpo", "kl_k1", "kl_k2", "kl_k3", "entropy",
+       "grpo_passk", "kl_cov", "dro", "dppo", "kl_abs")
 
 
 class Sentinel(Exception):
@@ -98,6 +99,9 @@ def test_module_imports_without_verl(monkeypatch):
     ("gpg_loss", ("POLICY_LOSS_REGISTRY", "gpg")), ("gmpo", ("POLICY_LOSS_REGISTRY", "geo_mean")),
     ("kl_k1", ("kl_penalty",)), ("kl_k2", ("kl_penalty",)), ("kl_k3", ("kl_penalty",)),
     ("entropy", ("compute_entropy_loss",)),
+    ("grpo_passk", ("ADV_ESTIMATOR_REGISTRY", "grpo_passk")), ("kl_cov", ("POLICY_LOSS_REGISTRY", "kl_cov")),
+    ("dro", ("POLICY_LOSS_REGISTRY", "dro")), ("dppo", ("POLICY_LOSS_REGISTRY", "dppo_tv")),
+    ("kl_abs", ("kl_penalty",)),
 ])
 def test_adapter_reaches_verls_own_function(monkeypatch, entry, target):
     """Every supported entry is computed by verl's function: replacing it by a raiser makes the adapter raise."""
@@ -318,3 +322,101 @@ def test_vectorized_rloo_zeroes_singletons():
     assert harness.run_case(loop, _case("rloo", inputs, "float32")).status == "pass"
     assert harness.run_case(vec, _case("rloo", inputs, "float32")).status == "pass"
     assert vec.conventions["rloo"]["singleton"] == "zero" and loop.conventions["rloo"]["singleton"] == "raw"
+
+
+# --------------------------------------------------------------------------- framework quantities (issue #3 follow-up)
+def test_dppo_kl_reaches_verls_dppo_kl(monkeypatch):
+    """trust_region='kl' is computed by verl's dppo_kl (and 'tv' by dppo_tv): replacing it by a raiser makes the
+    adapter raise."""
+    monkeypatch.setitem(ca.POLICY_LOSS_REGISTRY, "dppo_kl", _raiser)
+    spec = registry.get("dppo")
+    inputs = _clean_policy_batch(2)
+    inputs["old_logp"] = np.minimum(inputs["old_logp"], 0.0)
+    with pytest.raises(Sentinel):
+        VerlAdapter().run(spec, inputs, spec.config(**CONVENTIONS["dppo"], trust_region="kl"), "float64")
+
+
+@pytest.mark.parametrize("entry,cfg", [("kl_cov", {"k": 0.3}), ("dro", {"beta": 0.7}), ("dppo", {}),
+                                       ("dppo", {"trust_region": "kl", "delta_low": 0.01, "delta_high": 0.005}),
+                                       ("kl_abs", {"straight_through_k2": True})])
+def test_new_losses_match_on_clean_batches_and_break_when_verl_does(monkeypatch, entry, cfg):
+    """The new entries pass on finite-padding batches in float64/float32, and a 1.001 scaling of verl's agg_loss
+    (used by each of them) turns the same case into a failure (the comparison can fail)."""
+    inputs = _clean_policy_batch(21, 6, 5)
+    inputs["old_logp"] = np.minimum(inputs["old_logp"], 0.0)
+    a = load("verl")
+    for dt in ("float64", "float32"):
+        r = harness.run_case(a, _case(entry, inputs, dt, config=cfg))
+        assert r.status == "pass", (dt, r.message)
+    orig = ca.agg_loss
+    monkeypatch.setattr(ca, "agg_loss", lambda *x, **k: orig(*x, **k) * 1.001)
+    assert harness.run_case(a, _case(entry, inputs, "float64", config=cfg)).status == "fail"
+
+
+def test_grpo_passk_rejects_singletons_like_the_reference_convention():
+    """verl raises ValueError for a group of one (Pass@k needs two samples); the adapter's convention
+    singleton='raise' makes the reference reject it too, so such a case is 'unsupported', and without singletons
+    (sizes not a multiple of the group, negative sparse ids) verl passes."""
+    spec = registry.get("grpo_passk")
+    lone = {"rewards": np.array([0.2, 0.9, 0.1]), "group": np.array([4, -1, -1]), "mask": np.ones((3, 2), bool)}
+    with pytest.raises(ValueError, match="at least 2"):
+        VerlAdapter().run(spec, lone, spec.config(**CONVENTIONS["grpo_passk"]), "float64")
+    assert harness.run_case(load("verl"), _case("grpo_passk", lone)).status == "unsupported"
+    ok = {"rewards": np.array([0.2, 0.9, 0.1, 0.4, 0.4, 0.8, 0.3]), "group": np.array([-7, 1000, -7, 1000, 3, 3, 3]),
+          "mask": gen.lengths_mask([2, 3, 1, 0, 3, 2, 1], 3)}
+    for dt in ("float64", "float32"):
+        for std in (True, False):
+            r = harness.run_case(load("verl"), _case("grpo_passk", ok, dt, config={"std_normalize": std}))
+            assert r.status == "pass", (dt, std, r.message)
+
+
+def test_kl_cov_tie_breaking_is_the_only_cause_of_the_zero_adv_deviation():
+    """With distinct covariances verl's top-k selection equals the reference's; with all covariances tied (Â ≡ 0)
+    torch.topk picks a token other than the lowest index, so the penalised token differs (the classified deviation)."""
+    import torch
+
+    assert torch.topk(torch.zeros(9, dtype=torch.float64), 1).indices.item() != 0
+    a = load("verl")
+    inputs = _clean_policy_batch(31, 4, 5)
+    assert harness.run_case(a, _case("kl_cov", inputs, config={"k": 0.25})).status == "pass"
+    tied = dict(inputs, adv=np.zeros_like(inputs["adv"]))
+    r = harness.run_case(a, _case("kl_cov", tied, config={"k": 0.05}))
+    assert r.status == "fail" and "loss" in r.message
+
+
+def test_dppo_truncates_at_actorconfig_clip_ratio_c_3():
+    """Finding: verl's DPPO reads clip_ratio_c through ActorConfig, whose default 3.0 wins over the function's
+    fallback 20.0 (its comment recommends a large threshold); ratios of 5 are truncated to 3: the reference with
+    is_cap=3 matches, with is_cap=20 it does not."""
+    rr = np.array([0.5, 1.05, 5.0])
+    inputs = _clean_policy_batch(41, 2, 3, log_ratio=np.tile(np.log(rr), (2, 1)), adv=np.ones((2, 3)), lengths=[3, 3])
+    inputs["logp"] = np.log(np.tile([[0.01, 0.02, 0.05]], (2, 1)))
+    inputs["old_logp"] = inputs["logp"] - np.log(rr)
+    spec = registry.get("dppo")
+    got = VerlAdapter().run(spec, inputs, spec.config(**CONVENTIONS["dppo"]), "float64")
+    cap3, _ = _ref("dppo", inputs)
+    cap20, _ = _ref("dppo", inputs, is_cap=20.0)
+    assert math.isclose(got["loss"], cap3, rel_tol=1e-12) and not math.isclose(got["loss"], cap20, rel_tol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("value", [30.0, 100.0])
+@pytest.mark.parametrize("entry", ["dppo", "dro", "kl_abs"])
+def test_extreme_log_ratios_new_entries(entry, value, dtype):
+    """Log-ratios of ±30 and ±100: DPPO (clamped to ±20 for r), DRO (quadratic, no exponential) and |δ| stay finite
+    and agree with the reference in float32 and bf16."""
+    B, T = 4, 6
+    lr = value * np.where((np.arange(B)[:, None] + np.arange(T)[None, :]) % 2 == 0, 1.0, -1.0)
+    adv = np.repeat(np.array([[1.3], [-0.7], [-2.0], [0.4]]), T, axis=1)
+    inputs = _clean_policy_batch(5, B, T, log_ratio=lr, adv=adv, lengths=[6, 4, 5, 2])
+    r = harness.run_case(load("verl"), _case(entry, inputs, dtype, name=f"log-ratio-{value:g}"))
+    assert r.status == "pass", r.message
+
+
+def test_kl_cov_overflows_in_float32_beyond_log_ratio_88():
+    """Finding: compute_policy_loss_kl_cov does not clamp the log-ratio (unlike vanilla/cispo/dppo), so a log-ratio of
+    100 overflows exp() in float32 and the loss is non-finite; the float64 reference (e^100 ≈ 2.7e43) is finite."""
+    B, T = 2, 3
+    inputs = _clean_policy_batch(6, B, T, log_ratio=np.full((B, T), 100.0), adv=np.ones((B, T)), lengths=[3, 3])
+    r = harness.run_case(load("verl"), _case("kl_cov", inputs, "float32", name="log-ratio-100"))
+    assert r.status == "fail" and "non-finite" in r.message

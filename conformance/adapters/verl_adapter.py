@@ -52,6 +52,7 @@ ADVANTAGE_ESTIMATORS = {
     "remax": "remax",
     "opo": "opo",
     "gpg": "gpg",
+    "grpo_passk": "grpo_passk",  # core_algos.compute_grpo_passk_outcome_advantage
 }
 VECTORIZED = {"grpo": "grpo_vectorized", "dr_grpo": "grpo_vectorized", "rloo": "rloo_vectorized"}
 POLICY_LOSSES = {
@@ -63,8 +64,11 @@ POLICY_LOSSES = {
     "cispo": "cispo",
     "gpg_loss": "gpg",
     "gmpo": "geo_mean",
+    "kl_cov": "kl_cov",  # core_algos.compute_policy_loss_kl_cov
+    "dro": "dro",  # core_algos.compute_policy_loss_dro
+    "dppo": "dppo_tv",  # compute_policy_loss_dppo_tv, or dppo_kl when trust_region="kl"
 }
-KL_TYPES = {"kl_k1": "k1", "kl_k2": "k2", "kl_k3": "k3"}
+KL_TYPES = {"kl_k1": "k1", "kl_k2": "k2", "kl_k3": "k3", "kl_abs": "abs"}
 ENTROPY = {"entropy": "compute_entropy_loss"}
 
 # The framework's documented conventions, stated per registry entry (merged into the reference config).
@@ -105,6 +109,15 @@ CONVENTIONS: dict[str, dict[str, Any]] = {
     "gpg": {"alpha": "verl", "singleton": "raw", "f_norm": "one"},
     # kl_penalty("low_var_kl"/"k3"): kl = clamp(ref − logp, ±20), k3 clamped to [−10, 10]
     "kl_k3": {"log_ratio_clamp": 20.0, "value_clamp": 10.0},
+    # compute_grpo_passk_outcome_advantage: config.norm_adv_by_std_in_grpo defaults to True (divide by
+    # torch.std (ddof=1) + epsilon=1e-6); a group of one raises ValueError ("Pass@k requires at least 2 samples")
+    "grpo_passk": {"std_normalize": True, "eps": 1e-6, "singleton": "raise"},
+    # compute_policy_loss_kl_cov with verl.workers.config.actor.PolicyLossConfig defaults kl_cov_ratio=0.0002,
+    # ppo_kl_coef=0.1; no log-ratio clamp, no ratio clip
+    "kl_cov": {"k": 0.0002, "beta": 0.1},
+    # compute_policy_loss_dppo_tv/_kl: loss −Â·sg(min(r, clip_ratio_c))·logp·sg(mask) (the TIS form) with
+    # clip_ratio_c = ActorConfig default 3.0, log-ratio clamped to ±20 for r, +1e-8 inside the binary KL's log
+    "dppo": {"surrogate": "tis", "is_cap": 3.0, "log_ratio_clamp": 20.0, "kl_eps": 1e-8},
 }
 
 
@@ -250,6 +263,17 @@ class VerlAdapter(Adapter):
         if _field(config, "tau_pos") is not None:
             kw["tau_pos"] = float(config.tau_pos)
             kw["tau_neg"] = float(config.tau_neg)
+        if entry == "dppo":  # the divergence thresholds δ ride in the clip-ratio fields; c in clip_ratio_c
+            kw.update(clip_ratio=float(config.delta_high), clip_ratio_low=float(config.delta_low),
+                      clip_ratio_high=float(config.delta_high), clip_ratio_c=float(config.is_cap))
+        if entry in ("kl_cov", "dro"):
+            from verl.workers.config.actor import PolicyLossConfig
+
+            if entry == "kl_cov":
+                kw["policy_loss"] = PolicyLossConfig(loss_mode="kl_cov", kl_cov_ratio=float(config.k),
+                                                     ppo_kl_coef=float(config.beta))
+            else:
+                kw["policy_loss"] = PolicyLossConfig(loss_mode="dro", dro_beta=float(config.beta))
         return ActorConfig(**kw, global_batch_info=self.global_batch_info(config, mode))
 
     # ------------------------------------------------------------------ advantages
@@ -311,6 +335,12 @@ class VerlAdapter(Adapter):
         elif name == "gpg":
             self._check(config, name, alpha="verl", singleton="raw", f_norm="one")
             adv, _ = fn(tlr, mask, index)
+        elif name == "grpo_passk":
+            from verl.trainer.config import AlgoConfig
+
+            self._check(config, name, singleton="raise")
+            adv, _ = fn(tlr, mask, index, epsilon=float(config.eps),
+                        config=AlgoConfig(norm_adv_by_std_in_grpo=bool(config.std_normalize)))
         else:  # pragma: no cover - guarded by supports()
             raise NotImplementedError(name)
         return {"adv": adv}
@@ -344,8 +374,20 @@ class VerlAdapter(Adapter):
                                       "asserted); dual_clip_c=None cannot be expressed")
         if name == "gmpo" and clamp is not None:
             raise NotImplementedError("verl's geo_mean loss does not clamp the log-ratio")
+        if name in ("kl_cov", "dro") and clamp is not None:
+            raise NotImplementedError(f"verl's {POLICY_LOSSES[name]} loss does not clamp the log-ratio")
+        loss_mode = POLICY_LOSSES[name]
+        if name == "dppo":
+            if clamp != 20.0:
+                raise NotImplementedError(f"verl clamps the DPPO log-ratio to ±20 (log_ratio_clamp={clamp!r})")
+            if config.surrogate != "tis" or config.is_cap is None or config.is_cap <= 1.0:
+                raise NotImplementedError("verl's DPPO is the truncated-IS form −Â·sg(min(r, c))·logp with "
+                                          "clip_ratio_c = c > 1 (surrogate='tis', is_cap > 1)")
+            if config.trust_region == "kl" and config.kl_eps != 1e-8:
+                raise NotImplementedError("verl's dppo_kl adds 1e-8 inside the binary KL (kl_eps=1e-8)")
+            loss_mode = "dppo_kl" if config.trust_region == "kl" else "dppo_tv"
         cfg = self.actor_config(name, config, mode)
-        fn = ca.get_policy_loss_fn(POLICY_LOSSES[name])
+        fn = ca.get_policy_loss_fn(loss_mode)
         logp = self._tensor(inputs["logp"], tdt).requires_grad_(True)
         old = self._tensor(inputs["old_logp"], tdt)
         adv = self._tensor(inputs["adv"], tdt)
@@ -370,7 +412,7 @@ class VerlAdapter(Adapter):
         if _field(config, "is_weight") is not None:
             raise NotImplementedError("verl's kl_penalty has no importance-ratio weighting (is_weight)")
         kind = KL_TYPES[name]
-        want = CONVENTIONS.get(name, {})
+        want = CONVENTIONS.get(name, {})  # kl_abs: no clamps in kl_penalty_forward("abs")
         for k in ("log_ratio_clamp", "value_clamp"):
             if _field(config, k) != want.get(k):
                 raise NotImplementedError(f"verl's kl_penalty({kind!r}) hard-codes {k}={want.get(k)!r}; "
@@ -478,6 +520,10 @@ def _reproduction(adapter: VerlAdapter, spec: Any, inputs: dict[str, np.ndarray]
             body.append("from omegaconf import OmegaConf")
             call = (f"ca.get_adv_estimator_fn({fn_name!r})(tlr, m, "
                     f"config=OmegaConf.create({{'gamma': {float(config.gamma)!r}}}))")
+        elif name == "grpo_passk":
+            body.append("from verl.trainer.config import AlgoConfig")
+            call = (f"ca.get_adv_estimator_fn('grpo_passk')(tlr, m, group, epsilon={float(config.eps)!r}, "
+                    f"config=AlgoConfig(norm_adv_by_std_in_grpo={bool(config.std_normalize)!r}))")
         elif name == "remax":
             if np.ndim(inputs["rewards"]) == 2:
                 body.append("tlr = torch.as_tensor(rewards).to(dt)  # token-level rewards as given")
@@ -498,12 +544,21 @@ def _reproduction(adapter: VerlAdapter, spec: Any, inputs: dict[str, np.ndarray]
         except Exception:  # noqa: BLE001
             pass
         args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+        loss_mode = POLICY_LOSSES[name]
+        if name == "dppo" and _field(config, "trust_region") == "kl":
+            loss_mode = "dppo_kl"
+        if name == "kl_cov":
+            args += (f", policy_loss=PolicyLossConfig(loss_mode='kl_cov', kl_cov_ratio={float(config.k)!r}, "
+                     f"ppo_kl_coef={float(config.beta)!r})")
+        elif name == "dro":
+            args += f", policy_loss=PolicyLossConfig(loss_mode='dro', dro_beta={float(config.beta)!r})"
         body += [
             "from verl.workers.config import ActorConfig",
+            "from verl.workers.config.actor import PolicyLossConfig",
             f"cfg = ActorConfig(strategy='fsdp', rollout_n=1, ppo_micro_batch_size_per_gpu=1, loss_agg_mode={mode!r}, "
             f"{args}, global_batch_info={info!r})",
             "lp = torch.as_tensor(logp).to(dt).requires_grad_(True)",
-            f"loss, _ = ca.get_policy_loss_fn({POLICY_LOSSES[name]!r})(old_log_prob=torch.as_tensor(old_logp).to(dt), "
+            f"loss, _ = ca.get_policy_loss_fn({loss_mode!r})(old_log_prob=torch.as_tensor(old_logp).to(dt), "
             "log_prob=lp, advantages=torch.as_tensor(adv).to(dt), response_mask=torch.as_tensor(mask), "
             f"loss_agg_mode={mode!r}, config=cfg)",
             "loss.backward()",
