@@ -340,7 +340,9 @@ def random_inputs(spec, rng: np.random.Generator) -> dict[str, Any] | None:
     if uses_default_generator(spec):
         return select_inputs(spec, gen.random_batch(spec.kind, rng))
     if spec.make_inputs is not None:
-        return spec.make_inputs(rng)
+        inputs = dict(spec.make_inputs(rng))
+        inputs.pop("config", None)  # a config variant drawn by make_inputs is for fixed cases (cases_for), not here
+        return inputs
     return None
 
 

@@ -19,8 +19,9 @@ from reference import aggregation, registry
 
 # Entries whose token selection depends on the whole batch (e.g. KL-Cov's top-k covariance tokens) cannot be
 # sharded without passing the full batch's selection; each says so in extras["batch_coupled"] and tests it itself.
+# (value_clip has its own inputs and gradient, dvalues, and checks sharding in its own properties file)
 POLICY_LOSSES = [n for n in registry.names(kind="policy_loss", status="implemented")
-                 if "batch_coupled" not in registry.get(n).extras]
+                 if "batch_coupled" not in registry.get(n).extras and "dlogp" in registry.get(n).outputs]
 
 
 def shards_of(batch, rng, mode):

@@ -185,3 +185,109 @@ def test_padding_garbage_gives_nan_gradient():
     got = _run(aa.ArealRawAdapter(), "ppo", x)
     assert np.isfinite(got["loss"]) and np.isnan(got["dlogp"][~x["mask"]]).any()
     assert np.isfinite(_run(adapters.load("areal"), "ppo", x)["dlogp"]).all()
+
+
+# ---------------------------------------------------------------------- framework quantities (issue #3 follow-up)
+def _decoupled_batch(seed=0, B=4, T=5):
+    x = _policy_batch(seed, B, T)
+    rng = np.random.default_rng(seed + 100)
+    x["prox_logp"] = x["old_logp"] + rng.normal(scale=0.7, size=(B, T))
+    return x
+
+
+def _value_batch(seed=0, B=4, T=5):
+    rng = np.random.default_rng(seed)
+    mask = np.arange(T)[None, :] < rng.integers(1, T + 1, size=B)[:, None]
+    Vo = rng.normal(size=(B, T))
+    return {"values": Vo + rng.normal(size=(B, T)), "old_values": Vo, "returns": Vo + rng.normal(size=(B, T)),
+            "mask": mask}
+
+
+@pytest.mark.parametrize("name, target, dtype", [("decoupled_ppo", "ppo_actor_loss_fn", "float64"),
+                                                 ("value_clip", "ppo_critic_loss_fn", "float32")])
+def test_new_entries_reach_areal_code(adapter, monkeypatch, name, target, dtype):
+    """decoupled_ppo and value_clip call AReaL's own loss functions."""
+    m = aa.load()
+    monkeypatch.setattr(m.functional, target, _raise)
+    x = _decoupled_batch() if name == "decoupled_ppo" else _value_batch()
+    with pytest.raises(Sentinel):
+        _run(adapter, name, x, dtype=dtype)
+
+
+def test_decoupled_weight_reaches_rejection_sampling(adapter, monkeypatch):
+    """With behave_weight=True the weight comes from AReaL's apply_rejection_sampling (not from the adapter)."""
+    m = aa.load()
+    import areal.utils.functional.functional as F
+
+    monkeypatch.setattr(F, "apply_rejection_sampling", _raise)
+    with pytest.raises(Sentinel):
+        _run(adapter, "decoupled_ppo", _decoupled_batch(), behave_weight=True)
+    assert m is not None
+
+
+@pytest.mark.parametrize("overrides", [{"behave_weight": False}, {"behave_weight": True},
+                                       {"behave_weight": True, "behave_cap": 2.0, "behave_cap_mode": "mask"},
+                                       {"behave_weight": True, "behave_cap": 2.0, "behave_cap_mode": "clamp"}])
+def test_decoupled_matches_reference_in_float32(adapter, overrides):
+    """Stale behaviour (π_prox ≠ π_behave): AReaL's decoupled loss and gradient equal the reference's in float32
+    for each behaviour-weight option; the unweighted default differs from the paper's weighted form."""
+    x = _decoupled_batch(1)
+    spec = registry.get("decoupled_ppo")
+    xr = {k: (v.astype(np.float32).astype(np.float64) if v.dtype.kind == "f" else v) for k, v in x.items()}
+    got = _run(adapter, "decoupled_ppo", xr, dtype="float32", **overrides)
+    ref = spec(**xr, config=spec.config(**overrides))
+    assert got["loss"] == pytest.approx(ref[0], rel=1e-5, abs=1e-6)
+    np.testing.assert_allclose(got["dlogp"], ref[1], rtol=1e-5, atol=1e-6)
+    paper = spec(**xr, config=spec.config())
+    if not overrides["behave_weight"]:
+        assert abs(got["loss"] - paper[0]) > 1e-3  # AReaL's default drops the importance weight
+
+
+def test_decoupled_broken_weight_makes_cases_fail(adapter, monkeypatch):
+    """A perturbed rejection sampler (weights squared) makes the weighted decoupled cases fail."""
+    import areal.utils.functional.functional as F
+
+    real = F.apply_rejection_sampling
+
+    def squared(*a, **k):
+        r = real(*a, **k)
+        return type(r)(**{**r.__dict__, "behave_imp_weight": r.behave_imp_weight ** 2})
+
+    monkeypatch.setattr(F, "apply_rejection_sampling", squared)
+    res = harness.run(adapter, algorithms=["decoupled_ppo"], dtypes=["float32"], n_random=0)
+    assert sum(r.status == "fail" for r in res) >= 3
+
+
+def test_value_clip_fixed_cases(adapter):
+    """Values moved past ε toward their returns: zero gradient where the clipped branch wins (as the reference);
+    float64 is unsupported (ppo_critic_loss_fn asserts float32); an all-false mask gives 0/0 = NaN (xfail)."""
+    x = {"values": np.array([[3.0, -3.0, 0.1]]), "old_values": np.zeros((1, 3)), "returns": np.array([[2.9, -2.5, 0.0]]),
+         "mask": np.ones((1, 3), bool)}
+    got = _run(adapter, "value_clip", x, dtype="float32")
+    spec = registry.get("value_clip")
+    ref = spec(**x, config=spec.config(eps=0.5))
+    assert got["loss"] == pytest.approx(ref[0], rel=1e-6)
+    np.testing.assert_allclose(got["dvalues"], ref[1], atol=1e-7)
+    assert got["dvalues"][0, 0] == 0 and got["dvalues"][0, 1] == 0
+    with pytest.raises(NotImplementedError):
+        _run(adapter, "value_clip", x, dtype="float64")
+    assert np.isnan(_run(adapter, "value_clip", dict(x, mask=np.zeros((1, 3), bool)), dtype="float32")["loss"])
+
+
+@pytest.mark.parametrize("name, overrides", [("decoupled_ppo", {"behave_weight": True, "behave_cap": 2.0}),
+                                             ("value_clip", {})])
+def test_new_reproductions_run_standalone(adapter, name, overrides):
+    """The reproduction snippets of the new entries run with only AReaL + numpy/torch and print its result."""
+    import contextlib
+    import io
+
+    spec = registry.get(name)
+    x = _decoupled_batch(2) if name == "decoupled_ppo" else _value_batch(2)
+    dtype = "float32" if name == "value_clip" else "float64"
+    code = adapter.reproduction(spec, x, spec.config(**{**adapter.conventions[name], **overrides}), dtype)
+    assert "conformance" not in code
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "<repro>", "exec"), {})
+    got = _run(adapter, name, x, dtype=dtype, **overrides)["loss"]
+    assert float(buf.getvalue().split()[1]) == pytest.approx(got, rel=1e-6)

@@ -206,3 +206,73 @@ def test_reproduction_snippets_run_liger_directly(adapter) -> None:
         with contextlib.redirect_stdout(buf):
             exec(compile(src, "<snippet>", "exec"), {})
         assert float(re.search(r"loss: (\S+)", buf.getvalue()).group(1)) == pytest.approx(want, rel=1e-5)
+
+
+# ---------------------------------------------------------------------- framework quantities (two_sided_clip, tis, vespo)
+NEW_LOSSES = ("two_sided_clip", "tis", "vespo")
+
+
+def _inputs_for(name: str) -> dict:
+    spec = registry.get(name)
+    if spec.make_inputs is not None:
+        return spec.make_inputs(np.random.default_rng(3))
+    return harness.select_inputs(spec, gen.fixed_policy_batches()[0].inputs)
+
+
+def test_new_losses_reach_ppo_loss_fn(adapter, monkeypatch) -> None:
+    """two_sided_clip (delta=), tis (vllm_is_ratio=) and vespo (loss_type='vespo') are Liger's ppo_loss_fn."""
+    seen = {}
+
+    def boom(*a, **k):
+        seen.update(k)
+        raise Sentinel("reached")
+
+    monkeypatch.setattr(liger_grpo.LigerFusedLinearGRPOFunction, "ppo_loss_fn", staticmethod(boom))
+    for name, key in (("two_sided_clip", "delta"), ("tis", "vllm_is_ratio"), ("vespo", "vespo_k_pos")):
+        spec = registry.get(name)
+        seen.clear()
+        with pytest.raises(Sentinel):
+            adapter.run(spec, _inputs_for(name), spec.config(**adapter.conventions[name]), "float64")
+        assert seen.get(key) is not None, (name, key)
+
+
+def test_vespo_reaches_liger_gamma_weights(adapter, monkeypatch) -> None:
+    """vespo's kernel is Liger's own get_gamma_weights (a sentinel propagates)."""
+    def boom(*a, **k):
+        raise Sentinel("gamma")
+
+    monkeypatch.setattr(liger_grpo, "get_gamma_weights", boom)
+    spec = registry.get("vespo")
+    with pytest.raises(Sentinel):
+        adapter.run(spec, _inputs_for("vespo"), spec.config(**adapter.conventions["vespo"]), "float64")
+
+
+def test_new_losses_run_has_no_unexpected_failure(adapter) -> None:
+    """rlspec check liger on two_sided_clip, tis, vespo: every difference is classified (luspo item 1)."""
+    res = harness.run(adapter, algorithms=list(NEW_LOSSES), n_random=N_RANDOM)
+    expectations.apply(res, expectations.for_adapter(adapter))
+    assert not res.unexpected(), [(r.case_id, r.message[:200]) for r in res.unexpected()][:5]
+    assert {r.algorithm for r in res if r.status == "pass"} == set(NEW_LOSSES)
+
+
+def test_broken_gamma_weights_make_vespo_fail(adapter, monkeypatch) -> None:
+    """Replacing Liger's VESPO kernel by 1.01·φ makes vespo cases with a non-zero advantage fail."""
+    real = liger_grpo.get_gamma_weights
+    monkeypatch.setattr(liger_grpo, "get_gamma_weights", lambda *a, **k: 1.01 * real(*a, **k))
+    res = harness.run(adapter, algorithms=["vespo"], dtypes=["float64"], n_random=2)
+    assert "fail" in {r.status for r in res}
+
+
+def test_delta_beyond_ratio_both_signs(adapter) -> None:
+    """Ratios beyond δ with both advantage signs (issue #3 hazard): Â < 0 → loss −δ·Â, gradient 0; Â > 0 → the PPO
+    clip (1+ε)·Â binds first, gradient 0; the reference agrees in float32 and bfloat16."""
+    spec = registry.get("two_sided_clip")
+    inputs = {"logp": np.array([[-0.1], [-0.1]]), "old_logp": np.array([[-2.1], [-2.1]]),
+              "adv": np.array([[-1.0], [1.0]]), "mask": np.ones((2, 1), bool)}
+    for dt in ("float32", "bfloat16"):
+        res = harness.run_case(adapter, harness.Case(id=f"two_sided_clip/{dt}/beyond-delta", algorithm="two_sided_clip",
+                                                     name="beyond-delta", inputs=inputs, dtype=dt))
+        assert res.status == "pass", res.message
+    out = adapter.run(spec, inputs, spec.config(**adapter.conventions["two_sided_clip"]), "float64")
+    assert out["loss"] == pytest.approx((4.0 - 1.2) / 2, rel=1e-12)
+    assert np.all(out["dlogp"] == 0)

@@ -216,3 +216,118 @@ def test_fully_masked_sequence_excluded_from_seq_mean(adapter):
     ref_loss, ref_g = spec(**x, config=cfg)
     got = adapter.run(spec, x, cfg, "float64")
     assert got["loss"] == pytest.approx(ref_loss, rel=1e-7)
+
+
+# ---------------------------------------------------------------------- framework quantities (issue #3 follow-up)
+def _value_batch(seed=0, B=4, T=5, scale=1.0):
+    rng = np.random.default_rng(seed)
+    mask = np.arange(T)[None, :] < rng.integers(1, T + 1, size=B)[:, None]
+    Vo = rng.normal(size=(B, T))
+    return {"values": Vo + rng.normal(scale=scale, size=(B, T)), "old_values": Vo,
+            "returns": Vo + rng.normal(size=(B, T)), "mask": mask}
+
+
+def _new_inputs(name):
+    if name == "flash_reinforce":
+        return {"rewards": np.array([1.0, 0.0, 0.5, 0.2]), "group": np.array([0, 0, 1, 1]), "mask": np.ones((4, 3), bool)}
+    if name == "value_clip":
+        return _value_batch()
+    if name == "kl_in_reward":
+        b = _policy_batch()
+        return {"rewards": np.array([1.0, -2.0, 30.0, 0.5]), "logp": b["logp"], "ref_logp": b["ref_logp"],
+                "mask": b["mask"]}
+    return {"rewards": np.array([1.0, -1.0, 0.5, 2.0]), "truncated": np.array([True, False, True, True])}
+
+
+@pytest.mark.parametrize("name, owner, attr", [
+    ("flash_reinforce", "em.RemoteExperienceMaker", "compute_advantages_and_returns"),
+    ("value_clip", "loss.ValueLoss", "forward"),
+    ("kl_in_reward", "", "compute_reward"),
+    ("stop_properly_penalty", "length_penalty", "apply_stop_properly_penalty"),
+])
+def test_new_entries_reach_openrlhf_code(adapter, monkeypatch, name, owner, attr):
+    """flash_reinforce / value_clip / kl_in_reward / stop_properly_penalty call OpenRLHF's own functions."""
+    m = oa.load()
+    target = m
+    for part in filter(None, owner.split(".")):
+        target = getattr(target, part)
+    monkeypatch.setattr(target, attr, _raise)
+    with pytest.raises(Sentinel):
+        _run(adapter, name, _new_inputs(name), **({"coef": 0.5} if name == "stop_properly_penalty" else {}))
+
+
+@pytest.mark.parametrize("name", ["flash_reinforce", "value_clip", "kl_in_reward", "stop_properly_penalty"])
+def test_new_entries_match_reference_and_a_broken_function_fails(adapter, monkeypatch, name):
+    """Each new entry passes its cases; a perturbed framework function (returns scaled by 1.5) makes them fail."""
+    res = harness.run(adapter, algorithms=[name], dtypes=["float32"], n_random=2)
+    assert sum(r.status == "pass" for r in res) >= 5 and not res.unexpected(), res.unexpected()[:2]
+    m = oa.load()
+    if name == "flash_reinforce":
+        real = m.em.RemoteExperienceMaker.get_cumulative_returns
+        monkeypatch.setattr(m.em.RemoteExperienceMaker, "get_cumulative_returns",
+                            lambda self, *a, **k: 1.5 * real(self, *a, **k))
+    elif name == "value_clip":
+        real = m.loss.ValueLoss.forward
+        monkeypatch.setattr(m.loss.ValueLoss, "forward", lambda self, *a, **k: 1.5 * real(self, *a, **k))
+    elif name == "kl_in_reward":
+        real = m.compute_reward
+        monkeypatch.setattr(m, "compute_reward", lambda *a, **k: 1.5 * real(*a, **k))
+    else:
+        real = m.length_penalty.apply_stop_properly_penalty
+        monkeypatch.setattr(m.length_penalty, "apply_stop_properly_penalty", lambda e, c: real(e, -c if c else 0.7))
+    res = harness.run(adapter, algorithms=[name], dtypes=["float32"], n_random=2)
+    assert sum(r.status == "fail" for r in res) >= 3
+
+
+def test_value_clip_fixed_cases(adapter):
+    """Values moved past ε toward their returns on both sides: the clipped branch wins and the gradient is 0
+    there, exactly as the reference says; an all-false mask gives OpenRLHF's 0/0 NaN (expectation xfail)."""
+    x = {"values": np.array([[3.0, -3.0, 0.1]]), "old_values": np.zeros((1, 3)), "returns": np.array([[2.9, -2.5, 0.0]]),
+         "mask": np.ones((1, 3), bool)}
+    got = _run(adapter, "value_clip", x)
+    ref_loss, ref_d = registry.get("value_clip")(**x, config=registry.get("value_clip").config(eps=0.5))
+    assert got["loss"] == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(got["dvalues"], ref_d, atol=1e-15)
+    assert got["dvalues"][0, 0] == 0 and got["dvalues"][0, 1] == 0
+    empty = dict(x, mask=np.zeros((1, 3), bool))
+    assert np.isnan(_run(adapter, "value_clip", empty)["loss"])
+
+
+def test_kl_in_reward_extreme_log_ratios(adapter):
+    """Log-ratios of ±30 and ±100 in float32: compute_approx_kl clamps the KL to ±10 and the result stays finite and
+    equal to the reference with value_clamp=10; an empty row gets no reward at its valid (none) positions."""
+    lr = np.array([[30.0, -30.0, 100.0], [-100.0, 5.0, 0.0]])
+    logp = np.full((2, 3), -1.0)
+    mask = np.array([[True, True, True], [False, False, False]])
+    for est in ("k1", "k2", "k3"):
+        x = {"rewards": np.array([1.0, 2.0]), "logp": logp, "ref_logp": logp - lr, "mask": mask}
+        got = _run(adapter, "kl_in_reward", x, dtype="float32", estimator=est)["token_rewards"]
+        spec = registry.get("kl_in_reward")
+        ref = spec(**x, config=spec.config(**adapter.conventions["kl_in_reward"], estimator=est))
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got[mask], ref[mask], rtol=1e-6, atol=1e-6)
+
+
+def test_flash_reinforce_ignores_groups(adapter):
+    """Batch size not a multiple of any group size and negative/sparse ids: flash_reinforce takes the batch mean."""
+    x = {"rewards": np.array([1.0, 0.0, 0.5, 0.2, 3.0]), "group": np.array([-7, 1000, -7, 3, 3]),
+         "mask": np.ones((5, 2), bool)}
+    got = _run(adapter, "flash_reinforce", x)["adv"]
+    np.testing.assert_allclose(got[:, 0], x["rewards"] - x["rewards"].mean(), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["value_clip", "kl_in_reward", "stop_properly_penalty", "flash_reinforce"])
+def test_new_reproductions_run_standalone(adapter, name):
+    """The reproduction snippets of the new entries run with only OpenRLHF + numpy/torch."""
+    import contextlib
+    import io
+
+    spec = registry.get(name)
+    x = _new_inputs(name)
+    cfg = spec.config(**{**adapter.conventions.get(name, {}), **({"coef": 0.5} if name == "stop_properly_penalty" else {})})
+    code = adapter.reproduction(spec, x, cfg, "float32")
+    assert "conformance" not in code and "from reference" not in code
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "<repro>", "exec"), {})
+    assert buf.getvalue().strip()

@@ -216,3 +216,127 @@ def test_reproduction_snippet_runs_trl_directly(adapter) -> None:
     printed = float(re.search(r"loss: (\S+)", buf.getvalue()).group(1))
     got = adapter.run(spec, harness.cast_value(inp, "float32"), cfg, "float32")["loss"]
     assert printed == pytest.approx(got, rel=1e-6)
+
+
+# ---------------------------------------------------------------------- framework quantities (two_sided_clip, tis,
+# vespo, high_entropy_mask, off_policy_sequence_mask)
+NEW_ENTRIES = ("two_sided_clip", "tis", "vespo", "high_entropy_mask", "off_policy_sequence_mask")
+
+
+def _inputs_for(name: str) -> dict:
+    spec = registry.get(name)
+    if spec.make_inputs is not None:
+        inp = spec.make_inputs(np.random.default_rng(3))
+        inp.pop("config", None)
+        return inp
+    return harness.select_inputs(spec, gen.fixed_policy_batches()[0].inputs)
+
+
+def test_new_losses_reach_compute_loss(adapter, monkeypatch) -> None:
+    """two_sided_clip, tis and vespo are computed by GRPOTrainer._compute_loss (a sentinel propagates)."""
+    def boom(self, model, inputs):
+        raise Sentinel("reached")
+
+    monkeypatch.setattr(GRPOTrainer, "_compute_loss", boom)
+    for name in ("two_sided_clip", "tis", "vespo"):
+        spec = registry.get(name)
+        with pytest.raises(Sentinel):
+            adapter.run(spec, _inputs_for(name), spec.config(**adapter.conventions[name]), "float64")
+
+
+@pytest.mark.parametrize("name, method", [("high_entropy_mask", "get_high_entropy_mask"),
+                                          ("off_policy_sequence_mask", "get_off_policy_mask"),
+                                          ("vespo", "get_gamma_weights")])
+def test_masks_and_gamma_weights_are_trls_own(adapter, monkeypatch, name, method) -> None:
+    """The samplers call GRPOTrainer.get_high_entropy_mask / get_off_policy_mask, and vespo reaches
+    get_gamma_weights inside _compute_loss: a sentinel raised from each propagates."""
+    def boom(*a, **k):
+        raise Sentinel(method)
+
+    monkeypatch.setattr(GRPOTrainer, method, boom)
+    spec = registry.get(name)
+    with pytest.raises(Sentinel):
+        adapter.run(spec, _inputs_for(name), spec.config(**adapter.conventions[name]), "float64")
+
+
+def test_delta_reaches_trl(adapter) -> None:
+    """The entry's δ is TRL's GRPOConfig.delta: a ratio beyond δ with Â < 0 gives loss −δ·Â in TRL (PPO would give
+    −r·Â), and zero gradient, in float32 and float64."""
+    spec = registry.get("two_sided_clip")
+    inputs = {"logp": np.array([[-0.1]]), "old_logp": np.array([[-2.1]]), "adv": np.array([[-1.0]]),
+              "mask": np.array([[True]])}  # r = e^2 ≈ 7.39 > δ = 4
+    for dt in ("float64", "float32"):
+        out = adapter.run(spec, inputs, spec.config(**adapter.conventions["two_sided_clip"]), dt)
+        assert out["loss"] == pytest.approx(4.0, rel=1e-6)
+        assert out["dlogp"][0, 0] == 0.0
+
+
+def test_tis_weight_is_applied_by_trl(adapter) -> None:
+    """TRL multiplies the per-token loss by importance_sampling_ratio: on-policy (r = 1), one token with Â = 1 and
+    π_old/π_rollout = e^{0.5} < C gives loss −e^{0.5}; with π_old/π_rollout = e^2 > C = 3 the weight is C."""
+    spec = registry.get("tis")
+    base = {"logp": np.array([[-1.0]]), "old_logp": np.array([[-1.0]]), "adv": np.array([[1.0]]),
+            "mask": np.array([[True]])}
+    cfg = spec.config(**adapter.conventions["tis"])
+    out = adapter.run(spec, dict(base, rollout_logp=np.array([[-1.5]])), cfg, "float64")
+    assert out["loss"] == pytest.approx(-np.exp(0.5), rel=1e-12)
+    out = adapter.run(spec, dict(base, rollout_logp=np.array([[-3.0]])), cfg, "float64")
+    assert out["loss"] == pytest.approx(-3.0, rel=1e-12)
+
+
+def test_new_entries_run_has_no_unexpected_failure(adapter) -> None:
+    """rlspec check trl on the five framework quantities: every difference is classified."""
+    res = harness.run(adapter, algorithms=list(NEW_ENTRIES), n_random=N_RANDOM)
+    expectations.apply(res, expectations.load(expectations.find("trl", adapter.version)))
+    assert not res.unexpected(), [(r.case_id, r.message) for r in res.unexpected()][:5]
+    assert {r.algorithm for r in res if r.status == "pass"} == set(NEW_ENTRIES)
+
+
+def test_broken_off_policy_mask_makes_cases_fail(adapter, monkeypatch) -> None:
+    """A deliberately broken TRL mask (keeps everything) makes off-policy-mask cases fail: the comparison can fail."""
+    def keep_all(advantages, per_token_logps, sampling_per_token_logps, mask, off_policy_threshold):
+        return torch.ones(mask.shape[0], 1, dtype=mask.dtype)
+
+    monkeypatch.setattr(GRPOTrainer, "get_off_policy_mask", staticmethod(keep_all))
+    res = harness.run(adapter, algorithms=["off_policy_sequence_mask"], dtypes=["float64"], n_random=4)
+    assert "fail" in {r.status for r in res}
+
+
+def test_high_entropy_threshold_is_float32(adapter) -> None:
+    """Finding (expectation file, item 3): with float64 entropies TRL's float32 quantile can drop the token whose
+    entropy is exactly the threshold. 6 valid tokens, ρ = 0.2: the 0.8-quantile is the 5th order statistic; an
+    entropy that rounds UP in float32 is dropped by TRL and kept by the reference."""
+    x = 1.9367079612112337  # float32(x) > x
+    assert float(np.float32(x)) > x
+    H = np.array([[0.1, 0.5, 0.9, 1.2, x, 3.0]])
+    m = np.ones((1, 6), bool)
+    spec = registry.get("high_entropy_mask")
+    ref = spec(entropy=H, mask=m)
+    got = adapter.run(spec, {"entropy": H, "mask": m}, spec.config(rho=0.2), "float64")["keep"]
+    assert ref[0, 4] and not got[0, 4]
+    got32 = adapter.run(spec, {"entropy": H.astype(np.float32), "mask": m}, spec.config(rho=0.2), "float32")["keep"]
+    assert got32[0, 4]
+
+
+def test_fully_masked_sequences_and_garbage_for_new_entries(adapter) -> None:
+    """Issue #3 hazards on the new entries: a fully masked row and NaN/inf padding give the reference's result."""
+    for name in NEW_ENTRIES:
+        inp = _inputs_for(name)
+        inp["mask"] = inp["mask"].copy()
+        inp["mask"][0] = False
+        res = harness.run_case(adapter, _case(name, inp, "float64", name="masked-row"))
+        assert res.status in ("pass", "unsupported"), (name, res.message)
+
+
+def test_new_reproduction_snippets_run_trl_directly(adapter) -> None:
+    """The reproduction of a sampler and of a tis case runs with only trl + torch and prints TRL's result."""
+    import subprocess
+    import sys
+
+    for name in ("off_policy_sequence_mask", "tis"):
+        spec = registry.get(name)
+        src = adapter.reproduction(spec, _inputs_for(name), spec.config(**adapter.conventions[name]), "float64")
+        assert "import reference" not in src and "from reference" not in src and "conformance" not in src
+        out = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert ("keep:" if name != "tis" else "loss:") in out.stdout

@@ -7,6 +7,12 @@ What is called (never a copy of AReaL's math):
 * ``gspo``: the same function with ``importance_sampling_level="sequence"`` (sequence geometric-mean
   ratio and per-sequence mean advantage);
 * ``sapo``: ``areal.utils.functional.sapo_loss_fn``;
+* ``decoupled_ppo``: ``ppo_actor_loss_fn`` with ``proximal_logprobs = prox_logp`` (``old_logp`` when absent),
+  ``old_logprobs = old_logp`` (behaviour) and the behaviour weight expressed through ``rejection_sampling``:
+  ``behave_weight=False`` → ``None`` (AReaL's default: no weight), otherwise
+  ``RejectionSamplingConfig(level="token", metric="ratio", action=behave_cap_mode, upper=behave_cap or inf)``;
+* ``value_clip`` (critic): ``areal.utils.functional.ppo_critic_loss_fn`` (float32 only: it asserts float32
+  inputs), ``value_eps_clip = eps`` (``inf`` for no clip); its gradient w.r.t. the values is ``dvalues``;
 * ``kl_k1`` / ``kl_k2`` / ``kl_k3``: ``areal.utils.data.KLEstimator`` (AReaL uses it per token as a
   reward penalty, ``trainer/ppo/actor.py``; it has no KL *loss* aggregation, so the adapter forms the
   masked token-mean of AReaL's per-token values — a sum and a count, the only arithmetic done here —
@@ -42,10 +48,10 @@ from conformance.adapters.openrlhf_adapter import scrub_padding
 _LOCK = threading.Lock()
 _MODS: types.SimpleNamespace | None = None
 
-POLICY = ("ppo", "dapo", "gspo", "sapo")
+POLICY = ("ppo", "dapo", "gspo", "sapo", "decoupled_ppo")
 KL = ("kl_k1", "kl_k2", "kl_k3")
 ADVANTAGE = ("grpo", "dr_grpo", "rloo")
-SUPPORTED = frozenset(POLICY + KL + ADVANTAGE)
+SUPPORTED = frozenset(POLICY + KL + ADVANTAGE + ("value_clip",))
 
 
 def _version() -> str:
@@ -61,12 +67,13 @@ def load() -> types.SimpleNamespace:
     with _LOCK:
         if _MODS is None:
             import torch
-            from areal.api.cli_args import NormConfig
+            from areal.api.cli_args import NormConfig, RejectionSamplingConfig
             from areal.utils import functional
             from areal.utils.data import KLEstimator, Normalization
 
             _MODS = types.SimpleNamespace(torch=torch, functional=functional, NormConfig=NormConfig,
-                                          Normalization=Normalization, KLEstimator=KLEstimator)
+                                          Normalization=Normalization, KLEstimator=KLEstimator,
+                                          RejectionSamplingConfig=RejectionSamplingConfig)
         return _MODS
 
 
@@ -107,6 +114,14 @@ class ArealAdapter(Adapter):
         "dr_grpo": {"ddof": 1, "eps": 1e-5, "eps_placement": "outside"},
         # mean_leave1out=True with group_size=1: "mean should be 0" (utils/data.py) -> the raw reward
         "rloo": {"singleton": "raw"},
+        # api/cli_args.py PPOActorConfig: rejection_sampling defaults to None, and ppo_actor_loss_fn multiplies by
+        # the behaviour weight pi_prox/pi_behave only when rejection_sampling is set (utils/functional/functional.py):
+        # by default the decoupled loss drops the paper's importance weight (behave_weight=False). The flipped case
+        # config (behave_weight=True) checks the paper's form through an unbounded token-level ratio filter.
+        "decoupled_ppo": {"behave_weight": False},
+        # api/cli_args.py PPOCriticConfig.eps_clip default 0.5; ppo_critic_loss_fn: 0.5*(x-y)^2 (_mse_loss), masked
+        # token-mean (count_nonzero)
+        "value_clip": {"eps": 0.5},
     }
 
     def available(self) -> tuple[bool, str]:
@@ -124,6 +139,8 @@ class ArealAdapter(Adapter):
         tdt = getattr(m.torch, dtype)
         if self.scrub_padding:
             inputs = scrub_padding(inputs)
+        if spec.name == "value_clip":
+            return self._value_clip(m, inputs, config, tdt, dtype)
         if spec.name in POLICY:
             return self._policy(m, spec.name, inputs, config, tdt)
         if spec.name in KL:
@@ -152,12 +169,42 @@ class ArealAdapter(Adapter):
         mask = torch.as_tensor(x["mask"]).bool()
         if name == "sapo":
             loss, _ = m.functional.sapo_loss_fn(lp, old, adv, cfg.tau_pos, cfg.tau_neg, mask)
+        elif name == "decoupled_ppo":
+            prox = old if x.get("prox_logp") is None else torch.as_tensor(x["prox_logp"]).to(tdt)
+            loss, _ = m.functional.ppo_actor_loss_fn(
+                lp, prox, old, adv, cfg.eps_low, mask, eps_clip_higher=cfg.eps_high, c_clip=cfg.dual_clip_c,
+                rejection_sampling=self._rejection(m, cfg))
         else:
             loss, _ = m.functional.ppo_actor_loss_fn(
                 lp, old, old, adv, cfg.eps_low, mask, eps_clip_higher=cfg.eps_high,
                 c_clip=getattr(cfg, "dual_clip_c", None),
                 importance_sampling_level="sequence" if name == "gspo" else "token")
         return _loss_and_grad(torch, loss, lp)
+
+    @staticmethod
+    def _rejection(m, cfg):
+        """The behaviour-weight options of decoupled_ppo as AReaL's RejectionSamplingConfig (None = no weight)."""
+        if not cfg.behave_weight:
+            return None
+        if cfg.behave_cap is not None and cfg.behave_cap <= 1.0:
+            raise NotImplementedError("behave_cap <= 1: RejectionSamplingConfig requires upper > 1 for the ratio metric")
+        upper = float("inf") if cfg.behave_cap is None else float(cfg.behave_cap)
+        return m.RejectionSamplingConfig(level="token", action=cfg.behave_cap_mode, metric="ratio", upper=upper)
+
+    def _value_clip(self, m, x, cfg, tdt, dtype) -> dict[str, Any]:
+        torch = m.torch
+        if dtype != "float32":
+            raise NotImplementedError(f"{dtype}: ppo_critic_loss_fn asserts float32 values, old values and returns")
+        if cfg.agg != "token-mean" or cfg.normalizer is not None:
+            raise NotImplementedError("ppo_critic_loss_fn returns the masked token-mean of the call (count_nonzero)")
+        V = torch.as_tensor(x["values"]).to(tdt).requires_grad_(True)
+        eps = float("inf") if cfg.eps is None else float(cfg.eps)
+        loss, _ = m.functional.ppo_critic_loss_fn(V, torch.as_tensor(x["old_values"]).to(tdt),
+                                                   torch.as_tensor(x["returns"]).to(tdt), eps,
+                                                   loss_mask=torch.as_tensor(x["mask"]).bool())
+        loss.backward()
+        g = V.grad if V.grad is not None else torch.zeros_like(V)
+        return {"loss": float(loss.detach().double()), "dvalues": g.detach().double().numpy()}
 
     def _kl(self, m, name, x, cfg, tdt) -> dict[str, Any]:
         torch = m.torch
@@ -237,6 +284,27 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
             lines.append(f"{k} = {_lit(v)}")
     if name in POLICY or name in KL:
         lines.append("lp = torch.tensor(logp, dtype=dt, requires_grad=True); m = torch.tensor(mask)")
+    if name == "value_clip":
+        eps = c("eps", 0.5)
+        lines += ["from areal.utils.functional import ppo_critic_loss_fn",
+                  "V = torch.tensor(values, dtype=torch.float32, requires_grad=True)",
+                  "loss, _ = ppo_critic_loss_fn(V, torch.tensor(old_values, dtype=torch.float32), "
+                  f"torch.tensor(returns, dtype=torch.float32), {float('inf') if eps is None else eps!r}, "
+                  "loss_mask=torch.tensor(mask))",
+                  "loss.backward(); print('loss', loss.item()); print('dvalues', V.grad)"]
+        return "\n".join(lines) + "\n"
+    if name == "decoupled_ppo":
+        cap = c("behave_cap")
+        rs = "None" if not c("behave_weight", True) else (
+            "RejectionSamplingConfig(level='token', action=" + repr(c("behave_cap_mode", "mask")) +
+            ", metric='ratio', upper=" + ("float('inf')" if cap is None else repr(float(cap))) + ")")
+        lines += ["from areal.api.cli_args import RejectionSamplingConfig",
+                  "o = torch.tensor(old_logp, dtype=dt)",
+                  "p = torch.tensor(prox_logp, dtype=dt)" if "prox_logp" in x else "p = o",
+                  f"loss, _ = ppo_actor_loss_fn(lp, p, o, torch.tensor(adv, dtype=dt), {c('eps_low', 0.2)!r}, m, "
+                  f"eps_clip_higher={c('eps_high', 0.2)!r}, c_clip={c('dual_clip_c')!r}, rejection_sampling={rs})",
+                  "loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)"]
+        return "\n".join(lines) + "\n"
     if name == "sapo":
         lines.append(f"loss, _ = sapo_loss_fn(lp, torch.tensor(old_logp, dtype=dt), torch.tensor(adv, dtype=dt), "
                      f"{c('tau_pos', 1.0)!r}, {c('tau_neg', 1.05)!r}, m)")

@@ -56,7 +56,7 @@ from conformance.adapters.base import Adapter
 from conformance.adapters.trl_adapter import framework_version, loss_type_for, sanitize, sequence_advantage
 
 DIST = "liger-kernel"
-SUPPORTED = ("ppo", "dapo", "gspo", "sapo", "cispo", "kl_k3")
+SUPPORTED = ("ppo", "dapo", "gspo", "sapo", "cispo", "kl_k3", "two_sided_clip", "tis", "vespo")
 
 
 def _torch_dtype(dtype: str):
@@ -74,6 +74,7 @@ class Plan:
     adv: np.ndarray  # (B,)
     mask: np.ndarray  # (B, T) bool
     num_items_in_batch: float | None
+    vllm_is_ratio: np.ndarray | None = None  # tis: the rollout-mismatch weight (B, T), an input of Liger's API
 
 
 def per_sequence_advantage(adv: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
@@ -114,6 +115,14 @@ class LigerAdapter(Adapter):
         # k3_loss_fn(ref, logp) = exp(ref − logp) − (ref − logp) − 1, no clamp; use_bias_correction_kl=False
         "kl_k3": {"agg": "token-mean", "seq_denominator": "all", "is_weight": None, "value_clamp": None, "log_ratio_clamp": None,
                   "straight_through_k2": False},
+        # ppo_loss_fn(delta=): `coef_1 = torch.clamp(coef_1, max=delta)` in the non-cispo/sapo/vespo branch, after
+        # coef_2 is clipped; Liger's default delta=None (off), so the entry's δ = 4 is passed.
+        "two_sided_clip": {"agg": "token-mean", "seq_denominator": "all", "dual_clip_c": None, "log_ratio_clamp": None},
+        # ppo_loss_fn(vllm_is_ratio=): `per_token_loss = per_token_loss * vllm_is_ratio` before the KL term; the
+        # weight is the caller's (Liger never computes it), so C/C_min/mode stay the reference's.
+        "tis": {"agg": "token-mean", "seq_denominator": "all", "dual_clip_c": None, "log_ratio_clamp": None},
+        # loss_type="vespo": get_gamma_weights (±20 per token, sum clamped to [log 1e-8, 20]), dapo normaliser
+        "vespo": {"agg": "token-mean", "seq_denominator": "all"},
     }
 
     def __init__(self) -> None:
@@ -138,6 +147,8 @@ class LigerAdapter(Adapter):
         B, T = mask.shape
         clean = (lambda x: np.asarray(x, dtype=np.float64)) if self.raw_padding else \
             (lambda x: sanitize(np.asarray(x, dtype=np.float64), mask))
+        if name == "vespo":
+            return self._plan_vespo(cfg, inputs, mask, clean)
         if cfg.log_ratio_clamp is not None:
             raise NotImplementedError("Liger does not clamp log-ratios (coef_1 = exp(log_ratio))")
         lt, extra = loss_type_for(cfg.agg, cfg.normalizer, cfg.const, T, who="Liger")
@@ -155,12 +166,20 @@ class LigerAdapter(Adapter):
             return Plan(kw, logp, old, clean(inputs["ref_logp"]), np.zeros(B), mask, n_items)
         old = clean(inputs["old_logp"])
         adv = per_sequence_advantage(clean(inputs["adv"]), mask, name)
-        if name in ("ppo", "dapo", "gspo"):
+        is_ratio = None
+        if name in ("ppo", "dapo", "gspo", "two_sided_clip", "tis"):
             if getattr(cfg, "dual_clip_c", None) is not None:
                 raise NotImplementedError("Liger has no dual clip")
             kw.update(epsilon_low=cfg.eps_low, epsilon_high=cfg.eps_high)
             if name == "gspo":
                 kw["importance_sampling_level"] = "sequence"
+            if name == "two_sided_clip":
+                kw["delta"] = cfg.delta
+            if name == "tis":
+                from reference.tis import truncated_is_weight  # the weight is an input of Liger's API
+
+                roll = clean(inputs["rollout_logp"]) if inputs.get("rollout_logp") is not None else old
+                is_ratio = np.where(mask, truncated_is_weight(old, roll, cfg.C, cfg.C_min, cfg.mode), 0.0)
         elif name == "sapo":
             if lt != "grpo":
                 raise NotImplementedError(f"Liger's sapo loss always uses the grpo normaliser; agg={cfg.agg!r}")
@@ -172,7 +191,25 @@ class LigerAdapter(Adapter):
             if lt != "dapo":
                 raise NotImplementedError(f"Liger's cispo loss always uses the dapo normaliser; agg={cfg.agg!r}")
             kw.update(loss_type="cispo", epsilon_high=1.0 + cfg.eps_high)
-        return Plan(kw, logp, old, None, adv, mask, n_items)
+        return Plan(kw, logp, old, None, adv, mask, n_items, vllm_is_ratio=is_ratio)
+
+    @staticmethod
+    def _plan_vespo(cfg: Any, inputs: dict[str, np.ndarray], mask: np.ndarray, clean) -> Plan:
+        """loss_type='vespo' (token level, dapo normaliser); Liger's clamps are fixed like TRL's."""
+        import math
+
+        if (cfg.log_ratio_clamp, cfg.log_w_max) != (20.0, 20.0) or cfg.log_w_min is None or \
+                abs(cfg.log_w_min - math.log(1e-8)) > 1e-12:
+            raise NotImplementedError("Liger's get_gamma_weights clamps token log-ratios to ±20 and the sequence sum "
+                                      f"to [log 1e-8, 20]; got log_ratio_clamp={cfg.log_ratio_clamp}, "
+                                      f"log_w_min={cfg.log_w_min}, log_w_max={cfg.log_w_max}")
+        if cfg.agg != "token-mean":
+            raise NotImplementedError(f"Liger's vespo loss always uses the dapo normaliser; agg={cfg.agg!r}")
+        B, T = mask.shape
+        kw = {"beta": 0.0, "loss_type": "vespo", "max_completion_length": T, "vespo_k_pos": cfg.k_pos,
+              "vespo_lambda_pos": cfg.lambda_pos, "vespo_k_neg": cfg.k_neg, "vespo_lambda_neg": cfg.lambda_neg}
+        adv = per_sequence_advantage(clean(inputs["adv"]), mask, "vespo")
+        return Plan(kw, clean(inputs["logp"]), clean(inputs["old_logp"]), None, adv, mask, cfg.normalizer)
 
     def run(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> dict[str, Any]:
         import torch
@@ -186,7 +223,7 @@ class LigerAdapter(Adapter):
         loss, _metrics = LigerFusedLinearGRPOFunction.ppo_loss_fn(
             per_token_logps=logp, attention_mask=mask, advantages=t(p.adv), full_attention_mask=mask,
             ref_per_token_logps=t(p.ref_logp), old_per_token_logps=t(p.old_logp),
-            num_items_in_batch=p.num_items_in_batch, **p.kwargs)
+            num_items_in_batch=p.num_items_in_batch, vllm_is_ratio=t(p.vllm_is_ratio), **p.kwargs)
         loss.backward()
         g = logp.grad if logp.grad is not None else torch.zeros_like(logp)
         return {"loss": float(loss.detach().double()), "dlogp": g.detach().double().numpy()}
@@ -249,7 +286,7 @@ class LigerFusedAdapter(LigerAdapter):
                                       chunk_size=self.chunk_size, **kw)
         loss, _metrics = fn(h, W, ids, torch.as_tensor(p.mask).long(), t(p.adv),
                             ref_per_token_logps=t(p.ref_logp), old_per_token_logps=t(p.old_logp),
-                            num_items_in_batch=p.num_items_in_batch)
+                            num_items_in_batch=p.num_items_in_batch, vllm_is_ratio=t(p.vllm_is_ratio))
         loss.backward()
         z_seen = h.detach().double().squeeze(-1).numpy()  # the logits Liger actually used
         dlogp = h.grad.detach().double().squeeze(-1).numpy() / one_minus_p(z_seen)
@@ -296,7 +333,7 @@ class LigerTritonAdapter(LigerAdapter):
             logits, t(p.old_logp), t(p.ref_logp), torch.zeros(B, T, dtype=torch.long, device=dev), t(p.adv),
             completion_mask=torch.as_tensor(p.mask, device=dev).long(), temperature=1.0, beta=kw.pop("beta"),
             eps_low=kw.pop("epsilon_low", 0.2), eps_high=kw.pop("epsilon_high", 0.2), inplace=False, reduce=True,
-            num_items_in_batch=p.num_items_in_batch, **kw)
+            num_items_in_batch=p.num_items_in_batch, vllm_is_ratio=t(p.vllm_is_ratio), **kw)
         loss.backward()
         z_seen = logits.detach()[:, :T, 0].double().cpu().numpy()
         dz = logits.grad[:, :T, 0].double().cpu().numpy()
@@ -342,8 +379,10 @@ def reproduction_script(p: Plan, dtype: str, path: str, config_note: bool = Fals
     else:
         lines += ["from liger_kernel.chunked_loss.grpo_loss import LigerFusedLinearGRPOFunction",
                   f"logp = {_lit(p.logp)}.requires_grad_(True)",
+                  f"vllm_is_ratio = {_lit(p.vllm_is_ratio)}  # tis only: the rollout-mismatch weight",
                   "loss, _ = LigerFusedLinearGRPOFunction.ppo_loss_fn(per_token_logps=logp, attention_mask=mask, "
                   "advantages=adv, full_attention_mask=mask, ref_per_token_logps=ref_logp, "
-                  f"old_per_token_logps=old_logp, num_items_in_batch={p.num_items_in_batch!r}, **{p.kwargs!r})",
+                  f"old_per_token_logps=old_logp, num_items_in_batch={p.num_items_in_batch!r}, "
+                  f"vllm_is_ratio=vllm_is_ratio, **{p.kwargs!r})",
                   "loss.backward()", "print('loss:', loss.item()); print('dlogp:', logp.grad)"]
     return "\n".join(lines) + "\n"

@@ -10,7 +10,13 @@ What is called (never a copy of OpenRLHF's math):
   loss is always token-level);
 * entropy: ``openrlhf.models.utils.compute_entropy`` (its uncompiled function: the module wraps it in
   ``torch.compile``, which on CPU needs a C compiler and tens of seconds) aggregated token-level;
-* advantages ``grpo`` / ``dr_grpo`` / ``rloo`` / ``reinforce_pp`` / ``reinforce_pp_baseline`` / ``gae``:
+* critic loss ``value_clip``: ``openrlhf.models.loss.ValueLoss`` (``clip_eps``, ``token_level_loss``) with the
+  same batch info; its gradient w.r.t. the values is returned as ``dvalues``;
+* reward shaping ``kl_in_reward``: ``openrlhf.models.utils.compute_approx_kl`` (the per-token KL, as
+  ``RemoteExperienceMaker.make_experience`` computes it) then ``openrlhf.models.utils.compute_reward``;
+  ``stop_properly_penalty``: ``openrlhf.trainer.ppo_utils.length_penalty.apply_stop_properly_penalty`` on one
+  ``Experience`` holding the rewards and truncation flags;
+* advantages ``grpo`` / ``dr_grpo`` / ``rloo`` / ``reinforce_pp`` / ``reinforce_pp_baseline`` / ``gae`` / ``flash_reinforce``:
   the real ``RemoteExperienceMaker.compute_advantages_and_returns`` on one ``Experience``, driven by a
   bare instance (``__new__``, no Ray actors) carrying only the attributes that method reads:
   ``strategy.args`` / ``args`` (``algo.advantage.{estimator,gamma,lambd,no_std_norm}``,
@@ -64,9 +70,10 @@ POLICY = ("ppo", "dapo", "gspo")
 KL = ("kl_k1", "kl_k2", "kl_k3")
 ADVANTAGE = {  # registry entry -> OpenRLHF --algo.advantage.estimator
     "grpo": "group_norm", "dr_grpo": "dr_grpo", "rloo": "rloo", "reinforce_pp": "reinforce",
-    "reinforce_pp_baseline": "reinforce_baseline", "gae": "gae",
+    "reinforce_pp_baseline": "reinforce_baseline", "gae": "gae", "flash_reinforce": "flash_reinforce",
 }
-SUPPORTED = frozenset(POLICY + KL + tuple(ADVANTAGE) + ("entropy",))
+REWARD = ("kl_in_reward", "stop_properly_penalty")
+SUPPORTED = frozenset(POLICY + KL + tuple(ADVANTAGE) + REWARD + ("entropy", "value_clip"))
 
 
 def _version() -> str:
@@ -107,6 +114,7 @@ def load() -> types.SimpleNamespace:
             em = importlib.import_module("openrlhf.trainer.ppo_utils.experience_maker")
             exp = importlib.import_module("openrlhf.trainer.ppo_utils.experience")
             loss_utils = importlib.import_module("openrlhf.utils.loss_utils")
+            length_penalty = importlib.import_module("openrlhf.trainer.ppo_utils.length_penalty")
         finally:
             if need_standins:
                 for k in _STANDINS:
@@ -121,6 +129,7 @@ def load() -> types.SimpleNamespace:
             PolicyLoss=loss.PolicyLoss, aggregate_loss=loss.aggregate_loss, compute_approx_kl=utils.compute_approx_kl,
             compute_entropy=entropy, get_loss_batch_info=loss_utils.get_loss_batch_info,
             RemoteExperienceMaker=em.RemoteExperienceMaker, Experience=exp.Experience,
+            ValueLoss=loss.ValueLoss, compute_reward=utils.compute_reward, length_penalty=length_penalty,
         )
         return _MODS
 
@@ -155,7 +164,8 @@ def group_layout(group: np.ndarray) -> tuple[int, list[int]]:
 
 
 #: (B, T)-shaped float inputs that hold padding at masked positions, per input name
-PADDED_INPUTS = ("logp", "old_logp", "ref_logp", "adv", "token_rewards", "values", "logits")
+PADDED_INPUTS = ("logp", "old_logp", "ref_logp", "prox_logp", "adv", "token_rewards", "values", "old_values",
+                 "returns", "logits")
 
 
 def scrub_padding(x: dict[str, Any]) -> dict[str, Any]:
@@ -218,6 +228,18 @@ class OpenRLHFAdapter(Adapter):
         "gae": {"masked_steps": "zero", "whiten": True, "whiten_ddof": 0, "whiten_eps": 1e-8},
         # ppo_actor.py: entropy_loss = aggregate_loss(entropy, action_mask, **loss_batch_info) (token-level)
         "entropy": {},
+        # estimator "flash_reinforce": rewards - rewards.mean() over the whole batch, no whitening afterwards
+        "flash_reinforce": {},
+        # models/loss.py ValueLoss(clip_eps) = 0.5 * aggregate_loss(max(...)); cli/train_ppo_ray.py --critic.value_clip
+        # default 0.5; trainer/ray/ppo_critic.py builds ValueLoss(value_clip) (token_level_loss=True: token-mean)
+        "value_clip": {"eps": 0.5},
+        # experience_maker.py: kl = compute_approx_kl(logp, ref, --algo.kl.estimator, default k1), value clamped to
+        # [-10, 10] (models/utils.py); compute_reward(r, kl_ctl.value, kl, ...): --algo.kl.init_coef default 0.01,
+        # --reward.clip_range default (-10, 10) clamps the outcome reward first
+        "kl_in_reward": {"beta": 0.01, "value_clamp": 10.0, "reward_clip": (-10.0, 10.0)},
+        # length_penalty.py apply_stop_properly_penalty: off unless --reward.stop_properly_penalty_coef is given; the
+        # coefficient is the case's (no framework default to declare)
+        "stop_properly_penalty": {},
     }
 
     def available(self) -> tuple[bool, str]:
@@ -242,6 +264,12 @@ class OpenRLHFAdapter(Adapter):
             return self._kl(m, spec.name, inputs, config, tdt)
         if spec.name == "entropy":
             return self._entropy(m, inputs, config, tdt)
+        if spec.name == "value_clip":
+            return self._value_clip(m, inputs, config, tdt)
+        if spec.name == "kl_in_reward":
+            return self._kl_in_reward(m, inputs, config, tdt)
+        if spec.name == "stop_properly_penalty":
+            return self._stop_properly(m, inputs, config, tdt)
         if spec.name in ADVANTAGE:
             return self._advantage(m, spec.name, inputs, config, tdt)
         raise _unsupported(f"openrlhf adapter has no mapping for {spec.name}")
@@ -322,6 +350,40 @@ class OpenRLHFAdapter(Adapter):
         g = z.grad if z.grad is not None else torch.zeros_like(z)
         return {"value": float(value.detach().double()), "dlogits": g.detach().double().numpy()}
 
+    def _value_clip(self, m, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        token_level = self._token_level(cfg)
+        if cfg.seq_denominator == "all":
+            raise _unsupported("seq_denominator='all': aggregate_loss averages over sequences with a valid token")
+        V = torch.as_tensor(x["values"]).to(tdt).requires_grad_(True)
+        mask = torch.as_tensor(x["mask"])
+        fn = m.ValueLoss(clip_eps=cfg.eps, token_level_loss=token_level)
+        loss = fn(V, torch.as_tensor(x["old_values"]).to(tdt), torch.as_tensor(x["returns"]).to(tdt), action_mask=mask,
+                  **self._batch_info(m, mask, cfg, token_level))
+        loss.backward()
+        g = V.grad if V.grad is not None else torch.zeros_like(V)
+        return {"loss": float(loss.detach().double()), "dvalues": _np(g)}
+
+    def _kl_in_reward(self, m, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        if cfg.value_clamp != 10.0:
+            raise _unsupported(f"value_clamp={cfg.value_clamp}: compute_approx_kl always clamps the KL to [-10, 10]")
+        lp = torch.as_tensor(x["logp"]).to(tdt)
+        ref = torch.as_tensor(x["ref_logp"]).to(tdt)
+        mask = torch.as_tensor(x["mask"])
+        kl = m.compute_approx_kl(lp, ref, kl_estimator=cfg.estimator)
+        clip = None if cfg.reward_clip is None else tuple(float(v) for v in cfg.reward_clip)
+        r = m.compute_reward(torch.as_tensor(x["rewards"]).to(tdt), float(cfg.beta), kl, action_mask=mask,
+                             reward_clip_range=clip)
+        return {"token_rewards": _np(r)}
+
+    def _stop_properly(self, m, x, cfg, tdt) -> dict[str, Any]:
+        torch = m.torch
+        exp = m.Experience(rewards=torch.as_tensor(x["rewards"]).to(tdt).clone(),
+                           truncated=torch.as_tensor(np.asarray(x["truncated"], bool)))
+        m.length_penalty.apply_stop_properly_penalty([exp], float(cfg.coef))
+        return {"rewards": _np(exp.rewards)}
+
     # ------------------------------------------------------------------ advantages
     def _advantage(self, m, name, x, cfg, tdt) -> dict[str, Any]:
         torch = m.torch
@@ -347,6 +409,8 @@ class OpenRLHFAdapter(Adapter):
             n, index = group_layout(x["group"])
             if n == 1 and cfg.singleton != "zero" and cfg.std_normalize:
                 raise _unsupported(f"singleton={cfg.singleton!r}: OpenRLHF has no singleton rule")
+            rewards = torch.as_tensor(x["rewards"]).to(tdt)
+        elif name == "flash_reinforce":  # one rollout per prompt: n_samples_per_prompt = 1, the batch mean is used
             rewards = torch.as_tensor(x["rewards"]).to(tdt)
         elif name == "rloo":
             n, index = group_layout(x["group"])
@@ -491,6 +555,32 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
             "loss = aggregate_loss(kl, mask_t, **get_loss_batch_info(None, mask_t))",
             "loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)",
         ]
+    elif name == "value_clip":
+        tl = c("agg", "token-mean") == "token-mean"
+        lines += [
+            "from openrlhf.models.loss import ValueLoss",
+            "V = torch.tensor(values, dtype=dt, requires_grad=True); mask_t = torch.tensor(mask)",
+            f"fn = ValueLoss(clip_eps={c('eps', 0.5)!r}, token_level_loss={tl})",
+            "loss = fn(V, torch.tensor(old_values, dtype=dt), torch.tensor(returns, dtype=dt), action_mask=mask_t,",
+            "          **get_loss_batch_info(None, mask_t))",
+            "loss.backward(); print('loss', loss.item()); print('dvalues', V.grad)",
+        ]
+    elif name == "kl_in_reward":
+        clip = c("reward_clip")
+        lines += [
+            "from openrlhf.models.utils import compute_reward",
+            f"kl = compute_approx_kl(torch.tensor(logp, dtype=dt), torch.tensor(ref_logp, dtype=dt), "
+            f"kl_estimator={c('estimator', 'k1')!r})",
+            f"r = compute_reward(torch.tensor(rewards, dtype=dt), {c('beta', 0.01)!r}, kl, action_mask=torch.tensor(mask),",
+            f"                   reward_clip_range={None if clip is None else tuple(clip)!r})",
+            "print('token_rewards (compare at mask only)', r)",
+        ]
+    elif name == "stop_properly_penalty":
+        lines += [
+            "from openrlhf.trainer.ppo_utils.length_penalty import apply_stop_properly_penalty",
+            "e = Experience(rewards=torch.tensor(rewards, dtype=dt), truncated=torch.tensor(truncated))",
+            f"apply_stop_properly_penalty([e], {float(c('coef', 0.0))!r}); print('rewards', e.rewards)",
+        ]
     elif name == "entropy":
         lines += [
             "z = torch.tensor(logits, dtype=dt, requires_grad=True); mask_t = torch.tensor(mask)",
@@ -526,7 +616,7 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
                 "print('adv', adv); print('returns', ret)",
             ]
         else:
-            if name == "reinforce_pp":
+            if name in ("reinforce_pp", "flash_reinforce"):
                 lines.append("n, index = 1, list(range(len(rewards)))")
             else:
                 lines += [
@@ -543,4 +633,5 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["OpenRLHFAdapter", "OpenRLHFRawAdapter", "scrub_padding", "load", "group_layout", "run_compute_advantages", "reproduction_snippet"]
+__all__ = ["OpenRLHFAdapter", "OpenRLHFRawAdapter", "scrub_padding", "load", "group_layout", "run_compute_advantages",
+           "reproduction_snippet"]

@@ -13,7 +13,7 @@ from conformance.adapters.base import Adapter
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 # inputs whose gradient is reported, per kind (autograd w.r.t. these)
-GRAD_INPUTS = {"policy_loss": ("logp",), "kl": ("logp",), "entropy": ("logits",)}
+GRAD_INPUTS = {"policy_loss": ("logp", "values"), "kl": ("logp",), "entropy": ("logits",)}
 
 
 def to_torch(x: Any, dtype: torch.dtype, device: str) -> Any:

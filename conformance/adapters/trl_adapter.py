@@ -46,7 +46,7 @@ kl_k1/kl_k2 (TRL's GRPO has only k3), dual clip, log-ratio and KL clamps are not
 Advantages: TRL computes them inline in ``GRPOTrainer._generate_and_score_completions``, a method
 that also generates completions, calls reward functions and logs (≈700 lines); they cannot be reached
 without copying the math, so every ``advantage`` entry is unsupported here (the semantics are in
-``/work/shared/notes/peers.md`` §3.1: ddof=1, ε = 1e-4 on the std, group of one → 0).
+our notes on TRL: ddof=1, ε = 1e-4 on the std, group of one → 0).
 
 Padding: in TRL's trainer every (B, T) tensor is a model output, finite at padded positions, and the
 loss multiplies by the mask (``x * mask``) rather than selecting. The harness fills padding with
@@ -67,7 +67,10 @@ from conformance.adapters.base import Adapter
 
 FRAMEWORK = "trl"
 #: registry entries this adapter maps onto TRL's GRPOTrainer._compute_loss
-SUPPORTED = ("ppo", "dapo", "gspo", "sapo", "cispo", "kl_k3", "entropy")
+SUPPORTED = ("ppo", "dapo", "gspo", "sapo", "cispo", "kl_k3", "entropy", "two_sided_clip", "tis", "vespo",
+             "high_entropy_mask", "off_policy_sequence_mask")
+#: sampler entries: TRL's own GRPOTrainer methods, called directly (not through _compute_loss)
+SAMPLERS = ("high_entropy_mask", "off_policy_sequence_mask")
 #: aggregation mode → TRL loss_type for the PPO-clip family (GRPOTrainer._compute_loss normalisers)
 AGG_TO_LOSS_TYPE = {
     "token-mean": "dapo",
@@ -107,6 +110,18 @@ def sequence_advantage(adv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.divide(tot, n, out=np.zeros_like(tot, dtype=np.float64), where=n > 0)
 
 
+def constant_sequence_advantage(adv: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(B,) advantages; NotImplementedError when adv varies along a sequence (the adapter then passes TRL's
+    trainer format, one advantage per sequence)."""
+    hi = np.where(mask, adv, -np.inf).max(axis=1)
+    lo = np.where(mask, adv, np.inf).min(axis=1)
+    has = mask.any(axis=1)
+    if (hi[has] != lo[has]).any():
+        raise NotImplementedError("this mapping passes one advantage per sequence (TRL's trainer format); the case "
+                                  "has token-level advantages")
+    return np.where(has, hi, 0.0)
+
+
 def loss_type_for(agg: str, normalizer: float | None, const: float | None, T: int, who: str = "TRL"
                   ) -> tuple[str, dict[str, Any]]:
     """(loss_type, extra settings) for an aggregation mode; NotImplementedError if not expressible."""
@@ -142,6 +157,7 @@ class Plan:
     logits: np.ndarray | None = None  # entropy entry only
     negate: bool = False  # entropy: value = −loss
     grad_of: str = "logp"
+    is_ratio: np.ndarray | None = None  # tis: inputs["importance_sampling_ratio"] (B, T)
 
 
 class TRLAdapter(Adapter):
@@ -168,10 +184,27 @@ class TRLAdapter(Adapter):
         "cispo": {"agg": "token-mean", "seq_denominator": "all", "eps_low": None, "log_ratio_clamp": None},
         # beta != 0: per_token_kl = exp(ref − logp) − (ref − logp) − 1 (no clamp), multiplied by coef_1 when
         # GRPOConfig.use_bias_correction_kl (default True); added per token before the loss_type's normaliser.
-        "kl_k3": {"agg": "token-mean", "seq_denominator": "all", "is_weight": "ratio", "value_clamp": None, "log_ratio_clamp": None,
-                  "straight_through_k2": False},
+        "kl_k3": {"agg": "token-mean", "seq_denominator": "all", "is_weight": "ratio", "value_clamp": None,
+                  "log_ratio_clamp": None, "straight_through_k2": False},
         # entropy bonus: (entropies * mask).sum() / mask.sum().clamp(min=1) / gas, whatever the loss_type.
         "entropy": {"agg": "token-mean", "seq_denominator": "all"},
+        # GRPOConfig.delta: `coef_1 = torch.clamp(coef_1, max=self.args.delta)` after coef_2 is clipped, in the
+        # grpo/bnpo/dr_grpo/dapo/luspo branch of _compute_loss; TRL has no default δ (None = off), so the
+        # entry's δ = 4 (INTELLECT-2 §4.1, TRL's paper index) is passed as `delta`.
+        "two_sided_clip": {"agg": "token-mean", "seq_denominator": "all", "dual_clip_c": None, "log_ratio_clamp": None},
+        # use_vllm + vllm_importance_sampling_correction, vllm_importance_sampling_mode="token_truncate":
+        # clamp(exp(old − sampling), clip_min, clip_max) with GRPOConfig defaults clip_max=3.0, clip_min=None
+        # (_generate_and_score_completions); _compute_loss multiplies the per-token loss by it before the KL.
+        "tis": {"agg": "token-mean", "seq_denominator": "all", "dual_clip_c": None, "log_ratio_clamp": None,
+                "C": 3.0, "C_min": None, "mode": "truncate"},
+        # loss_type="vespo": get_gamma_weights clamps token log-ratios to ±20 and the sum to [log 1e-8, 20];
+        # -phi_seq * advantages * per_token_logps with the dapo normaliser (token-mean).
+        "vespo": {"agg": "token-mean", "seq_denominator": "all"},
+        # get_high_entropy_mask(entropies, mask, 1 - top_entropy_quantile): torch.quantile (linear) over the
+        # gathered valid entropies, `masked_entropies >= threshold`, & mask.
+        "high_entropy_mask": {"interpolation": "linear", "inclusive": True},
+        # get_off_policy_mask: keep if advantages >= 0 or mean(sampling − logp) <= off_policy_mask_threshold.
+        "off_policy_sequence_mask": {},
     }
 
     def __init__(self) -> None:
@@ -212,6 +245,8 @@ class TRLAdapter(Adapter):
             z = np.zeros((B, T))
             return Plan(gc, z, z, None, np.zeros(B), mask, float(mask.sum()), logits=logits, negate=True,
                         grad_of="logits")
+        if name == "vespo":
+            return self._plan_vespo(cfg, inputs, mask, clean)
         if getattr(cfg, "log_ratio_clamp", None) is not None:
             raise NotImplementedError("TRL does not clamp log-ratios (coef_1 = exp(logp − old_logp))")
         lt, extra = loss_type_for(cfg.agg, cfg.normalizer, cfg.const, T)
@@ -229,13 +264,19 @@ class TRLAdapter(Adapter):
             return Plan(gc, logp, old, clean(inputs["ref_logp"]), np.zeros(B), mask, n_items)
         old = clean(inputs["old_logp"])
         adv = clean(inputs["adv"])
-        if name in ("ppo", "dapo", "gspo"):
+        is_ratio = None
+        if name in ("ppo", "dapo", "gspo", "two_sided_clip", "tis"):
             if getattr(cfg, "dual_clip_c", None) is not None:
                 raise NotImplementedError("TRL has no dual clip (its `delta` caps the ratio for every advantage sign)")
             gc.update(loss_type=lt, epsilon=cfg.eps_low, epsilon_high=cfg.eps_high)
             if name == "gspo":
                 gc["importance_sampling_level"] = "sequence"
                 adv = sequence_advantage(adv, mask)
+            if name == "two_sided_clip":
+                gc["delta"] = cfg.delta
+            if name == "tis":
+                is_ratio, extra_cfg = self._tis_weight(cfg, inputs, mask, clean)
+                gc.update(extra_cfg)
         elif name == "sapo":
             if lt != "grpo":
                 raise NotImplementedError("TRL's sapo loss always uses the grpo normaliser (seq-mean-token-mean); "
@@ -249,11 +290,77 @@ class TRLAdapter(Adapter):
                 raise NotImplementedError("TRL's cispo loss always uses the dapo normaliser (token-mean); "
                                           f"agg={cfg.agg!r}")
             gc.update(loss_type="cispo", epsilon_high=1.0 + cfg.eps_high)
-        return Plan(gc, logp, old, None, adv, mask, n_items)
+        return Plan(gc, logp, old, None, adv, mask, n_items, is_ratio=is_ratio)
+
+    @staticmethod
+    def _tis_weight(cfg: Any, inputs: dict[str, np.ndarray], mask: np.ndarray, clean) -> tuple[np.ndarray, dict]:
+        """The truncated weight that TRL's generation step would store as ``importance_sampling_ratio``.
+
+        TRL computes it inside ``_generate_and_score_completions`` (vLLM generation, reward calls, ~700 lines),
+        which cannot be driven without a model and an engine; so the weight given to TRL's ``_compute_loss`` is
+        the rlspec reference's ``truncated_is_weight`` (an INPUT here, like Liger's ``vllm_is_ratio``), and the
+        check covers how TRL applies it (after the clip, before the KL and the normaliser), not how it computes
+        it. The GRPOConfig fields are set to the matching mode so that the snippet documents the setting."""
+        from reference.tis import truncated_is_weight
+
+        old = clean(inputs["old_logp"])
+        roll = clean(inputs["rollout_logp"]) if inputs.get("rollout_logp") is not None else old
+        w = np.where(mask, truncated_is_weight(old, roll, cfg.C, cfg.C_min, cfg.mode), 0.0)
+        return w, {"use_vllm": True, "vllm_importance_sampling_correction": True,
+                   "vllm_importance_sampling_mode": "token_" + cfg.mode,
+                   "vllm_importance_sampling_clip_max": cfg.C, "vllm_importance_sampling_clip_min": cfg.C_min}
+
+    def _plan_vespo(self, cfg: Any, inputs: dict[str, np.ndarray], mask: np.ndarray, clean) -> Plan:
+        """loss_type='vespo' (token-level, dapo normaliser); TRL's clamps are fixed (±20 per token, sum in
+        [log 1e-8, 20]) and it takes one advantage per sequence."""
+        import math
+
+        if (cfg.log_ratio_clamp, cfg.log_w_max) != (20.0, 20.0) or cfg.log_w_min is None or \
+                abs(cfg.log_w_min - math.log(1e-8)) > 1e-12:
+            raise NotImplementedError("TRL's get_gamma_weights clamps token log-ratios to ±20 and the sequence sum to "
+                                      f"[log 1e-8, 20]; got log_ratio_clamp={cfg.log_ratio_clamp}, "
+                                      f"log_w_min={cfg.log_w_min}, log_w_max={cfg.log_w_max}")
+        if cfg.agg != "token-mean":
+            raise NotImplementedError(f"TRL's vespo loss always uses the dapo normaliser (token-mean); agg={cfg.agg!r}")
+        B, T = mask.shape
+        adv = constant_sequence_advantage(clean(inputs["adv"]), mask)
+        gc = {"beta": 0.0, "loss_type": "vespo", "max_completion_length": T, "vespo_k_pos": cfg.k_pos,
+              "vespo_lambda_pos": cfg.lambda_pos, "vespo_k_neg": cfg.k_neg, "vespo_lambda_neg": cfg.lambda_neg}
+        n_items = cfg.normalizer if cfg.normalizer is not None else float(mask.sum())
+        return Plan(gc, clean(inputs["logp"]), clean(inputs["old_logp"]), None, adv, mask, n_items)
+
+    # ------------------------------------------------------------------ samplers
+    def run_sampler(self, spec: Any, inputs: dict[str, np.ndarray], cfg: Any, dtype: str) -> dict[str, Any]:
+        """TRL's own ``GRPOTrainer.get_high_entropy_mask`` / ``get_off_policy_mask`` on the case."""
+        import torch
+        from trl.trainer.grpo_trainer import GRPOTrainer
+
+        td = _torch_dtype(dtype)
+        mask = np.asarray(inputs["mask"], dtype=bool)
+        clean = (lambda x: np.asarray(x, dtype=np.float64)) if self.raw_padding else \
+            (lambda x: sanitize(np.asarray(x, dtype=np.float64), mask))
+        m = torch.as_tensor(mask).long()
+        if spec.name == "high_entropy_mask":
+            if cfg.interpolation != "linear" or not cfg.inclusive:
+                raise NotImplementedError("TRL's get_high_entropy_mask uses torch.quantile (linear interpolation) and "
+                                          f"`>=`; interpolation={cfg.interpolation!r}, inclusive={cfg.inclusive}")
+            trainer = self.make_trainer({"beta": 0.0, "top_entropy_quantile": cfg.rho})
+            H = torch.as_tensor(clean(inputs["entropy"])).to(td)
+            keep = trainer.get_high_entropy_mask(H, m, 1.0 - trainer.top_entropy_quantile)
+            return {"keep": keep.bool().numpy()}
+        adv = torch.as_tensor(np.asarray(inputs["adv"], dtype=np.float64)).to(td).unsqueeze(1)  # (B, 1) as in TRL
+        keep = GRPOTrainer.get_off_policy_mask(
+            advantages=adv, per_token_logps=torch.as_tensor(clean(inputs["logp"])).to(td),
+            sampling_per_token_logps=torch.as_tensor(clean(inputs["old_logp"])).to(td), mask=m,
+            off_policy_threshold=cfg.delta)
+        return {"keep": keep.squeeze(1).bool().numpy()}
 
     def run(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> dict[str, Any]:
         import torch
 
+        if spec.name in SAMPLERS:
+            cfg = config if config is not None else spec.config(**self.conventions.get(spec.name, {}))
+            return self.run_sampler(spec, inputs, cfg, dtype)
         p = self.plan(spec, inputs, config)
         td = _torch_dtype(dtype)
         trainer = self.make_trainer(p.grpo_config)
@@ -279,6 +386,9 @@ class TRLAdapter(Adapter):
         return make_bare_trainer(**grpo_config)
 
     def reproduction(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> str:
+        if spec.name in SAMPLERS:
+            cfg = config if config is not None else spec.config(**self.conventions.get(spec.name, {}))
+            return sampler_reproduction(spec.name, inputs, cfg, dtype, self.raw_padding)
         try:
             p = self.plan(spec, inputs, config)
         except NotImplementedError as e:
@@ -320,8 +430,9 @@ def make_bare_trainer(**cfg):
     return t
 
 
-def compute_loss(t, logp, old_logp, ref_logp, advantages, mask, num_items_in_batch, entropies=None):
-    """Call TRL's GRPOTrainer._compute_loss with `logp` standing in for the model forward."""
+def compute_loss(t, logp, old_logp, ref_logp, advantages, mask, num_items_in_batch, entropies=None, is_ratio=None):
+    """Call TRL's GRPOTrainer._compute_loss with `logp` standing in for the model forward.
+    `is_ratio`: the rollout-mismatch weight TRL's generation step would store as importance_sampling_ratio."""
     import torch
     ent = entropies if entropies is not None else torch.zeros_like(logp)
     t._get_per_token_logps_and_entropies = lambda *a, **k: (logp, ent, None)
@@ -333,6 +444,8 @@ def compute_loss(t, logp, old_logp, ref_logp, advantages, mask, num_items_in_bat
         inputs["old_per_token_logps"] = old_logp
     if ref_logp is not None:
         inputs["ref_per_token_logps"] = ref_logp
+    if is_ratio is not None:
+        inputs["importance_sampling_ratio"] = is_ratio
     return t._compute_loss(t.model, inputs)
 '''
 _ns: dict[str, Any] = {}
@@ -351,7 +464,7 @@ def call_compute_loss(trainer, logp, p: Plan, dtype: str, entropies=None):
     td = _torch_dtype(dtype)
     t = lambda x: None if x is None else torch.as_tensor(x).to(td)  # noqa: E731
     return compute_loss(trainer, logp, t(p.old_logp), t(p.ref_logp), t(p.adv), torch.as_tensor(p.mask).long(),
-                        _n_items(p.num_items_in_batch, torch), entropies)
+                        _n_items(p.num_items_in_batch, torch), entropies, t(p.is_ratio))
 
 
 def _lit(x: np.ndarray | None) -> str:
@@ -382,10 +495,34 @@ def reproduction_script(p: Plan, dtype: str, kind: str, config_note: bool = Fals
         lines += [f"logp = {_lit(p.logp)}.requires_grad_(True)", "entropies = None"]
     lines += [f"old_logp = {_lit(p.old_logp)}", f"ref_logp = {_lit(p.ref_logp)}", f"adv = {_lit(p.adv)}",
               f"n_items = torch.tensor({float(p.num_items_in_batch)!r})",
-              "loss = compute_loss(t, logp, old_logp, ref_logp, adv, mask, n_items, entropies)",
+              f"is_ratio = {_lit(p.is_ratio)}  # importance_sampling_ratio (tis only)",
+              "loss = compute_loss(t, logp, old_logp, ref_logp, adv, mask, n_items, entropies, is_ratio)",
               "loss.backward()"]
     if p.logits is not None:
         lines.append("print('entropy value (= -loss):', -loss.item()); print('dlogits:', -logits.grad)")
     else:
         lines.append("print('loss:', loss.item()); print('dlogp:', logp.grad)")
+    return "\n".join(lines) + "\n"
+
+
+def sampler_reproduction(name: str, inputs: dict[str, np.ndarray], cfg: Any, dtype: str, raw_padding: bool) -> str:
+    """Stand-alone script (needs only trl + torch) calling TRL's own mask method on this case."""
+    mask = np.asarray(inputs["mask"], dtype=bool)
+    clean = (lambda x: np.asarray(x, dtype=np.float64)) if raw_padding else \
+        (lambda x: sanitize(np.asarray(x, dtype=np.float64), mask))
+    lines = ["# Needs only trl (checked with 1.16.0) and torch.", "import torch", "from numpy import nan, inf",
+             f"DT = torch.{dtype}", f"mask = {_lit(mask)}"]
+    if name == "high_entropy_mask":
+        lines = lines[:3] + [_BARE_TRAINER_SRC.strip(), ""] + lines[3:]
+        lines += [f"t = make_bare_trainer(beta=0.0, top_entropy_quantile={cfg.rho!r})",
+                  f"entropy = {_lit(clean(inputs['entropy']))}",
+                  "keep = t.get_high_entropy_mask(entropy, mask, 1.0 - t.top_entropy_quantile)",
+                  "print('keep:', keep)"]
+    else:
+        lines += ["from trl.trainer.grpo_trainer import GRPOTrainer",
+                  f"logp = {_lit(clean(inputs['logp']))}", f"sampling_logp = {_lit(clean(inputs['old_logp']))}",
+                  f"adv = {_lit(np.asarray(inputs['adv'], dtype=np.float64))}.unsqueeze(1)",
+                  "keep = GRPOTrainer.get_off_policy_mask(advantages=adv, per_token_logps=logp, "
+                  f"sampling_per_token_logps=sampling_logp, mask=mask, off_policy_threshold={cfg.delta!r})",
+                  "print('keep:', keep.squeeze(1).bool())"]
     return "\n".join(lines) + "\n"

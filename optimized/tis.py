@@ -1,0 +1,34 @@
+"""TIS: PPO with a truncated rollout-mismatch weight (torch). Mirrors :mod:`reference.tis`."""
+
+from __future__ import annotations
+
+import torch
+
+from optimized import common
+from optimized.ppo import clipped_surrogate, dual_clip
+from optimized.registry import implements
+from reference.tis import TISConfig
+
+
+def truncated_is_weight(old_logp: torch.Tensor, rollout_logp: torch.Tensor, C: float, C_min: float | None = None,
+                        mode: str = "truncate") -> torch.Tensor:
+    """sg(min(π_old/π_rollout, C)) (B, T), ≥ C_min if given; 'mask': 0 outside [C_min, C]."""
+    rho = torch.exp(old_logp - rollout_logp).detach()
+    lo = 0.0 if C_min is None else C_min
+    if mode == "truncate":
+        return torch.clamp(rho, lo, C)
+    return torch.where((rho >= lo) & (rho <= C), rho, torch.zeros_like(rho))
+
+
+@implements("tis")
+def tis_loss(logp, old_logp, adv, mask, rollout_logp=None, ref_logp=None, config: TISConfig | None = None,
+             group=None):
+    """Scalar TIS-weighted PPO loss Σ c ⊙ w ⊙ ℓ_PPO."""
+    cfg = config or TISConfig()
+    logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
+    roll = old_logp if rollout_logp is None else common.upcast(common.clean(rollout_logp, mask, "rollout_logp"))
+    w = truncated_is_weight(old_logp, roll, cfg.C, cfg.C_min, cfg.mode)
+    ell = clipped_surrogate(common.ratio(logp, old_logp, cfg.log_ratio_clamp), adv, cfg.eps_low, cfg.eps_high)
+    if cfg.dual_clip_c is not None:
+        ell = dual_clip(ell, adv, cfg.dual_clip_c)
+    return common.aggregate_token_loss(w * ell, mask, cfg, group)
