@@ -36,10 +36,14 @@ HIT = 0.8  # "steps to threshold" column: first step whose 10-step moving-averag
 
 
 def algorithms() -> list[str]:
-    """Every implemented policy loss and outcome advantage estimator, policy losses first."""
+    """Every implemented policy loss and outcome advantage estimator, policy losses first.
+
+    Policy losses are those that train the policy from (logp, old_logp, adv): an entry whose gradient
+    is w.r.t. something else (value_clip, a critic loss: ``dvalues``) has no place in this loop."""
     from optimized.e2e.loop import is_outcome_advantage
 
-    losses = registry.names(kind="policy_loss", status="implemented")
+    losses = [n for n in registry.names(kind="policy_loss", status="implemented")
+              if "dlogp" in registry.get(n).outputs]
     advs = [n for n in registry.names(kind="advantage", status="implemented") if is_outcome_advantage(n)]
     return losses + advs
 
