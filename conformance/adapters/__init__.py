@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import Adapter, Unsupported
 
 BUILTIN = {
     "optimized": "conformance.adapters.optimized_adapter:OptimizedAdapter",
@@ -39,4 +39,4 @@ def load(name: str) -> Adapter:
     return inst
 
 
-__all__ = ["Adapter", "BUILTIN", "load"]
+__all__ = ["Adapter", "BUILTIN", "PEERS", "Unsupported", "load"]

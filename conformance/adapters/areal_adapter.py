@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import Adapter, Unsupported
 from conformance.adapters.openrlhf_adapter import scrub_padding
 
 _LOCK = threading.Lock()
@@ -83,7 +83,7 @@ def group_major(group: np.ndarray) -> tuple[int, np.ndarray]:
     g = np.asarray(group)
     _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
     if counts.size and (counts != counts[0]).any():
-        raise NotImplementedError(f"groups of different sizes {sorted(set(counts.tolist()))}: AReaL's Normalization "
+        raise Unsupported(f"groups of different sizes {sorted(set(counts.tolist()))}: AReaL's Normalization "
                                   "groups a fixed stride of group_size consecutive rows")
     return (int(counts[0]) if counts.size else 1), np.argsort(inverse, kind="stable")
 
@@ -147,18 +147,18 @@ class ArealAdapter(Adapter):
             return self._kl(m, spec.name, inputs, config, tdt)
         if spec.name in ADVANTAGE:
             return self._advantage(m, spec.name, inputs, config, tdt)
-        raise NotImplementedError(f"areal adapter has no mapping for {spec.name}")
+        raise Unsupported(f"areal adapter has no mapping for {spec.name}")
 
     @staticmethod
     def _common_checks(cfg) -> None:
         if cfg.agg != "token-mean":
-            raise NotImplementedError(f"agg={cfg.agg!r}: AReaL's loss functions return the token-mean of the call "
+            raise Unsupported(f"agg={cfg.agg!r}: AReaL's loss functions return the token-mean of the call "
                                       "(loss_mask.count_nonzero())")
         if cfg.normalizer is not None:
-            raise NotImplementedError("normalizer: AReaL applies the global token weighting in its train engine "
+            raise Unsupported("normalizer: AReaL applies the global token weighting in its train engine "
                                       "(loss_weight_fn), outside the loss functions")
         if cfg.log_ratio_clamp is not None:
-            raise NotImplementedError("log_ratio_clamp: AReaL does not clamp log-ratios")
+            raise Unsupported("log_ratio_clamp: AReaL does not clamp log-ratios")
 
     def _policy(self, m, name, x, cfg, tdt) -> dict[str, Any]:
         torch = m.torch
@@ -187,16 +187,16 @@ class ArealAdapter(Adapter):
         if not cfg.behave_weight:
             return None
         if cfg.behave_cap is not None and cfg.behave_cap <= 1.0:
-            raise NotImplementedError("behave_cap <= 1: RejectionSamplingConfig requires upper > 1 for the ratio metric")
+            raise Unsupported("behave_cap <= 1: RejectionSamplingConfig requires upper > 1 for the ratio metric")
         upper = float("inf") if cfg.behave_cap is None else float(cfg.behave_cap)
         return m.RejectionSamplingConfig(level="token", action=cfg.behave_cap_mode, metric="ratio", upper=upper)
 
     def _value_clip(self, m, x, cfg, tdt, dtype) -> dict[str, Any]:
         torch = m.torch
         if dtype != "float32":
-            raise NotImplementedError(f"{dtype}: ppo_critic_loss_fn asserts float32 values, old values and returns")
+            raise Unsupported(f"{dtype}: ppo_critic_loss_fn asserts float32 values, old values and returns")
         if cfg.agg != "token-mean" or cfg.normalizer is not None:
-            raise NotImplementedError("ppo_critic_loss_fn returns the masked token-mean of the call (count_nonzero)")
+            raise Unsupported("ppo_critic_loss_fn returns the masked token-mean of the call (count_nonzero)")
         V = torch.as_tensor(x["values"]).to(tdt).requires_grad_(True)
         eps = float("inf") if cfg.eps is None else float(cfg.eps)
         loss, _ = m.functional.ppo_critic_loss_fn(V, torch.as_tensor(x["old_values"]).to(tdt),
@@ -209,9 +209,9 @@ class ArealAdapter(Adapter):
     def _kl(self, m, name, x, cfg, tdt) -> dict[str, Any]:
         torch = m.torch
         if cfg.is_weight is not None or cfg.straight_through_k2:
-            raise NotImplementedError("KLEstimator has no importance weight or straight-through gradient")
+            raise Unsupported("KLEstimator has no importance weight or straight-through gradient")
         if cfg.value_clamp != 10.0 or cfg.log_ratio_clamp is not None:
-            raise NotImplementedError("KLEstimator(apply_clamp=True) clamps the value to [-10, 10] only")
+            raise Unsupported("KLEstimator(apply_clamp=True) clamps the value to [-10, 10] only")
         self._common_checks(cfg)
         lp = torch.as_tensor(x["logp"]).to(tdt).requires_grad_(True)
         ref = torch.as_tensor(x["ref_logp"]).to(tdt)
@@ -227,15 +227,15 @@ class ArealAdapter(Adapter):
         if name in ("grpo", "dr_grpo"):
             std_level = "group" if cfg.std_normalize else None
             if cfg.std_normalize and (cfg.ddof != 1 or cfg.eps_placement != "outside"):
-                raise NotImplementedError(f"NormConfig divides by std (unbiased here) + eps; config asks ddof={cfg.ddof} "
+                raise Unsupported(f"NormConfig divides by std (unbiased here) + eps; config asks ddof={cfg.ddof} "
                                           f"eps_placement={cfg.eps_placement}")
             if n == 1 and cfg.singleton != "zero":
-                raise NotImplementedError(f"singleton={cfg.singleton!r}: AReaL gives a lone rollout x - x = 0")
+                raise Unsupported(f"singleton={cfg.singleton!r}: AReaL gives a lone rollout x - x = 0")
             norm = m.NormConfig(mean_level="group", std_level=std_level, std_unbiased=True, eps=float(cfg.eps),
                                 group_size=n)
         else:  # rloo
             if n == 1 and cfg.singleton != "raw":
-                raise NotImplementedError(f"singleton={cfg.singleton!r}: AReaL's leave-one-out mean of a lone "
+                raise Unsupported(f"singleton={cfg.singleton!r}: AReaL's leave-one-out mean of a lone "
                                           "rollout is 0 (the raw reward passes through)")
             norm = m.NormConfig(mean_level="group", mean_leave1out=True, std_level=None, group_size=n)
         R = torch.as_tensor(np.asarray(x["rewards"])[order]).to(tdt)

@@ -20,6 +20,9 @@ kinds return the names their registry entry lists. ``dtype`` is "float64", "floa
 the precision to compute in. ``config`` is the entry's config dataclass (the paper's defaults or a
 convention the adapter declared in ``conventions``).
 
+A case the library cannot express (a config field, dtype or input it lacks) makes ``run`` raise
+:class:`Unsupported` with the reason: the harness reports it as "unsupported", never as a pass.
+
 ``conventions`` maps an entry name to config overrides that state the library's documented
 conventions (e.g. ``{"grpo": {"ddof": 1, "eps": 1e-6}}``): the reference is run with the same
 conventions, so that any remaining difference is a finding.
@@ -33,6 +36,13 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
+
+
+class Unsupported(NotImplementedError):
+    """Raised by ``Adapter.run`` for a case the library cannot express (a config, dtype or input it lacks).
+
+    The harness reports the case as "unsupported" with this message; it is not a failure and not a stub.
+    """
 
 
 class Adapter(ABC):

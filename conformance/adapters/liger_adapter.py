@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import Adapter, Unsupported
 from conformance.adapters.trl_adapter import framework_version, loss_type_for, sanitize, sequence_advantage
 
 DIST = "liger-kernel"
@@ -85,7 +85,7 @@ def per_sequence_advantage(adv: np.ndarray, mask: np.ndarray, name: str) -> np.n
     lo = np.where(mask, adv, np.inf).min(axis=1)
     has = mask.any(axis=1)
     if (hi[has] != lo[has]).any():
-        raise NotImplementedError("Liger takes one advantage per sequence (advantages (B,)); this case has "
+        raise Unsupported("Liger takes one advantage per sequence (advantages (B,)); this case has "
                                   "token-level advantages")
     return np.where(has, hi, 0.0)  # the (exact) common value of each sequence
 
@@ -141,7 +141,7 @@ class LigerAdapter(Adapter):
     def plan(self, spec: Any, inputs: dict[str, np.ndarray], config: Any) -> Plan:
         name = spec.name
         if name not in SUPPORTED:
-            raise NotImplementedError(f"liger has no {name}")
+            raise Unsupported(f"liger has no {name}")
         cfg = config if config is not None else spec.config(**self.conventions.get(name, {}))
         mask = np.asarray(inputs["mask"], dtype=bool)
         B, T = mask.shape
@@ -150,16 +150,16 @@ class LigerAdapter(Adapter):
         if name == "vespo":
             return self._plan_vespo(cfg, inputs, mask, clean)
         if cfg.log_ratio_clamp is not None:
-            raise NotImplementedError("Liger does not clamp log-ratios (coef_1 = exp(log_ratio))")
+            raise Unsupported("Liger does not clamp log-ratios (coef_1 = exp(log_ratio))")
         lt, extra = loss_type_for(cfg.agg, cfg.normalizer, cfg.const, T, who="Liger")
         kw: dict[str, Any] = {"beta": 0.0, "loss_type": lt, "max_completion_length": extra.get("max_completion_length", T)}
         n_items = extra.get("num_items_in_batch")
         logp = clean(inputs["logp"])
         if name == "kl_k3":
             if cfg.value_clamp is not None or cfg.straight_through_k2:
-                raise NotImplementedError("Liger's k3 has no value clamp and no straight-through k2 gradient")
+                raise Unsupported("Liger's k3 has no value clamp and no straight-through k2 gradient")
             if cfg.is_weight == "ratio-detached":
-                raise NotImplementedError("Liger multiplies k3 by exp(log_importance_weights) with its gradient "
+                raise Unsupported("Liger multiplies k3 by exp(log_importance_weights) with its gradient "
                                           "(is_weight='ratio') or not at all")
             kw.update(beta=1.0, use_bias_correction_kl=cfg.is_weight == "ratio")
             old = clean(inputs["old_logp"]) if cfg.is_weight == "ratio" else None  # None → logp.detach()
@@ -169,7 +169,7 @@ class LigerAdapter(Adapter):
         is_ratio = None
         if name in ("ppo", "dapo", "gspo", "two_sided_clip", "tis"):
             if getattr(cfg, "dual_clip_c", None) is not None:
-                raise NotImplementedError("Liger has no dual clip")
+                raise Unsupported("Liger has no dual clip")
             kw.update(epsilon_low=cfg.eps_low, epsilon_high=cfg.eps_high)
             if name == "gspo":
                 kw["importance_sampling_level"] = "sequence"
@@ -182,14 +182,14 @@ class LigerAdapter(Adapter):
                 is_ratio = np.where(mask, truncated_is_weight(old, roll, cfg.C, cfg.C_min, cfg.mode), 0.0)
         elif name == "sapo":
             if lt != "grpo":
-                raise NotImplementedError(f"Liger's sapo loss always uses the grpo normaliser; agg={cfg.agg!r}")
+                raise Unsupported(f"Liger's sapo loss always uses the grpo normaliser; agg={cfg.agg!r}")
             kw.update(loss_type="sapo", sapo_temperature_pos=cfg.tau_pos, sapo_temperature_neg=cfg.tau_neg)
         elif name == "cispo":
             if cfg.eps_low is not None:
-                raise NotImplementedError("Liger's CISPO clips the IS weight from above only (absolute cap "
+                raise Unsupported("Liger's CISPO clips the IS weight from above only (absolute cap "
                                           "epsilon_high); a lower bound eps_low is not expressible")
             if lt != "dapo":
-                raise NotImplementedError(f"Liger's cispo loss always uses the dapo normaliser; agg={cfg.agg!r}")
+                raise Unsupported(f"Liger's cispo loss always uses the dapo normaliser; agg={cfg.agg!r}")
             kw.update(loss_type="cispo", epsilon_high=1.0 + cfg.eps_high)
         return Plan(kw, logp, old, None, adv, mask, n_items, vllm_is_ratio=is_ratio)
 
@@ -200,11 +200,11 @@ class LigerAdapter(Adapter):
 
         if (cfg.log_ratio_clamp, cfg.log_w_max) != (20.0, 20.0) or cfg.log_w_min is None or \
                 abs(cfg.log_w_min - math.log(1e-8)) > 1e-12:
-            raise NotImplementedError("Liger's get_gamma_weights clamps token log-ratios to ±20 and the sequence sum "
+            raise Unsupported("Liger's get_gamma_weights clamps token log-ratios to ±20 and the sequence sum "
                                       f"to [log 1e-8, 20]; got log_ratio_clamp={cfg.log_ratio_clamp}, "
                                       f"log_w_min={cfg.log_w_min}, log_w_max={cfg.log_w_max}")
         if cfg.agg != "token-mean":
-            raise NotImplementedError(f"Liger's vespo loss always uses the dapo normaliser; agg={cfg.agg!r}")
+            raise Unsupported(f"Liger's vespo loss always uses the dapo normaliser; agg={cfg.agg!r}")
         B, T = mask.shape
         kw = {"beta": 0.0, "loss_type": "vespo", "max_completion_length": T, "vespo_k_pos": cfg.k_pos,
               "vespo_lambda_pos": cfg.lambda_pos, "vespo_k_neg": cfg.k_neg, "vespo_lambda_neg": cfg.lambda_neg}
@@ -247,7 +247,7 @@ def logits_for_logp(logp: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """z (B, T) with log σ(z) = logp at valid positions (z = 0 elsewhere). Needs logp < 0 there."""
     lp = np.where(mask, logp, np.log(0.5))
     if (lp >= 0).any() or not np.isfinite(lp).all():
-        raise NotImplementedError("the fused path reconstructs logp through a softmax: it needs finite logp < 0 "
+        raise Unsupported("the fused path reconstructs logp through a softmax: it needs finite logp < 0 "
                                   "at valid positions")
     return lp - np.log(-np.expm1(lp))  # logit of p = e^{logp}
 
@@ -273,7 +273,7 @@ class LigerFusedAdapter(LigerAdapter):
         from liger_kernel.chunked_loss import LigerFusedLinearGRPOLoss
 
         if dtype != "float32":
-            raise NotImplementedError("Liger's fused path computes log-probs in float32 only")
+            raise Unsupported("Liger's fused path computes log-probs in float32 only")
         p = self.plan(spec, inputs, config)
         z = logits_for_logp(p.logp, p.mask)
         h = torch.as_tensor(z, dtype=torch.float32).unsqueeze(-1).requires_grad_(True)  # (B, T, 1)

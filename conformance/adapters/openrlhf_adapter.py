@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import Adapter, Unsupported
 
 _TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16"}
 _STANDINS = ("openrlhf.models", "openrlhf.trainer.ray", "openrlhf.trainer.ray.launcher")
@@ -134,8 +134,8 @@ def load() -> types.SimpleNamespace:
         return _MODS
 
 
-def _unsupported(why: str) -> NotImplementedError:
-    return NotImplementedError(why)
+def _unsupported(why: str) -> Unsupported:
+    return Unsupported(why)
 
 
 def _interior_holes(mask: np.ndarray) -> bool:

@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import Adapter, Unsupported
 
 FRAMEWORK = "trl"
 #: registry entries this adapter maps onto TRL's GRPOTrainer._compute_loss
@@ -117,7 +117,7 @@ def constant_sequence_advantage(adv: np.ndarray, mask: np.ndarray) -> np.ndarray
     lo = np.where(mask, adv, np.inf).min(axis=1)
     has = mask.any(axis=1)
     if (hi[has] != lo[has]).any():
-        raise NotImplementedError("this mapping passes one advantage per sequence (TRL's trainer format); the case "
+        raise Unsupported("this mapping passes one advantage per sequence (TRL's trainer format); the case "
                                   "has token-level advantages")
     return np.where(has, hi, 0.0)
 
@@ -126,19 +126,19 @@ def loss_type_for(agg: str, normalizer: float | None, const: float | None, T: in
                   ) -> tuple[str, dict[str, Any]]:
     """(loss_type, extra settings) for an aggregation mode; NotImplementedError if not expressible."""
     if agg not in AGG_TO_LOSS_TYPE:
-        raise NotImplementedError(f"{who} has no per-prompt ({agg}) normaliser: its loss types normalise by "
+        raise Unsupported(f"{who} has no per-prompt ({agg}) normaliser: its loss types normalise by "
                                   "tokens, sequences or a constant of the micro-batch")
     lt = AGG_TO_LOSS_TYPE[agg]
     extra: dict[str, Any] = {}
     if lt == "dapo":
         extra["num_items_in_batch"] = normalizer  # None → the local token count
     elif normalizer is not None:
-        raise NotImplementedError(f"{who} loss_type={lt!r} divides by this micro-batch's number of sequences "
+        raise Unsupported(f"{who} loss_type={lt!r} divides by this micro-batch's number of sequences "
                                   "(and gradient-accumulation steps); it takes no global sequence count")
     if lt == "dr_grpo":
         C = float(T) if const is None else float(const)
         if C != round(C) or C < 1:
-            raise NotImplementedError(f"{who} dr_grpo takes an integer max_completion_length; const={const!r}")
+            raise Unsupported(f"{who} dr_grpo takes an integer max_completion_length; const={const!r}")
         extra["max_completion_length"] = int(round(C))
     return lt, extra
 
@@ -227,7 +227,7 @@ class TRLAdapter(Adapter):
         """Map one case onto TRL's call; raises NotImplementedError for what TRL cannot express."""
         name = spec.name
         if name not in SUPPORTED:
-            raise NotImplementedError(f"trl has no {name}")
+            raise Unsupported(f"trl has no {name}")
         cfg = config if config is not None else spec.config(**self.conventions.get(name, {}))
         mask = np.asarray(inputs["mask"], dtype=bool)
         B, T = mask.shape
@@ -236,7 +236,7 @@ class TRLAdapter(Adapter):
         gc: dict[str, Any] = {"beta": 0.0}
         if name == "entropy":
             if cfg.agg != "token-mean" or cfg.normalizer is not None:
-                raise NotImplementedError("TRL's entropy bonus is always a local token-mean over the mask "
+                raise Unsupported("TRL's entropy bonus is always a local token-mean over the mask "
                                           f"(divided by gradient-accumulation steps); agg={cfg.agg!r}, "
                                           f"normalizer={cfg.normalizer!r}")
             logits = np.asarray(inputs["logits"], dtype=np.float64)
@@ -248,16 +248,16 @@ class TRLAdapter(Adapter):
         if name == "vespo":
             return self._plan_vespo(cfg, inputs, mask, clean)
         if getattr(cfg, "log_ratio_clamp", None) is not None:
-            raise NotImplementedError("TRL does not clamp log-ratios (coef_1 = exp(logp − old_logp))")
+            raise Unsupported("TRL does not clamp log-ratios (coef_1 = exp(logp − old_logp))")
         lt, extra = loss_type_for(cfg.agg, cfg.normalizer, cfg.const, T)
         gc["max_completion_length"] = extra.get("max_completion_length", T)
         n_items = extra.get("num_items_in_batch") or float(mask.sum())
         logp = clean(inputs["logp"])
         if name == "kl_k3":
             if cfg.value_clamp is not None or cfg.straight_through_k2:
-                raise NotImplementedError("TRL's k3 has no value clamp and no straight-through k2 gradient")
+                raise Unsupported("TRL's k3 has no value clamp and no straight-through k2 gradient")
             if cfg.is_weight == "ratio-detached":
-                raise NotImplementedError("TRL multiplies k3 by the ratio coef_1 with its gradient (is_weight='ratio') "
+                raise Unsupported("TRL multiplies k3 by the ratio coef_1 with its gradient (is_weight='ratio') "
                                           "or not at all; no detached weight")
             gc.update(loss_type=lt, beta=1.0, use_bias_correction_kl=cfg.is_weight == "ratio")
             old = clean(inputs["old_logp"]) if cfg.is_weight == "ratio" else None  # None → TRL uses logp.detach()
@@ -267,7 +267,7 @@ class TRLAdapter(Adapter):
         is_ratio = None
         if name in ("ppo", "dapo", "gspo", "two_sided_clip", "tis"):
             if getattr(cfg, "dual_clip_c", None) is not None:
-                raise NotImplementedError("TRL has no dual clip (its `delta` caps the ratio for every advantage sign)")
+                raise Unsupported("TRL has no dual clip (its `delta` caps the ratio for every advantage sign)")
             gc.update(loss_type=lt, epsilon=cfg.eps_low, epsilon_high=cfg.eps_high)
             if name == "gspo":
                 gc["importance_sampling_level"] = "sequence"
@@ -279,15 +279,15 @@ class TRLAdapter(Adapter):
                 gc.update(extra_cfg)
         elif name == "sapo":
             if lt != "grpo":
-                raise NotImplementedError("TRL's sapo loss always uses the grpo normaliser (seq-mean-token-mean); "
+                raise Unsupported("TRL's sapo loss always uses the grpo normaliser (seq-mean-token-mean); "
                                           f"agg={cfg.agg!r}")
             gc.update(loss_type="sapo", sapo_temperature_pos=cfg.tau_pos, sapo_temperature_neg=cfg.tau_neg)
         elif name == "cispo":
             if cfg.eps_low is not None:
-                raise NotImplementedError("TRL's CISPO clips the IS weight from above only (clamp(coef_1, "
+                raise Unsupported("TRL's CISPO clips the IS weight from above only (clamp(coef_1, "
                                           "max=epsilon_high)); a lower bound eps_low is not expressible")
             if lt != "dapo":
-                raise NotImplementedError("TRL's cispo loss always uses the dapo normaliser (token-mean); "
+                raise Unsupported("TRL's cispo loss always uses the dapo normaliser (token-mean); "
                                           f"agg={cfg.agg!r}")
             gc.update(loss_type="cispo", epsilon_high=1.0 + cfg.eps_high)
         return Plan(gc, logp, old, None, adv, mask, n_items, is_ratio=is_ratio)
@@ -317,11 +317,11 @@ class TRLAdapter(Adapter):
 
         if (cfg.log_ratio_clamp, cfg.log_w_max) != (20.0, 20.0) or cfg.log_w_min is None or \
                 abs(cfg.log_w_min - math.log(1e-8)) > 1e-12:
-            raise NotImplementedError("TRL's get_gamma_weights clamps token log-ratios to ±20 and the sequence sum to "
+            raise Unsupported("TRL's get_gamma_weights clamps token log-ratios to ±20 and the sequence sum to "
                                       f"[log 1e-8, 20]; got log_ratio_clamp={cfg.log_ratio_clamp}, "
                                       f"log_w_min={cfg.log_w_min}, log_w_max={cfg.log_w_max}")
         if cfg.agg != "token-mean":
-            raise NotImplementedError(f"TRL's vespo loss always uses the dapo normaliser (token-mean); agg={cfg.agg!r}")
+            raise Unsupported(f"TRL's vespo loss always uses the dapo normaliser (token-mean); agg={cfg.agg!r}")
         B, T = mask.shape
         adv = constant_sequence_advantage(clean(inputs["adv"]), mask)
         gc = {"beta": 0.0, "loss_type": "vespo", "max_completion_length": T, "vespo_k_pos": cfg.k_pos,
@@ -342,7 +342,7 @@ class TRLAdapter(Adapter):
         m = torch.as_tensor(mask).long()
         if spec.name == "high_entropy_mask":
             if cfg.interpolation != "linear" or not cfg.inclusive:
-                raise NotImplementedError("TRL's get_high_entropy_mask uses torch.quantile (linear interpolation) and "
+                raise Unsupported("TRL's get_high_entropy_mask uses torch.quantile (linear interpolation) and "
                                           f"`>=`; interpolation={cfg.interpolation!r}, inclusive={cfg.inclusive}")
             trainer = self.make_trainer({"beta": 0.0, "top_entropy_quantile": cfg.rho})
             H = torch.as_tensor(clean(inputs["entropy"])).to(td)

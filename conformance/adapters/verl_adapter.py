@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import Adapter, Unsupported
 
 TORCH_DTYPES = ("float64", "float32", "bfloat16")
 VERL_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -200,7 +200,7 @@ class VerlAdapter(Adapter):
             return self._kl(spec, inputs, config, tdt)
         if spec.name in ENTROPY:
             return self._entropy(inputs, config, tdt)
-        raise NotImplementedError(f"verl has no function for {spec.name}")
+        raise Unsupported(f"verl has no function for {spec.name}")
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -223,7 +223,7 @@ class VerlAdapter(Adapter):
     def _agg_mode(config: Any, entry: str) -> str:
         mode = _field(config, "agg", "token-mean")
         if mode not in VERL_AGG_MODES:
-            raise NotImplementedError(f"verl agg_loss has no aggregation mode {mode!r} (it has "
+            raise Unsupported(f"verl agg_loss has no aggregation mode {mode!r} (it has "
                                       f"{', '.join(VERL_AGG_MODES)} and token-sum) [{entry}]")
         return mode
 
@@ -282,7 +282,7 @@ class VerlAdapter(Adapter):
         ca, _, _ = _verl()
         name = spec.name
         if tdt == torch.bfloat16:
-            raise NotImplementedError("verl's reward/value tensors are float32 (reward managers allocate "
+            raise Unsupported("verl's reward/value tensors are float32 (reward managers allocate "
                                       "torch.float32); its estimators are not run on bfloat16 inputs")
         fn_name = self.verl_function(spec)
         fn = ca.get_adv_estimator_fn(fn_name)
@@ -291,9 +291,9 @@ class VerlAdapter(Adapter):
         if name == "gae":
             gamma, lam = float(config.gamma), float(config.lam)
             if config.masked_steps != "skip":
-                raise NotImplementedError("verl's GAE always skips mask-0 tokens (masked_steps='skip')")
+                raise Unsupported("verl's GAE always skips mask-0 tokens (masked_steps='skip')")
             if not config.whiten or config.whiten_ddof != 1 or config.whiten_eps != 1e-8:
-                raise NotImplementedError("verl's GAE always whitens (masked_whiten: unbiased, +1e-8)")
+                raise Unsupported("verl's GAE always whitens (masked_whiten: unbiased, +1e-8)")
             adv, ret = fn(token_level_rewards=self._tensor(inputs["token_rewards"], tdt),
                           values=self._tensor(inputs["values"], tdt), response_mask=mask, gamma=gamma, lam=lam)
             return {"adv": adv, "returns": ret}
@@ -321,7 +321,7 @@ class VerlAdapter(Adapter):
             else:
                 self._check(config, name, singleton="raw")
                 if float(config.gamma) != 1.0:
-                    raise NotImplementedError("verl's REINFORCE++-baseline tiles R − mean over the tokens (γ = 1)")
+                    raise Unsupported("verl's REINFORCE++-baseline tiles R − mean over the tokens (γ = 1)")
                 adv, _ = fn(tlr, mask, index)
         elif name == "remax":
             self._check(config, name, reward_to_go=True)
@@ -342,7 +342,7 @@ class VerlAdapter(Adapter):
             adv, _ = fn(tlr, mask, index, epsilon=float(config.eps),
                         config=AlgoConfig(norm_adv_by_std_in_grpo=bool(config.std_normalize)))
         else:  # pragma: no cover - guarded by supports()
-            raise NotImplementedError(name)
+            raise Unsupported(name)
         return {"adv": adv}
 
     @staticmethod
@@ -354,7 +354,7 @@ class VerlAdapter(Adapter):
             got = getattr(config, k)
             if (isinstance(v, float) and not np.isclose(float(got), v, rtol=0, atol=0)) or \
                     (not isinstance(v, float) and got != v):
-                raise NotImplementedError(f"verl's {entry} hard-codes {k}={v!r}; the case asks for {k}={got!r}")
+                raise Unsupported(f"verl's {entry} hard-codes {k}={v!r}; the case asks for {k}={got!r}")
 
     # ------------------------------------------------------------------ policy losses
     def _policy_loss(self, spec: Any, inputs: dict[str, Any], config: Any, tdt: Any) -> dict[str, Any]:
@@ -364,27 +364,27 @@ class VerlAdapter(Adapter):
         mode = self._agg_mode(config, name)
         clamp = _field(config, "log_ratio_clamp")
         if name in ("ppo", "dapo", "sapo", "cispo") and clamp != 20.0:
-            raise NotImplementedError(f"verl clamps the log-ratio to ±20 in {POLICY_LOSSES[name]} "
+            raise Unsupported(f"verl clamps the log-ratio to ±20 in {POLICY_LOSSES[name]} "
                                       f"(log_ratio_clamp={clamp!r} cannot be expressed)")
         if name in ("gspo", "gspo_token") and clamp is not None:
-            raise NotImplementedError("verl clamps the GSPO sequence log-ratio one-sided (at most +10); a "
+            raise Unsupported("verl clamps the GSPO sequence log-ratio one-sided (at most +10); a "
                                       f"symmetric log_ratio_clamp={clamp!r} cannot be expressed")
         if name == "ppo" and _field(config, "dual_clip_c") is None:
-            raise NotImplementedError("verl's vanilla PPO loss always applies the dual clip (clip_ratio_c > 1 is "
+            raise Unsupported("verl's vanilla PPO loss always applies the dual clip (clip_ratio_c > 1 is "
                                       "asserted); dual_clip_c=None cannot be expressed")
         if name == "gmpo" and clamp is not None:
-            raise NotImplementedError("verl's geo_mean loss does not clamp the log-ratio")
+            raise Unsupported("verl's geo_mean loss does not clamp the log-ratio")
         if name in ("kl_cov", "dro") and clamp is not None:
-            raise NotImplementedError(f"verl's {POLICY_LOSSES[name]} loss does not clamp the log-ratio")
+            raise Unsupported(f"verl's {POLICY_LOSSES[name]} loss does not clamp the log-ratio")
         loss_mode = POLICY_LOSSES[name]
         if name == "dppo":
             if clamp != 20.0:
-                raise NotImplementedError(f"verl clamps the DPPO log-ratio to ±20 (log_ratio_clamp={clamp!r})")
+                raise Unsupported(f"verl clamps the DPPO log-ratio to ±20 (log_ratio_clamp={clamp!r})")
             if config.surrogate != "tis" or config.is_cap is None or config.is_cap <= 1.0:
-                raise NotImplementedError("verl's DPPO is the truncated-IS form −Â·sg(min(r, c))·logp with "
+                raise Unsupported("verl's DPPO is the truncated-IS form −Â·sg(min(r, c))·logp with "
                                           "clip_ratio_c = c > 1 (surrogate='tis', is_cap > 1)")
             if config.trust_region == "kl" and config.kl_eps != 1e-8:
-                raise NotImplementedError("verl's dppo_kl adds 1e-8 inside the binary KL (kl_eps=1e-8)")
+                raise Unsupported("verl's dppo_kl adds 1e-8 inside the binary KL (kl_eps=1e-8)")
             loss_mode = "dppo_kl" if config.trust_region == "kl" else "dppo_tv"
         cfg = self.actor_config(name, config, mode)
         fn = ca.get_policy_loss_fn(loss_mode)
@@ -410,12 +410,12 @@ class VerlAdapter(Adapter):
         name = spec.name
         mode = self._agg_mode(config, name)
         if _field(config, "is_weight") is not None:
-            raise NotImplementedError("verl's kl_penalty has no importance-ratio weighting (is_weight)")
+            raise Unsupported("verl's kl_penalty has no importance-ratio weighting (is_weight)")
         kind = KL_TYPES[name]
         want = CONVENTIONS.get(name, {})  # kl_abs: no clamps in kl_penalty_forward("abs")
         for k in ("log_ratio_clamp", "value_clamp"):
             if _field(config, k) != want.get(k):
-                raise NotImplementedError(f"verl's kl_penalty({kind!r}) hard-codes {k}={want.get(k)!r}; "
+                raise Unsupported(f"verl's kl_penalty({kind!r}) hard-codes {k}={want.get(k)!r}; "
                                           f"the case asks for {_field(config, k)!r}")
         if _field(config, "straight_through_k2"):
             kind = kind + "+"  # value of the estimator, gradient of k2 (kl_penalty's "+" suffix)
