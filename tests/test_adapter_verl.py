@@ -25,7 +25,7 @@ from verl.utils import torch_functional as verl_F  # noqa: E402
 from conformance import expectations, harness  # noqa: E402
 from conformance import inputs as gen  # noqa: E402
 from conformance.adapters import load  # noqa: E402
-from conformance.adapters.verl_adapter import CONVENTIONS, VerlAdapter  # noqa: E402
+from conformance.adapters.verl_adapter import CONVENTIONS, VerlAdapter, VerlRawPaddingAdapter  # noqa: E402
 from reference import registry  # noqa: E402
 
 ALL = ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae", "remax", "opo", "gpg", "ppo", "dapo",
@@ -263,15 +263,36 @@ def test_micro_batches_with_global_batch_info_sum_to_the_full_batch(entry, mode)
 
 
 def test_nan_padding_is_the_only_difference_on_garbage_cases():
-    """Isolates the NaN-at-padding finding: with padding zeroed (what verl's model forward leaves there is finite)
-    every garbage case of the token-mean losses passes, while the raw inputs give NaN gradients at masked positions."""
-    res = harness.run(VerlAdapter(finite_padding=True), algorithms=["cispo", "kl_k2", "gpg_loss"],
-                      dtypes=["float64", "float32"], n_random=4)
+    """Isolates the NaN-at-padding finding: the default adapter zeroes padding (what verl's model forward leaves there
+    is finite) and every garbage case of the token-mean losses passes, while VerlRawPaddingAdapter (padding as given)
+    gives NaN gradients at masked positions."""
+    assert not VerlAdapter().raw_padding and VerlRawPaddingAdapter().raw_padding
+    res = harness.run(VerlAdapter(), algorithms=["cispo", "kl_k2", "gpg_loss"], dtypes=["float64", "float32"],
+                      n_random=4)
     bad = [r.case_id for r in res if r.status in harness.UNEXPECTED and "all-false" not in r.case_id
            and not r.case_id.endswith(("random-6",))]
     assert not bad, bad
-    raw = harness.run_case(load("verl"), _case("cispo", gen.fixed_policy_batches()[1].inputs, name="ragged-garbage"))
+    garbage = _case("cispo", gen.fixed_policy_batches()[1].inputs, name="ragged-garbage")
+    assert harness.run_case(load("verl"), garbage).status == "pass"
+    raw = harness.run_case(VerlRawPaddingAdapter(), garbage)
     assert raw.status == "fail" and "non-finite gradient" in raw.message and "masked position" in raw.message
+
+
+@pytest.mark.parametrize("mode", ["seq-mean-token-mean", "seq-mean-token-sum"])
+def test_raw_nan_padding_poisons_agg_loss_seq_mean_value(mode):
+    """Finding (open upstream fix https://github.com/verl-project/verl/pull/6349): agg_loss's seq-mean branches mask by
+    multiplication, so a NaN at a masked position makes the loss VALUE NaN (raw padding), while the reference, which
+    never reads masked positions, is finite; with padding zeroed (the default adapter) verl matches the reference."""
+    inputs = _clean_policy_batch(13, 4, 5, lengths=[5, 3, 2, 4])
+    raw_in = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in inputs.items()}
+    raw_in["logp"][~raw_in["mask"]] = np.nan
+    spec = registry.get("kl_k1")
+    cfg = spec.config(**CONVENTIONS.get("kl_k1", {}), agg=mode)
+    got = VerlRawPaddingAdapter().run(spec, raw_in, cfg, "float64")
+    ref, _ = _ref("kl_k1", raw_in, agg=mode)
+    assert math.isfinite(ref) and math.isnan(got["loss"])
+    fixed = VerlAdapter().run(spec, raw_in, cfg, "float64")
+    assert math.isclose(fixed["loss"], ref, rel_tol=1e-12, abs_tol=1e-14)
 
 
 def test_masked_mean_eps_is_the_cause_of_the_float64_whitening_deviation(monkeypatch):
@@ -285,8 +306,7 @@ def test_masked_mean_eps_is_the_cause_of_the_float64_whitening_deviation(monkeyp
         return verl_F.masked_sum(values, mask, axis) / mask.sum(axis=axis)
 
     monkeypatch.setattr(verl_F, "masked_mean", exact_masked_mean)
-    after = harness.run(VerlAdapter(finite_padding=True), algorithms=["reinforce_pp", "gae"], dtypes=["float64"],
-                        n_random=3)
+    after = harness.run(VerlAdapter(), algorithms=["reinforce_pp", "gae"], dtypes=["float64"], n_random=3)
     left = [r.case_id for r in after if r.status == "fail"]
     assert not left, left
 

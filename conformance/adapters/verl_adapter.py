@@ -23,6 +23,15 @@ trainer hands those functions, and the results back:
 verl is imported lazily (this module imports without it); ``VERL_FORCE_DEVICE=cpu`` is set before the
 import because verl's device fallback is ``"cuda"`` even on a CPU-only torch (notes/peers.md §2.6).
 
+Padding: rlspec's hazard cases write NaN/inf/1e30 at masked positions, where verl's trainer only ever has
+finite model outputs. Like the other built-in adapters (trl, liger, openrlhf, areal), ``VerlAdapter()`` zeroes
+every float input at masked positions before calling verl (:func:`zero_padding`), so the cases show the
+semantics of verl's math; :class:`VerlRawPaddingAdapter` (``VerlAdapter(raw_padding=True)``,
+``rlspec check conformance.adapters.verl_adapter:VerlRawPaddingAdapter``) passes the padding through, which
+exposes the NaN-at-padding finding (agg_loss's seq-mean branches mask by multiplication, open upstream fix
+https://github.com/verl-project/verl/pull/6349; NaN gradients reach masked positions; tests/test_adapter_verl.py
+asserts it).
+
 Variants: verl ships loop and vectorised versions of GRPO and RLOO. ``VerlAdapter()`` checks the loop
 versions (``grpo``, ``rloo``: the names verl's trainer configs use); ``VerlAdapter(vectorized=True)``
 (or :class:`VerlVectorizedAdapter`) checks ``grpo_vectorized`` / ``rloo_vectorized`` instead, whose
@@ -160,9 +169,9 @@ class VerlAdapter(Adapter):
     dtypes = TORCH_DTYPES
     conventions = CONVENTIONS
 
-    def __init__(self, vectorized: bool = False, finite_padding: bool = False) -> None:
+    def __init__(self, vectorized: bool = False, raw_padding: bool = False) -> None:
         self.vectorized = bool(vectorized)
-        self.finite_padding = bool(finite_padding)
+        self.raw_padding = bool(raw_padding)
         self.version = _version()
         if self.vectorized:  # rloo_vectorized: ``(c > 1)`` zeroes a group of one
             self.conventions = {**CONVENTIONS, "rloo": {"singleton": "zero"}}
@@ -190,7 +199,7 @@ class VerlAdapter(Adapter):
     def run(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> dict[str, Any]:
         torch = _torch()
         tdt = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-        if self.finite_padding:
+        if not self.raw_padding:  # verl's trainer only sees finite model outputs at padding
             inputs = zero_padding(inputs)
         if spec.name in ADVANTAGE_ESTIMATORS:
             return self._advantage(spec, inputs, config, tdt)
@@ -453,8 +462,8 @@ class VerlAdapter(Adapter):
 
 def zero_padding(inputs: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``inputs`` with every float array's masked positions set to 0 (what verl's model forward
-    leaves there is finite); used by ``VerlAdapter(finite_padding=True)`` to separate the NaN-at-padding
-    finding from the semantics of the loss."""
+    leaves there is finite); applied by ``VerlAdapter()`` by default (not by :class:`VerlRawPaddingAdapter`) to
+    separate the NaN-at-padding finding from the semantics of the loss."""
     m = inputs.get("mask")
     if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
         return inputs
@@ -496,6 +505,9 @@ def _reproduction(adapter: VerlAdapter, spec: Any, inputs: dict[str, np.ndarray]
         f"dt = torch.{dtype}",
     ]
     body: list[str] = []
+    if not getattr(adapter, "raw_padding", False):  # the inputs verl was given: padding zeroed
+        inputs = zero_padding(inputs)
+        head.append("# masked positions hold 0 (VerlAdapter zeroes padding; VerlRawPaddingAdapter passes it as given)")
     arrays = {k: v for k, v in inputs.items() if isinstance(v, np.ndarray)}
     for k, v in arrays.items():
         body.append(f"{k} = {_lit(v)}")
@@ -583,18 +595,19 @@ def _reproduction(adapter: VerlAdapter, spec: Any, inputs: dict[str, np.ndarray]
     return "\n".join(head + body) + "\n"
 
 
-class VerlFinitePaddingAdapter(VerlAdapter):
-    """verl with masked positions zeroed before the call (separates the NaN-at-padding finding)."""
+class VerlRawPaddingAdapter(VerlAdapter):
+    """verl with the harness's padding (NaN/inf/1e30 at masked positions) passed through as given.
+    ``rlspec check conformance.adapters.verl_adapter:VerlRawPaddingAdapter``."""
 
-    def __init__(self) -> None:
-        super().__init__(finite_padding=True)
+    def __init__(self, vectorized: bool = False) -> None:
+        super().__init__(vectorized=vectorized, raw_padding=True)
 
 
 class VerlVectorizedAdapter(VerlAdapter):
     """verl with ``grpo_vectorized`` / ``rloo_vectorized`` in place of the loop estimators."""
 
-    def __init__(self) -> None:
-        super().__init__(vectorized=True)
+    def __init__(self, raw_padding: bool = False) -> None:
+        super().__init__(vectorized=True, raw_padding=raw_padding)
 
 
-__all__ = ["VerlAdapter", "VerlVectorizedAdapter", "CONVENTIONS"]
+__all__ = ["VerlAdapter", "VerlRawPaddingAdapter", "VerlVectorizedAdapter", "zero_padding", "CONVENTIONS"]
