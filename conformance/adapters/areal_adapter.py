@@ -35,15 +35,13 @@ reported once (tests/test_adapter_areal.py and :class:`ArealRawAdapter`, which p
 
 from __future__ import annotations
 
-import importlib.metadata
 import threading
 import types
 from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported
-from conformance.adapters.openrlhf_adapter import scrub_padding
+from conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
 
 _LOCK = threading.Lock()
 _MODS: types.SimpleNamespace | None = None
@@ -53,12 +51,6 @@ KL = ("kl_k1", "kl_k2", "kl_k3")
 ADVANTAGE = ("grpo", "dr_grpo", "rloo")
 SUPPORTED = frozenset(POLICY + KL + ADVANTAGE + ("value_clip",))
 
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("areal")
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def load() -> types.SimpleNamespace:
@@ -92,7 +84,7 @@ class ArealAdapter(Adapter):
     """AReaL's ppo_actor_loss_fn / sapo_loss_fn / KLEstimator / Normalization."""
 
     name = "areal"
-    version = _version()
+    version = framework_version("areal")
     dtypes = ("float64", "float32", "bfloat16")
     scrub_padding = True
     conventions: dict[str, dict[str, Any]] = {
@@ -138,7 +130,7 @@ class ArealAdapter(Adapter):
         m = load()
         tdt = getattr(m.torch, dtype)
         if self.scrub_padding:
-            inputs = scrub_padding(inputs)
+            inputs = zero_padding(inputs)
         if spec.name == "value_clip":
             return self._value_clip(m, inputs, config, tdt, dtype)
         if spec.name in POLICY:

@@ -32,6 +32,7 @@ A user's adapter is loaded with ``--impl module:attr`` (``attr`` an Adapter subc
 
 from __future__ import annotations
 
+import importlib.metadata
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -68,3 +69,31 @@ class Adapter(ABC):
     def reproduction(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> str:
         """A copy-pasteable Python snippet that reproduces one case against this library."""
         return ""
+
+
+def framework_version(dist: str) -> str:
+    """The installed version of distribution ``dist`` (recorded in reports), or "not-installed"."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not-installed"
+
+
+def zero_padding(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``inputs`` with every float array's masked positions set to 0.
+
+    In a real trainer every (B, T, ...) tensor is a model output, finite at padded positions; the
+    built-in adapters apply this by default so that the NaN/inf the harness writes into padding does
+    not hide a framework's semantics (each keeps a raw-padding variant that shows what NaN does).
+    """
+    m = inputs.get("mask")
+    if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
+        return inputs
+    out = dict(inputs)
+    for k, v in inputs.items():
+        if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating) and v.shape[:2] == m.shape:
+            v = v.copy()
+            v[~m] = 0.0
+            out[k] = v
+    return out
+

@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported
-from conformance.adapters.trl_adapter import framework_version, loss_type_for, sanitize, sequence_advantage
+from conformance.adapters.base import Adapter, Unsupported, framework_version
+from conformance.adapters.trl_adapter import loss_type_for, sanitize, sequence_advantage
 
 DIST = "liger-kernel"
 SUPPORTED = ("ppo", "dapo", "gspo", "sapo", "cispo", "kl_k3", "two_sided_clip", "tis", "vespo")

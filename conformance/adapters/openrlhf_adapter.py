@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported
+from conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
 
 _TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16"}
 _STANDINS = ("openrlhf.models", "openrlhf.trainer.ray", "openrlhf.trainer.ray.launcher")
@@ -75,12 +75,6 @@ ADVANTAGE = {  # registry entry -> OpenRLHF --algo.advantage.estimator
 REWARD = ("kl_in_reward", "stop_properly_penalty")
 SUPPORTED = frozenset(POLICY + KL + tuple(ADVANTAGE) + REWARD + ("entropy", "value_clip"))
 
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("openrlhf")
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def load() -> types.SimpleNamespace:
@@ -163,26 +157,6 @@ def group_layout(group: np.ndarray) -> tuple[int, list[int]]:
     return (int(counts[0]) if counts.size else 1), slot.tolist()
 
 
-#: (B, T)-shaped float inputs that hold padding at masked positions, per input name
-PADDED_INPUTS = ("logp", "old_logp", "ref_logp", "prox_logp", "adv", "token_rewards", "values", "old_values",
-                 "returns", "logits")
-
-
-def scrub_padding(x: dict[str, Any]) -> dict[str, Any]:
-    """Copy of the inputs with every value at a masked position set to 0 (logits: whole masked rows)."""
-    mask = x.get("mask")
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
-        return x
-    out = dict(x)
-    for k in PADDED_INPUTS:
-        v = out.get(k)
-        if isinstance(v, np.ndarray) and v.shape[:2] == mask.shape:
-            v = v.copy()
-            v[~mask] = 0.0
-            out[k] = v
-    return out
-
-
 class OpenRLHFAdapter(Adapter):
     """OpenRLHF's PolicyLoss / compute_approx_kl / compute_entropy / RemoteExperienceMaker advantages.
 
@@ -197,7 +171,7 @@ class OpenRLHFAdapter(Adapter):
     """
 
     name = "openrlhf"
-    version = _version()
+    version = framework_version("openrlhf")
     dtypes = ("float64", "float32", "bfloat16")
     scrub_padding = True
     # The framework's documented/default behaviour, per registry entry (OpenRLHF 0.11.2 sources):
@@ -257,7 +231,7 @@ class OpenRLHFAdapter(Adapter):
         m = load()
         tdt = getattr(m.torch, _TORCH_DTYPES[dtype])
         if self.scrub_padding:
-            inputs = scrub_padding(inputs)
+            inputs = zero_padding(inputs)
         if spec.name in POLICY:
             return self._policy(m, spec.name, inputs, config, tdt)
         if spec.name in KL:
@@ -633,5 +607,5 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["OpenRLHFAdapter", "OpenRLHFRawAdapter", "scrub_padding", "load", "group_layout", "run_compute_advantages",
+__all__ = ["OpenRLHFAdapter", "OpenRLHFRawAdapter", "load", "group_layout", "run_compute_advantages",
            "reproduction_snippet"]

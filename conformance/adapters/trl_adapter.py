@@ -58,12 +58,11 @@ through unchanged, to show that behaviour (a finding, see the expectation file).
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported
+from conformance.adapters.base import Adapter, Unsupported, framework_version
 
 FRAMEWORK = "trl"
 #: registry entries this adapter maps onto TRL's GRPOTrainer._compute_loss
@@ -80,12 +79,6 @@ AGG_TO_LOSS_TYPE = {
 }
 _TORCH_DTYPES = ("float64", "float32", "bfloat16")
 
-
-def framework_version(dist: str = FRAMEWORK) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not-installed"
 
 
 def _torch_dtype(dtype: str):
@@ -208,7 +201,7 @@ class TRLAdapter(Adapter):
     }
 
     def __init__(self) -> None:
-        self.version = framework_version()
+        self.version = framework_version(FRAMEWORK)
         self._args_cache: dict[tuple, Any] = {}
 
     # ------------------------------------------------------------------ protocol

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported
+from conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
 
 TORCH_DTYPES = ("float64", "float32", "bfloat16")
 VERL_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -149,14 +149,6 @@ def _verl():
     return core_algos, ActorConfig, verl_F
 
 
-def _version() -> str:
-    try:
-        import importlib.metadata as md
-
-        return md.version("verl")
-    except Exception:  # noqa: BLE001 - not installed
-        return "not-installed"
-
 
 def _field(config: Any, name: str, default: Any = None) -> Any:
     return getattr(config, name, default) if config is not None else default
@@ -172,7 +164,7 @@ class VerlAdapter(Adapter):
     def __init__(self, vectorized: bool = False, raw_padding: bool = False) -> None:
         self.vectorized = bool(vectorized)
         self.raw_padding = bool(raw_padding)
-        self.version = _version()
+        self.version = framework_version("verl")
         if self.vectorized:  # rloo_vectorized: ``(c > 1)`` zeroes a group of one
             self.conventions = {**CONVENTIONS, "rloo": {"singleton": "zero"}}
 
@@ -458,22 +450,6 @@ class VerlAdapter(Adapter):
             return _reproduction(self, spec, inputs, config, dtype)
         except Exception as e:  # noqa: BLE001 - a reproduction must never break a report
             return f"# (could not build a verl reproduction: {type(e).__name__}: {e})\n"
-
-
-def zero_padding(inputs: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``inputs`` with every float array's masked positions set to 0 (what verl's model forward
-    leaves there is finite); applied by ``VerlAdapter()`` by default (not by :class:`VerlRawPaddingAdapter`) to
-    separate the NaN-at-padding finding from the semantics of the loss."""
-    m = inputs.get("mask")
-    if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
-        return inputs
-    out = dict(inputs)
-    for k, v in inputs.items():
-        if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating) and v.shape[:2] == m.shape:
-            v = v.copy()
-            v[~m] = 0.0
-            out[k] = v
-    return out
 
 
 # ---------------------------------------------------------------------- reproduction snippets
