@@ -29,7 +29,7 @@ def impl_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def adapter(impl_name: str):
-    from conformance import adapters
+    from rlspec.conformance import adapters
 
     try:
         a = adapters.load(impl_name)

@@ -8,7 +8,7 @@ How one case is judged (:func:`run_case`):
 3. ``adapter.run`` computes the same entry in the case's dtype (in a worker thread, with a
    per-case timeout);
 4. outputs are flattened to names (``loss``, ``dlogp``, ``adv``, ``state.alpha``, ...) and compared
-   one by one with :func:`conformance.tolerances.close`; arrays shaped like the mask are compared
+   one by one with :func:`rlspec.conformance.tolerances.close`; arrays shaped like the mask are compared
    only at valid positions; a gradient output (name starting with ``d``) must also be finite at
    masked positions (a NaN gradient on padding poisons back-propagation);
 5. an exception, a NaN/inf output, a missing output or a timeout is a ``fail``/``error`` result that
@@ -18,10 +18,10 @@ Statuses (:data:`STATUSES`): ``pass``, ``fail`` (wrong value), ``error`` (raised
 malformed output), ``unsupported`` (the adapter does not implement the entry / dtype / config, or
 the harness cannot draw inputs for it), ``not-installed`` (the library is missing), ``planned``
 (a registry entry with no reference yet, only when asked for by name), and after applying an
-expectation file (:mod:`conformance.expectations`) ``xfail``, ``deviation`` and ``xpass``.
+expectation file (:mod:`rlspec.conformance.expectations`) ``xfail``, ``deviation`` and ``xpass``.
 ``fail`` and ``error`` are the unexpected failures (:data:`UNEXPECTED`).
 
-Cases (:func:`cases_for`): the named fixed batches of :mod:`conformance.inputs` for the entry's
+Cases (:func:`cases_for`): the named fixed batches of :mod:`rlspec.conformance.inputs` for the entry's
 kind, config variants derived from the entry's config fields (every aggregation mode, the ±20
 log-ratio clamp, a dual clip of c = 3, each boolean flag flipped, and any override dicts an entry
 lists in ``Spec.extras["conformance_configs"]()``), draws of ``Spec.make_inputs(rng)`` where the
@@ -45,14 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from conformance import inputs as gen
-from conformance import tolerances
+from rlspec.conformance import inputs as gen
+from rlspec.conformance import tolerances
 
 STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass", "deviation", "not-installed", "planned")
 UNEXPECTED = ("fail", "error")
 DEFAULT_TIMEOUT = 30.0
-DEFAULT_OUTPUTS = {"policy_loss": ("loss", "dlogp"), "kl": ("loss", "dlogp"), "advantage": ("adv",),
-                   "entropy": ("value", "dlogits"), "tracker": ("adv", "state")}
+DEFAULT_OUTPUTS = {"policy_loss": ("loss", "dlogp"), "value_loss": ("loss", "dvalues"), "kl": ("loss", "dlogp"),
+                   "advantage": ("adv",), "entropy": ("value", "dlogits"), "tracker": ("adv", "state")}
 
 
 # --------------------------------------------------------------------------- data
@@ -133,7 +133,7 @@ class Results(list):
 
 # --------------------------------------------------------------------------- reference-side helpers
 def _registry():
-    from reference import registry
+    from rlspec.reference import registry
 
     return registry
 
@@ -276,7 +276,7 @@ def config_variants(spec, names_in_batch: set[str]) -> list[tuple[str, dict[str,
     params, _, var_kw = signature_of(spec)
     out: list[tuple[str, dict[str, Any], str | None]] = []
     if "agg" in fields:
-        from reference.aggregation import MODES
+        from rlspec.reference.aggregation import MODES
 
         for mode in MODES:
             if mode == fields["agg"]:
@@ -320,7 +320,7 @@ def accepts(spec, inputs: dict[str, Any], overrides: dict[str, Any]) -> tuple[bo
 
 
 def uses_default_generator(spec) -> bool:
-    """Whether the kind's canonical batches (:mod:`conformance.inputs`) suit the entry.
+    """Whether the kind's canonical batches (:mod:`rlspec.conformance.inputs`) suit the entry.
 
     They do when the kind has a default generator, the reference needs no argument the batch lacks,
     and the reference accepts the first fixed batch (not so for e.g. (B, K) multi-reward entries)."""
@@ -436,7 +436,7 @@ def compare(ref: dict[str, Any], got: dict[str, Any], dtype: str, mask: np.ndarr
     """Compare flattened outputs; returns (status, max_abs_err, max_rel_err, worst output, message).
 
     ``alternatives`` are reference outputs on inputs perturbed by a few unit roundoffs: an element that
-    misses the tolerance passes if one of them reproduces it (see :mod:`conformance.tolerances`).
+    misses the tolerance passes if one of them reproduces it (see :mod:`rlspec.conformance.tolerances`).
     """
     alternatives = list(alternatives)
     worst = (0.0, 0.0, "")
@@ -699,8 +699,8 @@ def reproduction(adapter, case: Case) -> str:
         f"# rlspec conformance case {case.id}",
         "import numpy as np",
         "from numpy import nan, inf",
-        "from reference import registry",
-        "from conformance import adapters, harness",
+        "from rlspec.reference import registry",
+        "from rlspec.conformance import adapters, harness",
         f"spec = registry.get({case.algorithm!r})",
         f"config = spec.config(**{ {**conv, **case.config}!r})",
         f"inputs = {_literal(rounded)}  # already rounded to {case.dtype}",

@@ -1,6 +1,6 @@
 """Input generators for conformance cases (NumPy), shared with ``properties/strategies.py``.
 
-Two families, per kind of registry entry (see :mod:`reference.registry`):
+Two families, per kind of registry entry (see :mod:`rlspec.reference.registry`):
 
 * **named fixed cases** — deterministic batches that each exercise one hazard: ragged masks,
   fully-masked rows, an all-false mask, singleton and negative/sparse group ids, NaN/±inf/huge
@@ -13,7 +13,7 @@ Two families, per kind of registry entry (see :mod:`reference.registry`):
 
 Batches hold every canonical input of the kind (``logp``, ``old_logp``, ``ref_logp``, ``adv``,
 ``mask``, ``group`` for policy losses and KL terms; ``rewards``, ``group``, ``mask`` for
-advantages); the harness passes each entry only the arguments its reference function accepts.
+advantages; ``values``, ``old_values``, ``returns``, ``mask`` for critic (value) losses); the harness passes each entry only the arguments its reference function accepts.
 Kinds without a default generator use the registry entry's ``make_inputs(rng)``.
 
 Tags: ``"extreme"`` marks batches whose log-ratios are ±20/±50 (not run in bfloat16, where a
@@ -28,7 +28,7 @@ import numpy as np
 
 GARBAGE = (np.nan, np.inf, -np.inf, 1e30, -1e30)
 #: kinds with a default generator here; other kinds need ``Spec.make_inputs``
-DEFAULT_KINDS = ("policy_loss", "kl", "advantage")
+DEFAULT_KINDS = ("policy_loss", "kl", "advantage", "value_loss")
 
 
 class Named(NamedTuple):
@@ -193,12 +193,46 @@ def fixed_outcome_batches() -> list[Named]:
     ]
 
 
+# --------------------------------------------------------------------------- fixed critic (value-loss) batches
+def value_batch(rng: np.random.Generator, B: int, T: int, *, step: float = 0.3, mask: np.ndarray | None = None,
+                garbage: bool = True) -> dict[str, np.ndarray]:
+    """Critic batch: old predictions V_old, current V = V_old + step·noise, returns R near V_old; (B, T) each."""
+    m = ragged_mask(rng, B, T) if mask is None else mask
+    V_old = rng.normal(size=(B, T))
+    V = V_old + step * rng.normal(size=(B, T))
+    R = V_old + rng.normal(size=(B, T))
+    out = {"values": V, "old_values": V_old, "returns": R}
+    if garbage:
+        out = {k: fill_garbage(v, m, rng) for k, v in out.items()}
+    return {**out, "mask": m}
+
+
+def fixed_value_batches() -> list[Named]:
+    """Named deterministic batches for ``value_loss`` entries (values, old_values, returns, mask)."""
+    def vb(seed, B, T, lengths=None, **kw):
+        m = np.ones((B, T), bool) if lengths is None else lengths_mask(lengths, T)
+        return value_batch(np.random.default_rng(seed), B, T, mask=m, **kw)
+
+    return [
+        Named("basic", vb(1, 4, 5, garbage=False)),
+        Named("ragged-garbage", vb(2, 6, 7, [7, 3, 5, 1, 6, 2]), ("garbage",)),
+        Named("fully-masked-rows", vb(3, 5, 4, [4, 0, 2, 0, 3]), ("garbage",)),
+        Named("all-false-mask", vb(4, 3, 4, [0, 0, 0]), ("garbage",)),
+        Named("large-steps", vb(5, 4, 6, [6, 4, 5, 2], step=2.0), ("garbage",)),
+        Named("unchanged-values", vb(6, 3, 5, [5, 3, 4], step=0.0), ("garbage",)),
+        Named("very-different-lengths", vb(7, 3, 48, [1, 48, 9]), ("garbage",)),
+        Named("single-token", vb(8, 1, 1, garbage=False)),
+    ]
+
+
 def fixed_batches(kind: str) -> list[Named]:
     """Named deterministic batches for a kind with a default generator (empty list otherwise)."""
     if kind in ("policy_loss", "kl"):
         return fixed_policy_batches()
     if kind == "advantage":
         return fixed_outcome_batches()
+    if kind == "value_loss":
+        return fixed_value_batches()
     return []
 
 
@@ -218,6 +252,9 @@ def random_batch(kind: str, rng: np.random.Generator) -> dict[str, Any]:
             g0 = batch["group"][0]
             batch["rewards"][batch["group"] == g0] = float(rng.normal())
         return batch
+    if kind == "value_loss":
+        B, T = int(rng.integers(1, 7)), int(rng.integers(1, 8))
+        return value_batch(rng, B, T, step=float(rng.choice([0.05, 0.3, 1.0])))
     raise ValueError(f"kind: got {kind!r}; expected one of {DEFAULT_KINDS} (other kinds use Spec.make_inputs)")
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from conformance import tolerances
-from conformance.harness import Result, Results
+from rlspec.conformance import tolerances
+from rlspec.conformance.harness import Result, Results
 
 #: worst first: the status that colours a cell is the first of these present among its cases
 SEVERITY = ("error", "fail", "xpass", "xfail", "deviation", "pass", "unsupported", "not-installed", "planned")
@@ -45,7 +45,7 @@ def matrix_rows(runs: Mapping[str, Iterable[Result]]) -> tuple[list[str], list[s
     """(algorithms, columns "impl/dtype" (or "dtype" for one run), cells) with cell = status, counts, largest error.
 
     The error shown is the largest relative error |got − ref| / max(|ref|, atol/rtol) of the cell's
-    judged cases (see :func:`conformance.tolerances.close`)."""
+    judged cases (see :func:`rlspec.conformance.tolerances.close`)."""
     single = len(runs) == 1
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     algos: list[str] = []

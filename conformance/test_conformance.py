@@ -18,8 +18,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conformance import adapters, expectations, harness, tolerances
-from conformance import inputs as gen
+from rlspec.conformance import adapters, expectations, harness, tolerances
+from rlspec.conformance import inputs as gen
 
 _CACHE: dict[str, dict] = {}
 
@@ -90,7 +90,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = []
         if a is not None and "float64" in a.dtypes:
             params = [pytest.param(s.name, id=s.name) for s in info["specs"]
-                      if s.kind in ("policy_loss", "kl") and harness.uses_default_generator(s)
+                      if s.kind in ("policy_loss", "value_loss", "kl") and harness.uses_default_generator(s)
                       and "batch_coupled" not in s.extras]  # selection over the whole batch: cannot be sharded
         metafunc.parametrize("sharding_target", params or skip)
 
@@ -122,7 +122,7 @@ def test_unsupported_entries_are_reported(unsupported_name: str | None, info: di
 @given(data=st.data())
 def test_differential(diff_target: tuple[str, str], info: dict, data) -> None:
     """Random batches: loss and dlogp (or every output) agree with the reference within the dtype's tolerance."""
-    from reference import registry
+    from rlspec.reference import registry
 
     name, dtype = diff_target
     spec = registry.get(name)
@@ -171,8 +171,8 @@ def _global_normalizer(mode: str, inputs: dict) -> float:
 def test_sharding_with_global_normalizer(sharding_target: str, info: dict, data) -> None:
     """Sum over shards (micro-batches / ranks) of loss and gradient, each computed with the global
     normalizer, equals the full-batch loss and gradient (design: aggregation is linear)."""
-    from reference import registry
-    from reference.aggregation import MODES
+    from rlspec.reference import registry
+    from rlspec.reference.aggregation import MODES
 
     spec = registry.get(sharding_target)
     if spec.config_cls is None or \
@@ -200,21 +200,21 @@ def test_sharding_with_global_normalizer(sharding_target: str, info: dict, data)
     shards = [s for s in shards if s.size]
     adapter = info["adapter"]
     full = _run64(adapter, spec, inputs, cfg_full)
-    loss_name = harness.output_names(spec)[0]
+    loss_name, grad_name = harness.output_names(spec)[:2]  # ("loss", "dlogp") or, for a critic, ("loss", "dvalues")
     total, grad = 0.0, np.zeros(inputs["mask"].shape)
     for idx in shards:
         out = _run64(adapter, spec, _rows(inputs, idx), spec.config(agg=mode, normalizer=norm,
                                                                     const=float(inputs["mask"].shape[1])
                                                                     if mode == "seq-mean-token-sum-norm" else None))
         total += float(out[loss_name])
-        grad[idx] = np.asarray(out["dlogp"])
-    _assert_same(full, {loss_name: total, "dlogp": grad}, inputs, f"{spec.name} sharded with agg={mode}")
+        grad[idx] = np.asarray(out[grad_name])
+    _assert_same(full, {loss_name: total, grad_name: grad}, inputs, f"{spec.name} sharded with agg={mode}")
 
 
 @given(data=st.data())
 def test_permutation_of_sequences(invariance_target: str, info: dict, data) -> None:
     """Permuting the sequences of a batch (with their groups) permutes per-token outputs and leaves scalars."""
-    from reference import registry
+    from rlspec.reference import registry
 
     spec = registry.get(invariance_target)
     if "batch_coupled" in spec.extras:
@@ -234,7 +234,7 @@ def test_permutation_of_sequences(invariance_target: str, info: dict, data) -> N
 @given(data=st.data())
 def test_masked_values_do_not_matter(invariance_target: str, info: dict, data) -> None:
     """Replacing the values at masked positions (NaN, ±inf, huge, or zeros) changes no output."""
-    from reference import registry
+    from rlspec.reference import registry
 
     spec = registry.get(invariance_target)
     rng = data.draw(gen.seeds(), label="rng")

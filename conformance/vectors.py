@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance import harness, tolerances
+from rlspec.conformance import harness, tolerances
 
 SCHEMA_VERSION = 1
 DIRECTORY = Path(__file__).parent / "vectors"
@@ -46,6 +46,7 @@ SCHEMA_PATH = DIRECTORY / "schema.json"
 PREFERRED = {
     "policy_loss": ("basic", "ragged-garbage", "beyond-dual-clip", "fully-masked-rows"),
     "kl": ("basic", "ragged-garbage", "fully-masked-rows"),
+    "value_loss": ("basic", "ragged-garbage", "large-steps", "fully-masked-rows"),
     "advantage": ("basic", "size-not-multiple", "all-equal-groups", "fully-masked-rows"),
 }
 PER_ALGORITHM = 3
@@ -220,7 +221,7 @@ def vector_cases(spec) -> list[harness.Case]:
 
 
 def vectorizable_specs() -> list[Any]:
-    from reference import registry
+    from rlspec.reference import registry
 
     return [s for s in registry.specs() if s.status in ("implemented", "partial")]
 
@@ -286,7 +287,7 @@ def check_file(path: str | os.PathLike) -> list[str]:
     """Problems with one vector: schema violations, or the reference no longer reproducing it."""
     import jsonschema
 
-    from reference import registry
+    from rlspec.reference import registry
 
     path = Path(path)
     try:

@@ -1,12 +1,12 @@
-"""CISPO (torch). Mirrors :mod:`reference.cispo`; gradients come from autograd."""
+"""CISPO (torch). Mirrors :mod:`rlspec.reference.cispo`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference.cispo import CISPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference.cispo import CISPOConfig
 
 
 def clipped_is_weight(r: torch.Tensor, eps_low: float | None, eps_high: float) -> torch.Tensor:

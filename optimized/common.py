@@ -1,4 +1,4 @@
-"""Torch counterparts of :mod:`reference.common` and :mod:`reference.aggregation`.
+"""Torch counterparts of :mod:`rlspec.reference.common` and :mod:`rlspec.reference.aggregation`.
 
 Same names, same conventions: masked positions are never read (they are replaced with zeros by
 ``torch.where`` before any arithmetic, so NaN padding cannot leak into values or gradients), and
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from reference import aggregation as ref_aggregation
-from reference._validate import choice, fail, positive
-from reference.common import AggregationOptions
+from rlspec.reference import aggregation as ref_aggregation
+from rlspec.reference._validate import choice, fail, positive
+from rlspec.reference.common import AggregationOptions
 
 __all__ = ["AggregationOptions", "aggregate", "aggregate_token_loss", "check_mask", "coefficients", "ratio",
            "clean", "policy_batch", "upcast"]
@@ -74,7 +74,7 @@ def ratio(logp: torch.Tensor, old_logp: torch.Tensor, clamp: float | None = None
 def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = None,
                  normalizer: float | None = None, const: float | None = None, seq_denominator: str | None = None,
                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """c (B, T) with ``loss = Σ c ⊙ ℓ`` — see :mod:`reference.aggregation` for the modes."""
+    """c (B, T) with ``loss = Σ c ⊙ ℓ`` — see :mod:`rlspec.reference.aggregation` for the modes."""
     choice(mode, "agg (aggregation mode)", ref_aggregation.MODES)
     count_all = ref_aggregation._count_all(mode, seq_denominator)
     M = check_mask(mask).to(dtype)

@@ -1,14 +1,14 @@
-"""DAPO (torch). Mirrors :mod:`reference.dapo`; gradients come from autograd."""
+"""DAPO (torch). Mirrors :mod:`rlspec.reference.dapo`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.ppo import clipped_surrogate
-from optimized.registry import implements
-from reference._validate import fail
-from reference.dapo import DAPOConfig, DynamicSamplingConfig, OverlongConfig
+from rlspec.optimized import common
+from rlspec.optimized.ppo import clipped_surrogate
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.dapo import DAPOConfig, DynamicSamplingConfig, OverlongConfig
 
 
 @implements("dapo")

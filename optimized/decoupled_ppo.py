@@ -1,13 +1,13 @@
-"""Decoupled PPO (torch). Mirrors :mod:`reference.decoupled_ppo`; gradients come from autograd."""
+"""Decoupled PPO (torch). Mirrors :mod:`rlspec.reference.decoupled_ppo`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.ppo import clipped_surrogate, dual_clip
-from optimized.registry import implements
-from reference.decoupled_ppo import DecoupledPPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.ppo import clipped_surrogate, dual_clip
+from rlspec.optimized.registry import implements
+from rlspec.reference.decoupled_ppo import DecoupledPPOConfig
 
 
 @implements("decoupled_ppo")

@@ -1,13 +1,13 @@
-"""DPPO Binary-TV / Binary-KL (torch). Mirrors :mod:`reference.dppo`; the mask is held fixed (no gradient)."""
+"""DPPO Binary-TV / Binary-KL (torch). Mirrors :mod:`rlspec.reference.dppo`; the mask is held fixed (no gradient)."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.dppo import DPPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.dppo import DPPOConfig
 
 
 def trust_region_mask(adv, logp, old_logp, cfg: DPPOConfig) -> torch.Tensor:

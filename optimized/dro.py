@@ -1,12 +1,12 @@
-"""DRO-style loss (torch). Mirrors :mod:`reference.dro`; gradients come from autograd."""
+"""DRO-style loss (torch). Mirrors :mod:`rlspec.reference.dro`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference.dro import DROConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference.dro import DROConfig
 
 
 @implements("dro")

@@ -1,4 +1,4 @@
-"""DVAO multi-reward advantage (torch, vectorised with scatter ops). Mirrors :mod:`reference.dvao`.
+"""DVAO multi-reward advantage (torch, vectorised with scatter ops). Mirrors :mod:`rlspec.reference.dvao`.
 
 A_i = Σ_k w̃_k (r_ik − μ_k)/(σ_k + ε), w̃_k = w_k σ_k / Σ_l w_l σ_l, per group; the RC and AC comparison
 estimators are here too. Same conventions as the reference: ddof 0/1, constant columns (and singleton
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.dvao import DVAOConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.dvao import DVAOConfig
 
 __all__ = ["DVAOConfig", "group_moments", "objective_advantages", "variance_adaptive_weights", "dvao_advantage",
            "rc_advantage", "ac_advantage"]

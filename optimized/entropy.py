@@ -1,14 +1,14 @@
-"""Aggregated token entropy (torch). Mirrors :mod:`reference.entropy`; the gradient w.r.t. the logits
+"""Aggregated token entropy (torch). Mirrors :mod:`rlspec.reference.entropy`; the gradient w.r.t. the logits
 comes from autograd (the function returns the scalar value only)."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.entropy import EntropyConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.entropy import EntropyConfig
 
 
 def token_entropy(z: torch.Tensor) -> torch.Tensor:

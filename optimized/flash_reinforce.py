@@ -1,12 +1,12 @@
-"""FlashREINFORCE advantage (torch). Mirrors :mod:`reference.flash_reinforce`: Â_i = R_i − mean_batch R."""
+"""FlashREINFORCE advantage (torch). Mirrors :mod:`rlspec.reference.flash_reinforce`: Â_i = R_i − mean_batch R."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
 
 
 @implements("flash_reinforce")

@@ -1,4 +1,4 @@
-"""GAE(γ, λ) advantages and value targets (torch). Mirrors :mod:`reference.gae`.
+"""GAE(γ, λ) advantages and value targets (torch). Mirrors :mod:`rlspec.reference.gae`.
 
 A reverse loop over T, vectorised over the batch: the running advantage and the next step's value are
 carried through masked positions ("skip", verl) or masked positions are steps with r = V = 0 ("zero",
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from optimized.reinforce_pp import batch_normalize
-from reference._validate import fail
-from reference.gae import GAEConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.optimized.reinforce_pp import batch_normalize
+from rlspec.reference._validate import fail
+from rlspec.reference.gae import GAEConfig
 
 
 def gae_recursion(r: torch.Tensor, V: torch.Tensor, M: torch.Tensor, gamma: float, lam: float,

@@ -1,13 +1,13 @@
-"""GMPO (torch). Mirrors :mod:`reference.gmpo`; the coupled gradient comes from autograd."""
+"""GMPO (torch). Mirrors :mod:`rlspec.reference.gmpo`; the coupled gradient comes from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.gspo import sequence_advantage
-from optimized.registry import implements
-from reference.gmpo import GMPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.gspo import sequence_advantage
+from rlspec.optimized.registry import implements
+from rlspec.reference.gmpo import GMPOConfig
 
 
 def sign_aware_clip(d: torch.Tensor, A: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:

@@ -1,14 +1,14 @@
-"""GPG advantage and loss (torch). Mirrors :mod:`reference.gpg`; the loss gradient comes from autograd."""
+"""GPG advantage and loss (torch). Mirrors :mod:`rlspec.reference.gpg`; the loss gradient comes from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.grpo import grpo_outcome_advantage, validate_outcome
-from optimized.registry import implements
-from reference.gpg import GPGConfig, GPGLossConfig
-from reference.grpo import GRPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.grpo import grpo_outcome_advantage, validate_outcome
+from rlspec.optimized.registry import implements
+from rlspec.reference.gpg import GPGConfig, GPGLossConfig
+from rlspec.reference.grpo import GRPOConfig
 
 
 def group_advantage(R: torch.Tensor, group: torch.Tensor, cfg: GPGConfig) -> torch.Tensor:

@@ -1,16 +1,16 @@
-"""GRPO / Dr. GRPO advantages (torch, vectorised with scatter ops). Mirrors :mod:`reference.grpo`.
+"""GRPO / Dr. GRPO advantages (torch, vectorised with scatter ops). Mirrors :mod:`rlspec.reference.grpo`.
 
 Advantages of half-precision (bf16/fp16) rewards are computed and returned in float32: group means and
-stds of near-equal rewards cancel badly in bf16 (see :func:`optimized.common.upcast`)."""
+stds of near-equal rewards cancel badly in bf16 (see :func:`rlspec.optimized.common.upcast`)."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.grpo import DrGRPOConfig, GRPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.grpo import DrGRPOConfig, GRPOConfig
 
 
 def group_stats(R: torch.Tensor, group: torch.Tensor, ddof: int):

@@ -1,4 +1,4 @@
-"""Pass@k leave-one-out-max advantage (torch). Mirrors :mod:`reference.grpo_passk`.
+"""Pass@k leave-one-out-max advantage (torch). Mirrors :mod:`rlspec.reference.grpo_passk`.
 
 Vectorised per group with scatter ops: the best reward, the second best (the max after removing one copy of
 the best) and the first row that holds the best. Half-precision rewards are computed in float32."""
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from optimized.grpo import validate_outcome
-from optimized.registry import implements
-from reference._validate import fail
-from reference.grpo_passk import GRPOPassKConfig
+from rlspec.optimized.grpo import validate_outcome
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.grpo_passk import GRPOPassKConfig
 
 
 def passk_outcome_advantage(R: torch.Tensor, group: torch.Tensor, cfg: GRPOPassKConfig) -> torch.Tensor:

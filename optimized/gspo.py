@@ -1,13 +1,13 @@
-"""GSPO and GSPO-token (torch). Mirrors :mod:`reference.gspo`; gradients come from autograd."""
+"""GSPO and GSPO-token (torch). Mirrors :mod:`rlspec.reference.gspo`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.ppo import clipped_surrogate
-from optimized.registry import implements
-from reference.gspo import GSPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.ppo import clipped_surrogate
+from rlspec.optimized.registry import implements
+from rlspec.reference.gspo import GSPOConfig
 
 
 def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""HDPO (torch). Mirrors :mod:`reference.hdpo`; the gradient is autograd through the simulator.
+"""HDPO (torch). Mirrors :mod:`rlspec.reference.hdpo`; the gradient is autograd through the simulator.
 
 That is HDPO's method itself (arXiv 2306.11246; official code ``trainer.py``): simulate the known
 inventory dynamics under the policy with differentiable tensor operations and backpropagate the
@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from optimized.registry import implements
-from reference._validate import choice, fail, positive
-from reference.hdpo import HDPOConfig
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import choice, fail, positive
+from rlspec.reference.hdpo import HDPOConfig
 
 
 def _pos(x: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,13 @@
-"""High-entropy token mask (torch). Mirrors :mod:`reference.high_entropy_mask`."""
+"""High-entropy token mask (torch). Mirrors :mod:`rlspec.reference.high_entropy_mask`."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.high_entropy_mask import HighEntropyMaskConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.high_entropy_mask import HighEntropyMaskConfig
 
 
 @implements("high_entropy_mask")

@@ -1,13 +1,13 @@
-"""KL estimators k1/k2/k3 as losses (torch). Mirrors :mod:`reference.kl`; gradients come from autograd."""
+"""KL estimators k1/k2/k3 as losses (torch). Mirrors :mod:`rlspec.reference.kl`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import choice, fail
-from reference.kl import ESTIMATORS, KLConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import choice, fail
+from rlspec.reference.kl import ESTIMATORS, KLConfig
 
 
 def estimator(kind: str, d: torch.Tensor) -> torch.Tensor:

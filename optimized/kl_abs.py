@@ -1,12 +1,12 @@
-"""|logp − ref_logp| as a KL loss (torch). Mirrors :mod:`reference.kl_abs`; gradients come from autograd."""
+"""|logp − ref_logp| as a KL loss (torch). Mirrors :mod:`rlspec.reference.kl_abs`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference.kl_abs import KLAbsConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference.kl_abs import KLAbsConfig
 
 
 @implements("kl_abs")

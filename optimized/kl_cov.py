@@ -1,12 +1,12 @@
-"""KL-Cov (torch). Mirrors :mod:`reference.kl_cov`; the covariance selection is computed without gradient."""
+"""KL-Cov (torch). Mirrors :mod:`rlspec.reference.kl_cov`; the covariance selection is computed without gradient."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference.kl_cov import KLCovConfig, n_selected
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference.kl_cov import KLCovConfig, n_selected
 
 
 def top_covariance_mask(adv: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor, k: float) -> torch.Tensor:

@@ -1,13 +1,13 @@
-"""KL penalty in the reward (torch). Mirrors :mod:`reference.kl_in_reward`: r̃ = −β k + [t = last] R."""
+"""KL penalty in the reward (torch). Mirrors :mod:`rlspec.reference.kl_in_reward`: r̃ = −β k + [t = last] R."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.kl_in_reward import KLInRewardConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.kl_in_reward import KLInRewardConfig
 
 
 def per_token_kl(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str, value_clamp: float | None):

@@ -1,13 +1,13 @@
-"""Off-policy sequence mask (torch). Mirrors :mod:`reference.off_policy_sequence_mask`."""
+"""Off-policy sequence mask (torch). Mirrors :mod:`rlspec.reference.off_policy_sequence_mask`."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.off_policy_sequence_mask import OffPolicySequenceMaskConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.off_policy_sequence_mask import OffPolicySequenceMaskConfig
 
 
 @implements("off_policy_sequence_mask")

@@ -1,12 +1,12 @@
-"""OPO advantage (torch, scatter ops). Mirrors :mod:`reference.opo`: Â = R − Σ|o|R/Σ|o| per prompt group."""
+"""OPO advantage (torch, scatter ops). Mirrors :mod:`rlspec.reference.opo`: Â = R − Σ|o|R/Σ|o| per prompt group."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized.grpo import validate_outcome
-from optimized.registry import implements
-from reference.opo import OPOConfig
+from rlspec.optimized.grpo import validate_outcome
+from rlspec.optimized.registry import implements
+from rlspec.reference.opo import OPOConfig
 
 
 def length_weighted_baseline(R: torch.Tensor, length: torch.Tensor, group: torch.Tensor):

@@ -1,12 +1,12 @@
-"""PPO clipped surrogate (torch). Mirrors :mod:`reference.ppo`; gradients come from autograd."""
+"""PPO clipped surrogate (torch). Mirrors :mod:`rlspec.reference.ppo`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference.ppo import PPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference.ppo import PPOConfig
 
 
 def clipped_surrogate(r: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """ProMed (arXiv 2508.13514) in torch: exact Shapley values as one matrix product, SIG weights, SIG per
-turn, token rewards and the token-level group baseline. Mirrors :mod:`reference.promed`.
+turn, token rewards and the token-level group baseline. Mirrors :mod:`rlspec.reference.promed`.
 
 Exact Shapley values are linear in the characteristic-function table v (2^n,): φ = C v with
 C[i, m] = c(|m| − 1) if bit i of m is set and −c(|m|) otherwise, c(s) = s!(n−s−1)!/n!. C (n, 2^n)
@@ -14,10 +14,10 @@ from functools import lru_cache
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import choice, fail, positive
-from reference.promed import CREDIT_MODES, MAX_EXACT_FACTS, WEIGHT_METHODS, PromedConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import choice, fail, positive
+from rlspec.reference.promed import CREDIT_MODES, MAX_EXACT_FACTS, WEIGHT_METHODS, PromedConfig
 
 
 @lru_cache(maxsize=64)

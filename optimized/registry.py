@@ -32,11 +32,11 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
-    import optimized
+    from rlspec import optimized
 
     for info in pkgutil.iter_modules(optimized.__path__):
         if not info.name.startswith("_") and info.name not in ("registry", "e2e", "lmhead"):
-            importlib.import_module(f"optimized.{info.name}")
+            importlib.import_module(f"rlspec.optimized.{info.name}")
 
 
 def names() -> list[str]:
@@ -48,7 +48,7 @@ def names() -> list[str]:
 def get(name: str) -> Callable[..., Any]:
     """The torch implementation of registry entry ``name`` (KeyError if there is none)."""
     _load()
-    from reference import registry
+    from rlspec.reference import registry
 
     key = registry.get(name).name  # resolves aliases, raises KeyError with suggestions
     if key not in _IMPLS:

@@ -1,4 +1,4 @@
-"""REINFORCE++ / REINFORCE++-baseline advantages (torch). Mirrors :mod:`reference.reinforce_pp`.
+"""REINFORCE++ / REINFORCE++-baseline advantages (torch). Mirrors :mod:`rlspec.reference.reinforce_pp`.
 
 The return-to-go is a reverse loop over T (vectorised over the batch); everything else is masked
 reductions. Masked positions are replaced by 0 with ``torch.where`` before any arithmetic.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.grpo import validate_outcome
-from optimized.registry import implements
-from reference.reinforce_pp import ReinforcePPBaselineConfig, ReinforcePPConfig
+from rlspec.optimized import common
+from rlspec.optimized.grpo import validate_outcome
+from rlspec.optimized.registry import implements
+from rlspec.reference.reinforce_pp import ReinforcePPBaselineConfig, ReinforcePPConfig
 
 
 def last_valid_index(M: torch.Tensor) -> torch.Tensor:

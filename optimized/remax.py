@@ -1,13 +1,13 @@
-"""ReMax advantage (torch). Mirrors :mod:`reference.remax`: Â = R − r(greedy), or verl's reward-to-go form."""
+"""ReMax advantage (torch). Mirrors :mod:`rlspec.reference.remax`: Â = R − r(greedy), or verl's reward-to-go form."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.remax import ReMaxConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.remax import ReMaxConfig
 
 
 def reward_to_go(r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

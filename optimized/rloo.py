@@ -1,12 +1,12 @@
-"""RLOO advantage (torch, vectorised with scatter ops). Mirrors :mod:`reference.rloo`."""
+"""RLOO advantage (torch, vectorised with scatter ops). Mirrors :mod:`rlspec.reference.rloo`."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized.grpo import validate_outcome
-from optimized.registry import implements
-from reference.rloo import RLOOConfig
+from rlspec.optimized.grpo import validate_outcome
+from rlspec.optimized.registry import implements
+from rlspec.reference.rloo import RLOOConfig
 
 
 def leave_one_out_baseline(R: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

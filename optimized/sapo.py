@@ -1,4 +1,4 @@
-"""SAPO soft-gate policy loss (torch). Mirrors :mod:`reference.sapo`; gradients come from autograd.
+"""SAPO soft-gate policy loss (torch). Mirrors :mod:`rlspec.reference.sapo`; gradients come from autograd.
 
 f_τ(r) = (4/τ)·σ(τ(r − 1)), ℓ = −f·Â. ``torch.sigmoid`` is stable for any finite argument, so
 log-ratios of ±50 give finite values and gradients in float32 as well as float64 (r = e^{50} ≈ 5·10²¹
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import positive
-from reference.sapo import SAPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import positive
+from rlspec.reference.sapo import SAPOConfig
 
 __all__ = ["SAPOConfig", "temperature", "sapo_gate", "sapo_weight", "sapo_loss"]
 

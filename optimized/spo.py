@@ -1,6 +1,6 @@
-"""SPO value tracker and advantage (torch, vectorised). Mirrors :mod:`reference.spo` (arXiv 2509.13232).
+"""SPO value tracker and advantage (torch, vectorised). Mirrors :mod:`rlspec.reference.spo` (arXiv 2509.13232).
 
-The state is the reference's :class:`reference.spo.SPOState`; its fields may be NumPy arrays or
+The state is the reference's :class:`rlspec.reference.spo.SPOState`; its fields may be NumPy arrays or
 tensors on input and are tensors (dtype and device of ``rewards``) on output. Nothing is written in
 place: every update builds new tensors. Repeated prompts within a batch follow the config's
 ``duplicates`` rule ("sequential": one occurrence per round, in batch order; "last": the code's
@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import choice, fail, positive
-from reference.spo import D_HALF, EXPLORE_EPS, RHO_MAX, RHO_MIN, SPOConfig, SPOState
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import choice, fail, positive
+from rlspec.reference.spo import D_HALF, EXPLORE_EPS, RHO_MAX, RHO_MIN, SPOConfig, SPOState
 
 
 def _as_tensor(x: Any, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -30,7 +30,7 @@ def _as_tensor(x: Any, name: str, dtype: torch.dtype, device: torch.device) -> t
 def check_state(state: Any, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(α, β) as tensors (P,) each; finite, ≥ 0, α + β > 0."""
     if not isinstance(state, SPOState):
-        raise fail("state", type(state).__name__, "an SPOState (reference.spo.init_state)")
+        raise fail("state", type(state).__name__, "an SPOState (rlspec.reference.spo.init_state)")
     alpha = _as_tensor(state.alpha, "state.alpha", dtype, device)
     beta = _as_tensor(state.beta, "state.beta", dtype, device)
     if alpha.ndim != 1 or alpha.shape != beta.shape or alpha.numel() == 0:

@@ -1,12 +1,12 @@
-"""Stop-properly penalty (torch). Mirrors :mod:`reference.stop_properly_penalty`."""
+"""Stop-properly penalty (torch). Mirrors :mod:`rlspec.reference.stop_properly_penalty`."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized.registry import implements
-from reference._validate import fail
-from reference.stop_properly_penalty import StopProperlyConfig
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.stop_properly_penalty import StopProperlyConfig
 
 
 @implements("stop_properly_penalty")

@@ -1,13 +1,13 @@
-"""TIS: PPO with a truncated rollout-mismatch weight (torch). Mirrors :mod:`reference.tis`."""
+"""TIS: PPO with a truncated rollout-mismatch weight (torch). Mirrors :mod:`rlspec.reference.tis`."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.ppo import clipped_surrogate, dual_clip
-from optimized.registry import implements
-from reference.tis import TISConfig
+from rlspec.optimized import common
+from rlspec.optimized.ppo import clipped_surrogate, dual_clip
+from rlspec.optimized.registry import implements
+from rlspec.reference.tis import TISConfig
 
 
 def truncated_is_weight(old_logp: torch.Tensor, rollout_logp: torch.Tensor, C: float, C_min: float | None = None,

@@ -1,13 +1,13 @@
-"""Two-sided clipped PPO (torch). Mirrors :mod:`reference.two_sided_clip`; gradients come from autograd."""
+"""Two-sided clipped PPO (torch). Mirrors :mod:`rlspec.reference.two_sided_clip`; gradients come from autograd."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.ppo import dual_clip
-from optimized.registry import implements
-from reference.two_sided_clip import TwoSidedClipConfig
+from rlspec.optimized import common
+from rlspec.optimized.ppo import dual_clip
+from rlspec.optimized.registry import implements
+from rlspec.reference.two_sided_clip import TwoSidedClipConfig
 
 
 def two_sided_surrogate(r: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float, delta: float

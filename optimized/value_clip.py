@@ -1,13 +1,13 @@
-"""PPO clipped value loss (torch). Mirrors :mod:`reference.value_clip`; autograd gives ∂loss/∂values."""
+"""PPO clipped value loss (torch). Mirrors :mod:`rlspec.reference.value_clip`; autograd gives ∂loss/∂values."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference._validate import fail
-from reference.value_clip import ValueClipConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.value_clip import ValueClipConfig
 
 
 @implements("value_clip")

@@ -1,12 +1,12 @@
-"""VESPO (torch). Mirrors :mod:`reference.vespo`; the kernel φ(W) is detached, autograd does the rest."""
+"""VESPO (torch). Mirrors :mod:`rlspec.reference.vespo`; the kernel φ(W) is detached, autograd does the rest."""
 
 from __future__ import annotations
 
 import torch
 
-from optimized import common
-from optimized.registry import implements
-from reference.vespo import VESPOConfig
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference.vespo import VESPOConfig
 
 
 def gamma_kernel(S: torch.Tensor, k: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Hypothesis strategies for rlspec's canonical batches, used by properties/.
 
-The NumPy generators are defined in :mod:`conformance.inputs` (shared with the conformance suite).
+The NumPy generators are defined in :mod:`rlspec.conformance.inputs` (shared with the conformance suite).
 
 Batches are ragged (per-row masks with random lengths, some rows fully masked), groups are
 arbitrary integer ids (negative, sparse, singletons), and masked positions are filled with
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 # The NumPy generators live in the installed package (conformance must not import properties/);
 # they are re-exported here under their historical names.
-from conformance.inputs import GARBAGE, fill_garbage, groups, outcome_batch, policy_batch, ragged_mask  # noqa: F401
+from rlspec.conformance.inputs import GARBAGE, fill_garbage, groups, outcome_batch, policy_batch, ragged_mask  # noqa: F401
 
 
 @st.composite

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import policy_batches, seeds
-from reference import aggregation, registry
+from rlspec.reference import aggregation, registry
 
 # Entries whose token selection depends on the whole batch (e.g. KL-Cov's top-k covariance tokens) cannot be
 # sharded without passing the full batch's selection; each says so in extras["batch_coupled"] and tests it itself.

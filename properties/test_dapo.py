@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.dapo import (
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.dapo import (
     DAPOConfig,
     DynamicSamplingConfig,
     OverlongConfig,

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference.decoupled_ppo import DecoupledPPOConfig, decoupled_ppo_loss
-from reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference import aggregation
+from rlspec.reference.decoupled_ppo import DecoupledPPOConfig, decoupled_ppo_loss
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
 MODES = st.sampled_from(aggregation.MODES)
 

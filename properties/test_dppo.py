@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.dppo import DPPOConfig, binary_kl, binary_tv, dppo_loss, trust_region_mask
-from reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.dppo import DPPOConfig, binary_kl, binary_tv, dppo_loss, trust_region_mask
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
 MODES = st.sampled_from(aggregation.MODES)
 REGIONS = st.sampled_from(["tv", "kl"])

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.dro import DROConfig, dro_loss
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.dro import DROConfig, dro_loss
 
 MODES = st.sampled_from(aggregation.MODES)
 BETAS = st.sampled_from([0.01, 0.1, 1.0, 5.0])

@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import groups, ragged_mask, seeds
-from reference import registry
-from reference._validate import RLSpecValueError
-from reference.dvao import DVAOConfig, ac_advantage, dvao_advantage, rc_advantage, variance_adaptive_weights
-from reference.grpo import GRPOConfig, grpo_advantage
+from rlspec.reference import registry
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.dvao import DVAOConfig, ac_advantage, dvao_advantage, rc_advantage, variance_adaptive_weights
+from rlspec.reference.grpo import GRPOConfig, grpo_advantage
 
 
 def reward_matrix(rng: np.random.Generator, B: int, K: int) -> np.ndarray:
@@ -153,7 +153,7 @@ def test_objective_rescaling_equals_weight_rescaling(b, ddof, rng):
 @given(b=multi_batches(max_K=1), ddof=ddofs, eps=st.sampled_from([0.0, 1e-6, 1e-4]))
 def test_single_objective_is_grpo(b, ddof, eps):
     """K = 1: w̃ = 1 (or the group has zero spread) and A^DVAO equals GRPO's group z-score
-    (reference.grpo with the same ddof and ε, singleton groups 0)."""
+    (rlspec.reference.grpo with the same ddof and ε, singleton groups 0)."""
     got = dvao_advantage(**inputs(b), config=DVAOConfig(eps=eps, ddof=ddof))
     want = grpo_advantage(b["rewards"][:, 0], b["group"], b["mask"], GRPOConfig(ddof=ddof, eps=eps))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

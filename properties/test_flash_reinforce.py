@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference.flash_reinforce import flash_reinforce_advantage
+from rlspec.reference.flash_reinforce import flash_reinforce_advantage
 
 
 def seq_adv(b):

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import GARBAGE, seeds
-from reference._validate import RLSpecValueError
-from reference.gae import GAEConfig, gae_advantage
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.gae import GAEConfig, gae_advantage
 
 gammas = st.sampled_from([1.0, 0.99, 0.9, 0.5, 0.0])
 lams = st.sampled_from([1.0, 0.95, 0.7, 0.0])

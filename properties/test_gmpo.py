@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.gmpo import GMPOConfig, gmpo_loss
-from reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.gmpo import GMPOConfig, gmpo_loss
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
 MODES = st.sampled_from(aggregation.MODES)
 EPS = st.sampled_from([(0.4, 0.4), (0.2, 0.28), (0.05, 0.1)])

@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import outcome_batches, policy_batches, seeds
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.gpg import GPGConfig, GPGLossConfig, gpg_advantage, gpg_loss
-from reference.grpo import GRPOConfig, dr_grpo_advantage, grpo_advantage
-from reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.gpg import GPGConfig, GPGLossConfig, gpg_advantage, gpg_loss
+from rlspec.reference.grpo import GRPOConfig, dr_grpo_advantage, grpo_advantage
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
 
 def per_row(adv, mask):

@@ -8,10 +8,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import optimized
+from rlspec import optimized
 from properties.strategies import outcome_batches, seeds
-from reference._validate import RLSpecValueError
-from reference.grpo import DrGRPOConfig, GRPOConfig, dr_grpo_advantage, grpo_advantage
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.grpo import DrGRPOConfig, GRPOConfig, dr_grpo_advantage, grpo_advantage
 
 ddofs = st.sampled_from([0, 1])
 epses = st.sampled_from([0.0, 1e-6, 1e-4, 0.1])

@@ -10,8 +10,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference._validate import RLSpecValueError
-from reference.grpo_passk import GRPOPassKConfig, grpo_passk_advantage
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.grpo_passk import GRPOPassKConfig, grpo_passk_advantage
 
 
 def _groups_of_two_or_more(batch):

@@ -2,7 +2,7 @@
 
 Expected values come from outside the code under test: scipy's distributions (CDFs, quantiles),
 central finite differences of the simulated cost, and exact dynamic programming on an integer grid
-(:mod:`reference.envs.inventory`, which shares no code with the simulator in :mod:`reference.hdpo`).
+(:mod:`rlspec.reference.envs.inventory`, which shares no code with the simulator in :mod:`rlspec.reference.hdpo`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from reference import registry
-from reference._validate import RLSpecValueError
-from reference.envs import inventory
-from reference.hdpo import HDPOConfig, hdpo_objective, hdpo_train, pathwise_grad, simulate_costs
+from rlspec.reference import registry
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.envs import inventory
+from rlspec.reference.hdpo import HDPOConfig, hdpo_objective, hdpo_train, pathwise_grad, simulate_costs
 
 DISTS = {
     "poisson": (inventory.Demand("poisson", mean=5.0), stats.poisson(5.0)),
@@ -179,7 +179,7 @@ def test_bad_input_raises():
     with pytest.raises(RLSpecValueError, match="h \\+ p"):
         inventory.critical_fractile(0.0, 0.0)
     torch = pytest.importorskip("torch")
-    import optimized
+    from rlspec import optimized
 
     with pytest.raises(RLSpecValueError, match="demands"):
         optimized.get("hdpo")(torch.tensor(5.0), torch.tensor(np.where(np.eye(4, 5) > 0, np.nan, D)))
@@ -191,8 +191,8 @@ def test_optimized_matches_reference_float64():
     make_inputs cases with random L, backlog/lost sales and ignore_periods; and its Adam/softplus
     training trajectory equals the reference's (same demand stream)."""
     pytest.importorskip("torch")
-    import optimized.hdpo as opt_hdpo
-    from conformance.adapters.optimized_adapter import OptimizedAdapter
+    import rlspec.optimized.hdpo as opt_hdpo
+    from rlspec.conformance.adapters.optimized_adapter import OptimizedAdapter
 
     spec, adapter = registry.get("hdpo"), OptimizedAdapter()
     rng = np.random.default_rng(2023)

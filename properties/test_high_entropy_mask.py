@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference._validate import RLSpecValueError
-from reference.high_entropy_mask import HighEntropyMaskConfig, _inputs, high_entropy_mask
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.high_entropy_mask import HighEntropyMaskConfig, _inputs, high_entropy_mask
 
 RHOS = st.sampled_from([0.0, 0.1, 0.2, 0.5, 0.8, 1.0])
 

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.kl import KLConfig, kl_k1_loss, kl_k2_loss, kl_k3_loss, kl_penalty
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.kl import KLConfig, kl_k1_loss, kl_k2_loss, kl_k3_loss, kl_penalty
 
 LOSSES = {"k1": kl_k1_loss, "k2": kl_k2_loss, "k3": kl_k3_loss}
 KINDS = st.sampled_from(sorted(LOSSES))

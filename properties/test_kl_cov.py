@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.kl_cov import KLCovConfig, kl_cov_loss, kl_cov_token_loss, top_covariance_mask
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.kl_cov import KLCovConfig, kl_cov_loss, kl_cov_token_loss, top_covariance_mask
 
 MODES = st.sampled_from([m for m in aggregation.MODES])
 KS = st.sampled_from([0.002, 0.1, 0.3, 1.0])

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference._validate import RLSpecValueError
-from reference.kl_in_reward import KLInRewardConfig, kl_in_reward
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.kl_in_reward import KLInRewardConfig, kl_in_reward
 
 BETA = st.floats(0.0, 2.0)
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference._validate import RLSpecValueError
-from reference.off_policy_sequence_mask import OffPolicySequenceMaskConfig, _inputs, off_policy_sequence_mask
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.off_policy_sequence_mask import OffPolicySequenceMaskConfig, _inputs, off_policy_sequence_mask
 
 DELTAS = st.sampled_from([0.0, 0.05, 0.5, 2.0])
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import policy_batches
-from reference import registry
+from rlspec.reference import registry
 
 # policy losses with the canonical signature (logp, old_logp, adv, mask); an entry with its own inputs (value_clip:
 # values/old_values/returns, gradient ``dvalues``) checks the same claims in its own properties file

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import policy_batches
-from reference import aggregation, registry
-from reference._validate import RLSpecValueError
-from reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference import aggregation, registry
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
 eps_pairs = st.tuples(st.sampled_from([0.1, 0.2, 0.3]), st.sampled_from([0.2, 0.28, 0.4]))
 

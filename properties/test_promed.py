@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import GARBAGE, seeds
-from reference import promed as P
-from reference._validate import RLSpecValueError
-from reference.registry import get
+from rlspec.reference import promed as P
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.registry import get
 
 
 def random_table(rng: np.random.Generator, n: int) -> np.ndarray:

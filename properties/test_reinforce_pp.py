@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import GARBAGE, outcome_batch, seeds
-from reference._validate import RLSpecValueError
-from reference.reinforce_pp import (
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.reinforce_pp import (
     ReinforcePPBaselineConfig,
     ReinforcePPConfig,
     group_centred_reward,

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import seeds
-from reference._validate import RLSpecValueError
-from reference.remax import ReMaxConfig, remax_advantage
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.remax import ReMaxConfig, remax_advantage
 
 
 def softmax(z):

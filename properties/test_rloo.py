@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import outcome_batches, seeds
-from reference._validate import RLSpecValueError
-from reference.grpo import dr_grpo_advantage
-from reference.rloo import RLOOConfig, leave_one_out_baseline, rloo_advantage
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.grpo import dr_grpo_advantage
+from rlspec.reference.rloo import RLOOConfig, leave_one_out_baseline, rloo_advantage
 
 
 def per_row(adv, mask):

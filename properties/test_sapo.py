@@ -13,10 +13,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from properties.strategies import policy_batches, seeds
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.ppo import PPOConfig, ppo_clip_loss
-from reference.sapo import SAPOConfig, sapo_gate, sapo_loss, sapo_weight
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference.sapo import SAPOConfig, sapo_gate, sapo_loss, sapo_weight
 
 taus = st.sampled_from([0.1, 1.0, 1.05, 3.0])
 any_tau = st.floats(1e-3, 1e3)
@@ -108,7 +108,7 @@ def test_small_tau_recovers_unclipped_pg(batch, tau, agg):
 
 @given(batch=policy_batches(), tau_pos=taus, tau_neg=taus, agg=st.sampled_from(aggregation.MODES[:4]))
 def test_on_policy_equals_vanilla_pg_and_ppo(batch, tau_pos, tau_neg, agg):
-    """At r ≡ 1 SAPO's gradient is the vanilla PG weight −Â·c, the same as PPO's (reference.ppo) at r ≡ 1;
+    """At r ≡ 1 SAPO's gradient is the vanilla PG weight −Â·c, the same as PPO's (rlspec.reference.ppo) at r ≡ 1;
     the loss is −Σ c·(2/τ)·Â since f_τ(1) = 2/τ."""
     on = dict(batch, old_logp=batch["logp"].copy())
     loss, dlogp = run(on, SAPOConfig(tau_pos=tau_pos, tau_neg=tau_neg, agg=agg))

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import seeds
-from reference import registry
-from reference._validate import RLSpecValueError
-from reference.spo import (
+from rlspec.reference import registry
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.spo import (
     SPOConfig,
     SPOState,
     init_state,
@@ -137,7 +137,7 @@ def test_update_is_pure():
     """Claim (design: state is an explicit frozen value): update and spo_step never modify their
     arguments — neither the state's arrays nor the batch arrays (reference and optimized)."""
     rng = np.random.default_rng(7)
-    from optimized import spo as opt
+    from rlspec.optimized import spo as opt
 
     for _ in range(20):
         inputs = registry.get("spo").make_inputs(rng)
@@ -422,7 +422,7 @@ def test_bad_input_raises(case):
 
 def test_optimized_bad_input_raises():
     """Claim (bad input policy, optimized path): the torch version rejects the same bad values."""
-    from optimized import spo as opt
+    from rlspec.optimized import spo as opt
 
     f64 = torch.float64
     st0 = SPOState(alpha=torch.tensor([2.0, 3.0], dtype=f64), beta=torch.tensor([1.0, 1.0], dtype=f64))

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference._validate import RLSpecValueError
-from reference.stop_properly_penalty import StopProperlyConfig, stop_properly_penalty
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.stop_properly_penalty import StopProperlyConfig, stop_properly_penalty
 
 COEF = st.one_of(st.floats(0.0, 1.0), st.floats(-5.0, -1e-3))
 

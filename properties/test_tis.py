@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.ppo import PPOConfig, ppo_clip_loss
-from reference.tis import TISConfig, _tis_inputs, tis_loss, truncated_is_weight
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference.tis import TISConfig, _tis_inputs, tis_loss, truncated_is_weight
 
 CFGS = st.sampled_from([TISConfig(), TISConfig(C=1.5, C_min=0.5), TISConfig(mode="mask", C=2.0, C_min=0.5),
                         TISConfig(agg="seq-mean-token-mean"), TISConfig(dual_clip_c=3.0)])

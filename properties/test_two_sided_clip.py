@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference._validate import RLSpecValueError
-from reference.aggregation import coefficients
-from reference.ppo import PPOConfig, ppo_clip_loss
-from reference.two_sided_clip import TwoSidedClipConfig, two_sided_clip_loss
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.aggregation import coefficients
+from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
+from rlspec.reference.two_sided_clip import TwoSidedClipConfig, two_sided_clip_loss
 
 DELTAS = st.sampled_from([1.5, 2.0, 4.0, 10.0])
 

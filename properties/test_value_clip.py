@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.value_clip import ValueClipConfig, value_clip_loss
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.value_clip import ValueClipConfig, value_clip_loss
 
 MODES = st.sampled_from([m for m in aggregation.MODES if m != "group-token-mean"])
 EPS = st.sampled_from([None, 0.0, 0.2, 0.5, 2.0])
@@ -133,10 +133,10 @@ def test_shards_with_global_normalizer_sum_to_full_batch(rng, mode):
 
 @given(S.seeds(), EPS, st.sampled_from(["float64", "float32"]))
 def test_optimized_matches_reference(rng, eps, dtype):
-    """optimized.value_clip (autograd) gives the reference's loss and dvalues (the conformance check of this entry
+    """rlspec.optimized.value_clip (autograd) gives the reference's loss and dvalues (the conformance check of this entry
     until the optimized adapter reports gradients w.r.t. ``values``)."""
     torch = pytest.importorskip("torch")
-    import optimized
+    from rlspec import optimized
 
     x = batch(rng)
     if dtype == "float32":

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as S
-from reference import aggregation
-from reference._validate import RLSpecValueError
-from reference.vespo import VESPOConfig, gamma_kernel, vespo_loss
+from rlspec.reference import aggregation
+from rlspec.reference._validate import RLSpecValueError
+from rlspec.reference.vespo import VESPOConfig, gamma_kernel, vespo_loss
 
 MODES = st.sampled_from(aggregation.MODES)
 

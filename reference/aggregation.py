@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._validate import as_mask, choice, fail, group_ids, positive
+from rlspec.reference._validate import as_mask, choice, fail, group_ids, positive
 
 MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "group-token-mean")
 

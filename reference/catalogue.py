@@ -9,7 +9,7 @@ Titles follow the paper's own title as listed in the seed list and our notes in
 
 from __future__ import annotations
 
-from reference.registry import Paper, Spec
+from rlspec.reference.registry import Paper, Spec
 
 PLANNED_MISSING = "not built yet: reference, properties, optimized and conformance are all to do"
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import policy_batch, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import policy_batch, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 MINIMAX_M1_PAPER = Paper(arxiv="2506.13585", title="MiniMax-M1: Scaling Test-Time Compute Efficiently with "
                          "Lightning Attention", year=2025)

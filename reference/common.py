@@ -1,7 +1,7 @@
 """Pieces every policy loss shares: the importance ratio and the aggregation options.
 
 Every policy loss in rlspec is a per-token loss ℓ (B, T) followed by a linear aggregation
-(:mod:`reference.aggregation`), so ``dlogp = c ⊙ ∂ℓ/∂logp`` for token-local losses. Losses that
+(:mod:`rlspec.reference.aggregation`), so ``dlogp = c ⊙ ∂ℓ/∂logp`` for token-local losses. Losses that
 couple tokens (sequence-level ratios) say so in their own gradient.
 """
 
@@ -11,22 +11,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import aggregation
-from reference._validate import choice, fail, positive
+from rlspec.reference import aggregation
+from rlspec.reference._validate import choice, fail, positive
 
 
 @dataclass(frozen=True)
 class AggregationOptions:
     """How a policy loss is aggregated; shared by every policy-loss config.
 
-    agg: one of :data:`reference.aggregation.MODES`.
-    normalizer: global denominator for shards (see :mod:`reference.aggregation`); None = this batch's.
+    agg: one of :data:`rlspec.reference.aggregation.MODES`.
+    normalizer: global denominator for shards (see :mod:`rlspec.reference.aggregation`); None = this batch's.
     const: the constant C of ``seq-mean-token-sum-norm`` (None = T, the padded length).
     log_ratio_clamp: clamp log(π/π_old) to ±value before exponentiating (verl uses 20); None = no clamp.
         Where the clamp binds the gradient through the ratio is zero, exactly as with ``torch.clamp``.
     seq_denominator: which rows a per-sequence mean divides by: "nonempty" (B′, rows with a valid
         token) or "all" (B, every row, as TRL and Liger do); None = the mode's default (see
-        :func:`reference.aggregation.coefficients`).
+        :func:`rlspec.reference.aggregation.coefficients`).
     """
 
     agg: str = "token-mean"

@@ -9,7 +9,7 @@ Policy loss (§3.3 token-level loss; objective of eq. (8), loss = −objective):
 
     ℓ_t = −min(r_t Â_t, clip(r_t, 1−ε_low, 1+ε_high) Â_t)        aggregated with token-mean, no KL term
 
-The surrogate is :func:`reference.ppo.clipped_surrogate` (reused, not repeated). The paper's eq. (8)
+The surrogate is :func:`rlspec.reference.ppo.clipped_surrogate` (reused, not repeated). The paper's eq. (8)
 normalizes by Σ_i |o_i| over the G outputs of one prompt (``agg='group-token-mean'``, pass ``group``);
 verl and most re-implementations normalize by all valid tokens of the batch (``token-mean``, the
 default here). The two agree when the batch holds one prompt, or prompts with equal token counts.
@@ -38,10 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import choice, fail, finite_vector, group_ids, policy_batch, positive
-from reference.ppo import clipped_surrogate
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import choice, fail, finite_vector, group_ids, policy_batch, positive
+from rlspec.reference.ppo import clipped_surrogate
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 DAPO_PAPER = Paper(arxiv="2503.14476", title="DAPO: An Open-Source LLM Reinforcement Learning System at Scale",
                    year=2025)

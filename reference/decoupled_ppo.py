@@ -11,7 +11,7 @@ Three policies per token: π_behav sampled the rollout (possibly several version
 
 w does not depend on θ: the gradient is PPO's, rescaled per token by w,
 ∂ℓ/∂logp = −w Â u on the unclipped branch and 0 where the clip binds. With π_prox = π_behav (``prox_logp``
-omitted) w ≡ 1 and the loss is exactly :func:`reference.ppo.ppo_clip_loss`.
+omitted) w ≡ 1 and the loss is exactly :func:`rlspec.reference.ppo.ppo_clip_loss`.
 
 Options beyond the paper's objective, named after AReaL's (``ppo_actor_loss_fn`` with
 ``rejection_sampling``, areal/utils/functional/functional.py, AReaL 1.0.4):
@@ -20,7 +20,7 @@ Options beyond the paper's objective, named after AReaL's (``ppo_actor_loss_fn``
     those of the full mask (AReaL ``action='mask'``); "clamp" — w ← min(w, U) (``action='clamp'``);
   * ``behave_weight``: True (paper); False drops w altogether, which is what AReaL's ``ppo_actor_loss_fn``
     does when ``rejection_sampling`` is None (its default) even if π_prox ≠ π_behav;
-  * ``dual_clip_c``: the dual clip of :mod:`reference.ppo`, applied before the weight (AReaL ``c_clip``).
+  * ``dual_clip_c``: the dual clip of :mod:`rlspec.reference.ppo`, applied before the weight (AReaL ``c_clip``).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import choice, fail, masked_array, policy_batch, positive
-from reference.ppo import clipped_surrogate, dual_clip
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import choice, fail, masked_array, policy_batch, positive
+from rlspec.reference.ppo import clipped_surrogate, dual_clip
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 AREAL_PAPER = Paper(arxiv="2505.24298", title="AReaL: A Large-Scale Asynchronous Reinforcement Learning System for "
                     "Language Reasoning", year=2025)

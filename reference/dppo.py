@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import choice, fail, policy_batch, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import choice, fail, policy_batch, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 DPPO_PAPER = Paper(arxiv="2602.04879", title="Rethinking the Trust Region in LLM Reinforcement Learning", year=2026)
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import policy_batch, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import policy_batch, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 VERL_DRO = Paper(arxiv="", title="verl: compute_policy_loss_dro", year=2026,
                  url="https://github.com/volcengine/verl/blob/main/verl/trainer/ppo/core_algos.py")

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import as_mask, fail, group_ids, positive
-from reference.grpo import broadcast_to_tokens
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import as_mask, fail, group_ids, positive
+from rlspec.reference.grpo import broadcast_to_tokens
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 DVAO_PAPER = Paper(arxiv="2605.25604", title="DVAO: Dynamic Variance-adaptive Advantage Optimization for Multi-reward "
                    "Reinforcement Learning", year=2026)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import aggregation, common
-from reference._validate import as_mask, choice, fail, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import aggregation, common
+from rlspec.reference._validate import as_mask, choice, fail, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 ENTROPY_REF = Paper(arxiv="1707.06347", title="Proximal Policy Optimization Algorithms", year=2017)
 

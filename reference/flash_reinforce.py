@@ -12,7 +12,7 @@ For B rollouts with scalar rewards R_1..R_B::
 No division by a standard deviation and no whitening afterwards (unlike ``reinforce_pp``). With the
 KL penalty in the reward off (``kl_coef = 0``) and γ = 1, the framework's reward-to-go of the
 outcome reward placed on the last valid token equals Â_i at every valid token, which is what this
-function returns; a KL penalty folded into the rewards is :mod:`reference.kl_in_reward`'s business.
+function returns; a KL penalty folded into the rewards is :mod:`rlspec.reference.kl_in_reward`'s business.
 
 Conventions: the mean runs over every rollout of the batch, also over rollouts whose mask is empty
 (each still has a reward; OpenRLHF averages the whole reward tensor). Prompt ids (``group``) are
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.grpo import broadcast_to_tokens, validate_outcome
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference.grpo import broadcast_to_tokens, validate_outcome
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 FLASH_REINFORCE_SOURCE = Paper(arxiv="", title="OpenRLHF: advantage_estimator='flash_reinforce'", year=2026,
                                url="https://github.com/OpenRLHF/OpenRLHF")

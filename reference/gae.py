@@ -37,9 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import as_mask, choice, fail, in_range, masked_array, positive
-from reference.registry import Equation, Paper, Spec, register
-from reference.reinforce_pp import batch_normalize
+from rlspec.reference._validate import as_mask, choice, fail, in_range, masked_array, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
+from rlspec.reference.reinforce_pp import batch_normalize
 
 GAE_PAPER = Paper(arxiv="1506.02438", title="High-Dimensional Continuous Control Using Generalized Advantage "
                   "Estimation", year=2015)

@@ -17,7 +17,7 @@ where the sign-aware clip (PPO's min, taken token by token, in log space) is
     d̃_it = min(d_it, ε_high)    if Â_i ≥ 0     (only the upward move is capped)
     d̃_it = max(d_it, −ε_low)    if Â_i < 0     (only the downward move is capped)
 
-Loss ℓ_i = −Â_i s_i; as in :mod:`reference.gspo` the per-sequence loss is broadcast to the sequence's
+Loss ℓ_i = −Â_i s_i; as in :mod:`rlspec.reference.gspo` the per-sequence loss is broadcast to the sequence's
 tokens and aggregated (default ``seq-mean-token-mean`` = (1/B′) Σ_i ℓ_i, the paper's 1/G average);
 any mode gives Σ_i C_i ℓ_i with C_i = Σ_t c_it. Sequence advantage from a (B, T) ``adv``: masked
 token-mean (the broadcast value for outcome advantages). A sequence with no valid token has
@@ -43,10 +43,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import policy_batch, positive
-from reference.gspo import sequence_advantage
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import policy_batch, positive
+from rlspec.reference.gspo import sequence_advantage
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 GMPO_PAPER = Paper(arxiv="2507.20673", title="Geometric-Mean Policy Optimization", year=2025)
 

@@ -18,7 +18,7 @@ Conventions (config):
   * ``alpha``: "paper" (B/(B − M); α = 1 when B = M, all advantages are 0 then), "verl"
     (B / max(#{i: R_i ≠ 0}, 1): verl's ``compute_gpg_outcome_advantage`` counts non-zero *rewards* and
     overwrites its ``alpha`` argument with this), or "one" (α = 1, i.e. Dr. GRPO's advantage);
-  * ``f_norm``: "one" or "std" (group std with ``ddof``, ``eps`` added, as in :mod:`reference.grpo`);
+  * ``f_norm``: "one" or "std" (group std with ``ddof``, ``eps`` added, as in :mod:`rlspec.reference.grpo`);
   * ``singleton``: "zero" (the group mean of one reward is itself: Â = 0) or "raw" (verl: mean 0, so
     Â = α R). Under "raw" a singleton with R ≠ 0 carries a gradient and is not counted in M.
   verl's estimator = ``alpha="verl", singleton="raw", f_norm="one"``.
@@ -31,7 +31,7 @@ no ratio and no clipping::
     ℓ_it = −Â_it · log π_θ(o_it)        aggregated with any mode (default token-mean)
     ∂loss/∂logp_it = −c_it Â_it         (c = aggregation coefficients; ``old_logp`` is accepted, unused)
 
-At r ≡ 1 this is the vanilla policy-gradient weight of PPO (reference.ppo): same gradient, different
+At r ≡ 1 this is the vanilla policy-gradient weight of PPO (rlspec.reference.ppo): same gradient, different
 loss value (PPO's value is −Σ c Â, GPG's is −Σ c Â logp).
 """
 
@@ -41,10 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import choice, fail, policy_batch, positive
-from reference.grpo import GRPOConfig, broadcast_to_tokens, grpo_outcome_advantage, validate_outcome
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import choice, fail, policy_batch, positive
+from rlspec.reference.grpo import GRPOConfig, broadcast_to_tokens, grpo_outcome_advantage, validate_outcome
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 GPG_PAPER = Paper(arxiv="2504.02546", title="GPG: A Simple and Strong Reinforcement Learning Baseline for Model "
                   "Reasoning", year=2025)

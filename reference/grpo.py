@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import as_mask, choice, fail, finite_vector, group_ids, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import as_mask, choice, fail, finite_vector, group_ids, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 GRPO_PAPER = Paper(arxiv="2402.03300", title="DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open "
                    "Language Models", year=2024)

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import choice, fail, positive
-from reference.grpo import broadcast_to_tokens, validate_outcome
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import choice, fail, positive
+from rlspec.reference.grpo import broadcast_to_tokens, validate_outcome
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 TANG_PAPER = Paper(arxiv="2503.19595", title="Optimizing Language Models for Inference Time Objectives using "
                    "Reinforcement Learning", year=2025)

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import policy_batch, positive
-from reference.ppo import clipped_surrogate
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import policy_batch, positive
+from rlspec.reference.ppo import clipped_surrogate
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 GSPO_PAPER = Paper(arxiv="2507.18071", title="Group Sequence Policy Optimization", year=2025)
 

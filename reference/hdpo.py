@@ -16,7 +16,7 @@ code's ``BaseStock`` network, a single level S:
 
     a_t = (S − IP_t)⁺,   IP_t = y_t[0] + … + y_t[L−1]  (on-hand + pipeline)   (neural_networks.py)
 
-The dynamics and cost are those of :mod:`reference.envs.inventory` (code: ``environment.py``)::
+The dynamics and cost are those of :mod:`rlspec.reference.envs.inventory` (code: ``environment.py``)::
 
     period t:  a_t = (S − IP_t)⁺, on hand at period t+L;   c_t = h·(I_t − d_t)⁺ + p·(d_t − I_t)⁺
                I_{t+1} = I_t − d_t  (backlog)  or  (I_t − d_t)⁺  (lost sales), plus arrivals
@@ -44,9 +44,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import as_2d, choice, fail, positive
-from reference.envs import inventory
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import as_2d, choice, fail, positive
+from rlspec.reference.envs import inventory
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 HDPO_PAPER = Paper(arxiv="2306.11246", title="Deep Reinforcement Learning for Inventory Networks: Toward Reliable "
                    "Policy Optimization", year=2023)
@@ -288,7 +288,7 @@ EQUATIONS = (
              "critical_fractile_level"),
     Equation("lost-sales-dp", "g* = min_π lim (1/T) E Σ c_t, relative value iteration on 0..ymax",
              "classic average-cost DP; our notes papers_C §7 property 4", "reconstructed",
-             "reference.envs.inventory.lost_sales_average_cost"),
+             "rlspec.reference.envs.inventory.lost_sales_average_cost"),
 )
 
 register(Spec(

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import as_mask, choice, fail, in_range, masked_array
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import as_mask, choice, fail, in_range, masked_array
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 PAPER_8020 = Paper(arxiv="2506.01939", title="Beyond the 80/20 Rule: High-Entropy Minority Tokens Drive Effective "
                    "Reinforcement Learning for LLM Reasoning", year=2025)

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import as_2d, as_mask, choice, fail, masked_array, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import as_2d, as_mask, choice, fail, masked_array, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 KL_NOTE = Paper(arxiv="", title="Approximating KL Divergence", year=2020, url="http://joschu.net/blog/kl-approx.html")
 ESTIMATORS = ("k1", "k2", "k3")

@@ -3,7 +3,7 @@
 verl 0.9.1: ``core_algos.kl_penalty(logprob, ref_logprob, "abs")`` (also selectable as
 ``actor.kl_loss_type=abs`` / ``algorithm.kl_penalty=abs``); the same option exists in the official code of
 arXiv 2505.22617 and earlier verl/TRL versions. No paper defines it; it sits next to Schulman's k1/k2/k3
-(see :mod:`reference.kl`).
+(see :mod:`rlspec.reference.kl`).
 
 With δ = logp − ref_logp per sampled token (y ~ π_θ)::
 
@@ -13,7 +13,7 @@ It is not an unbiased KL estimator: by Jensen, E_{π_θ}|δ| ≥ |E_{π_θ} δ| 
 it over-estimates the KL (tested by enumeration). Its gradient has magnitude at most the aggregation
 coefficient, whatever the distance (k2's grows with |δ|).
 
-Options (config), mirroring :class:`reference.kl.KLConfig`: aggregation; ``log_ratio_clamp`` clamps δ;
+Options (config), mirroring :class:`rlspec.reference.kl.KLConfig`: aggregation; ``log_ratio_clamp`` clamps δ;
 ``value_clamp`` clamps k; ``straight_through_k2``: value of |δ|, gradient of ½δ² (verl's ``"abs+"``).
 """
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import fail, positive
-from reference.kl import validate_kl_batch, value_clamp
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import fail, positive
+from rlspec.reference.kl import validate_kl_batch, value_clamp
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 VERL_KL_ABS = Paper(arxiv="", title="verl: kl_penalty('abs')", year=2024,
                     url="https://github.com/volcengine/verl/blob/main/verl/trainer/ppo/core_algos.py")

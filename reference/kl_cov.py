@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import as_mask, in_range, policy_batch, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import as_mask, in_range, policy_batch, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 ENTROPY_MECHANISM_PAPER = Paper(arxiv="2505.22617", title="The Entropy Mechanism of Reinforcement Learning for "
                                 "Reasoning Language Models", year=2025)

@@ -12,7 +12,7 @@ token rewards then feed an advantage estimator (GAE, REINFORCE returns, ...).
 
 Conventions exposed as config (the paper has β and k1 only):
   * ``estimator``: "k1" (paper), "k2" = ½(log π − log ρ)², "k3" = ρ/π − 1 − log(ρ/π) (OpenRLHF
-    ``--algo.kl.estimator``; Schulman's KL note, see :mod:`reference.kl`);
+    ``--algo.kl.estimator``; Schulman's KL note, see :mod:`rlspec.reference.kl`);
   * ``value_clamp``: clamp k_t to ±value (OpenRLHF ``compute_approx_kl`` clamps to ±10); None = no clamp;
   * ``reward_clip``: clamp the outcome reward R to [lo, hi] before it is placed (OpenRLHF
     ``--reward.clip_range``, default (−10, 10)); None = no clip.
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import kl as kl_ref
-from reference._validate import as_mask, choice, fail, finite_vector, masked_array, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import kl as kl_ref
+from rlspec.reference._validate import as_mask, choice, fail, finite_vector, masked_array, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 ZIEGLER_PAPER = Paper(arxiv="1909.08593", title="Fine-Tuning Language Models from Human Preferences", year=2019)
 
@@ -57,7 +57,7 @@ class KLInRewardConfig:
 
 
 def per_token_kl(logp: np.ndarray, ref_logp: np.ndarray, estimator: str, value_clamp: float | None) -> np.ndarray:
-    """k_t (B, T) of the chosen estimator, optionally clamped to ±value_clamp (reuses :mod:`reference.kl`)."""
+    """k_t (B, T) of the chosen estimator, optionally clamped to ±value_clamp (reuses :mod:`rlspec.reference.kl`)."""
     d, _ = kl_ref.log_rho(logp, ref_logp, None)  # δ = log ρ − log π
     k, dk = kl_ref.ESTIMATOR_FNS[estimator](d)
     k, _ = kl_ref.value_clamp(k, dk, value_clamp)

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import as_2d, as_mask, fail, finite_vector, masked_array, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import as_2d, as_mask, fail, finite_vector, masked_array, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 DSV32_PAPER = Paper(arxiv="2512.02556", title="DeepSeek-V3.2: Pushing the Frontier of Open Large Language Models",
                     year=2025)

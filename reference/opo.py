@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import choice
-from reference.grpo import broadcast_to_tokens, validate_outcome
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import choice
+from rlspec.reference.grpo import broadcast_to_tokens, validate_outcome
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 OPO_PAPER = Paper(arxiv="2505.23585", title="On-Policy RL with Optimal Reward Baseline", year=2025)
 

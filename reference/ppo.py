@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import fail, policy_batch, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import fail, policy_batch, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 PPO_PAPER = Paper(arxiv="1707.06347", title="Proximal Policy Optimization Algorithms", year=2017)
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import (
+from rlspec.reference._validate import (
     as_mask,
     choice,
     fail,
@@ -52,7 +52,7 @@ from reference._validate import (
     masked_array,
     positive,
 )
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 PROMED_PAPER = Paper(arxiv="2508.13514", title="ProMed: Shapley Information Gain Guided Reinforcement Learning "
                      "for Proactive Medical LLMs", year=2025)

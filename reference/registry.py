@@ -2,7 +2,7 @@
 
 Stable API (the CLI, conformance, the docs and outside tools use it)::
 
-    from reference import registry
+    from rlspec.reference import registry
     registry.names()                  # sorted list of names
     spec = registry.get("grpo")       # unknown name -> KeyError listing close matches
     spec.name, spec.kind, spec.status, spec.paper.arxiv, spec.paper.title, spec.paper.year
@@ -14,6 +14,9 @@ Call signatures per kind (all arrays NumPy, float64 on return):
 
 * ``policy_loss``: ``spec(logp=, old_logp=, adv=, mask=, ref_logp=None, config=None) -> (loss, dlogp)``
   with ``dlogp = ∂loss/∂logp`` of shape (B, T), zero at masked positions.
+* ``value_loss`` (critic): ``spec(values=, old_values=, returns=, mask=, config=None) -> (loss, dvalues)``
+  with ``dvalues = ∂loss/∂values`` of shape (B, T), zero at masked positions; ``values`` are the critic's
+  current predictions, ``old_values`` its predictions when the batch was collected, ``returns`` the targets.
 * ``advantage``: ``spec(rewards=, group=, mask=, config=None) -> adv`` of shape (B, T), zero at masked positions.
 * ``kl``: ``spec(logp=, ref_logp=, mask=, config=None) -> (loss, dlogp)`` (the estimator used as a loss).
 * ``entropy``: ``spec(logits=, mask=, config=None) -> (value, dlogits)``.
@@ -23,7 +26,7 @@ Call signatures per kind (all arrays NumPy, float64 on return):
 * ``tabular``: ``spec(**inputs, config=None) -> dict`` — small exact problems (``reference/envs``).
 
 Every reference module registers its entries by calling :func:`register` at import. Papers of the
-mission that are not built yet stay visible as ``planned`` entries from :mod:`reference.catalogue`.
+mission that are not built yet stay visible as ``planned`` entries from :mod:`rlspec.reference.catalogue`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("policy_loss", "advantage", "kl", "entropy", "reward", "tracker", "sampler", "curriculum", "tabular")
+KINDS = ("policy_loss", "value_loss", "advantage", "kl", "entropy", "reward", "tracker", "sampler", "curriculum",
+         "tabular")
 STATUSES = ("implemented", "partial", "planned")
 SOURCES = ("paper", "official-code", "secondary", "reconstructed")
 
@@ -188,16 +192,16 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from reference import catalogue  # planned entries first, so modules can replace them
+    from rlspec.reference import catalogue  # planned entries first, so modules can replace them
 
     for spec in catalogue.planned_specs():
         if spec.name not in _ENTRIES:
             _ENTRIES[spec.name] = spec
-    import reference
+    from rlspec import reference
 
     for info in pkgutil.iter_modules(reference.__path__):
         if not info.name.startswith("_") and info.name not in ("registry", "catalogue", "cli"):
-            importlib.import_module(f"reference.{info.name}")
+            importlib.import_module(f"rlspec.reference.{info.name}")
 
 
 def names(kind: str | None = None, status: str | None = None) -> list[str]:

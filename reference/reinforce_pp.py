@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import choice, fail, in_range, masked_array, positive
-from reference.grpo import validate_outcome
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import choice, fail, in_range, masked_array, positive
+from rlspec.reference.grpo import validate_outcome
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 RFPP_PAPER = Paper(arxiv="2501.03262", title="REINFORCE++: Stabilizing Critic-Free Policy Optimization with Global "
                    "Normalization", year=2025)

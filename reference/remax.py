@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import as_mask, fail, finite_vector, group_ids, masked_array
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import as_mask, fail, finite_vector, group_ids, masked_array
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 REMAX_PAPER = Paper(arxiv="2310.10505", title="ReMax: A Simple, Effective, and Efficient Reinforcement Learning "
                     "Method for Aligning Large Language Models", year=2023)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import choice
-from reference.grpo import broadcast_to_tokens, validate_outcome
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import choice
+from rlspec.reference.grpo import broadcast_to_tokens, validate_outcome
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 RLOO_PAPER = Paper(arxiv="2402.14740", title="Back to Basics: Revisiting REINFORCE Style Optimization for Learning "
                    "from Human Feedback in LLMs", year=2024)

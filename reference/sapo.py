@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import fail, policy_batch, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import fail, policy_batch, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 SAPO_PAPER = Paper(arxiv="2511.20347", title="Soft Adaptive Policy Optimization", year=2025)
 

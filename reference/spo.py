@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import as_mask, choice, fail, finite_vector, in_range, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import as_mask, choice, fail, finite_vector, in_range, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 SPO_PAPER = Paper(arxiv="2509.13232", title="Single-stream Policy Optimization", year=2025)
 
@@ -246,7 +246,7 @@ def spo_divergence(logp_prev: Any, logp_cur: Any, mask: Any) -> np.ndarray:
     The code's stand-in for the paper's KL between the current policy and the one last used on x.
     A row with no valid token has D = 0 (then ρ = ρ_max). Masked positions are never read.
     """
-    from reference._validate import masked_array
+    from rlspec.reference._validate import masked_array
 
     M = as_mask(mask, "mask")
     if M.ndim != 2:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._validate import fail, finite_vector
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference._validate import fail, finite_vector
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 STOP_PROPERLY_SOURCE = Paper(arxiv="", title="OpenRLHF: length_penalty (stop_properly_penalty_coef)", year=2026,
                              url="https://github.com/OpenRLHF/OpenRLHF")

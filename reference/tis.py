@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import choice, fail, masked_array, policy_batch, positive
-from reference.ppo import PPOConfig, clipped_surrogate, dual_clip
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import choice, fail, masked_array, policy_batch, positive
+from rlspec.reference.ppo import PPOConfig, clipped_surrogate, dual_clip
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 TIS_POST = Paper(arxiv="", title="Your Efficient RL Framework Secretly Brings You Off-Policy RL Training", year=2025,
                  url="https://fengyao.notion.site/off-policy-rl")
@@ -44,7 +44,7 @@ MODES = ("truncate", "mask")
 class TISConfig(PPOConfig):
     """C: upper truncation of w (post: 2). C_min: optional lower bound (None = none).
     mode: 'truncate' (TIS: clip w into [C_min, C]) or 'mask' (w ← 0 outside [C_min, C]).
-    PPO fields (eps_low/eps_high 0.2, dual_clip_c, aggregation) as in :class:`reference.ppo.PPOConfig`."""
+    PPO fields (eps_low/eps_high 0.2, dual_clip_c, aggregation) as in :class:`rlspec.reference.ppo.PPOConfig`."""
 
     C: float = 2.0
     C_min: float | None = None

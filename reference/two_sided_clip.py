@@ -3,7 +3,7 @@
 Prime Intellect, "INTELLECT-2: A Reasoning Model Trained Through Globally Decentralized
 Reinforcement Learning", arXiv 2505.07291, §4.1 (two-sided GRPO clipping, δ = 4, ε = 0.2).
 
-In PPO (:mod:`reference.ppo`) a token with Â < 0 and a very large ratio r keeps the unclipped term
+In PPO (:mod:`rlspec.reference.ppo`) a token with Â < 0 and a very large ratio r keeps the unclipped term
 r·Â: the loss −r·Â grows without bound and its gradient −Â·r with it. INTELLECT-2 caps the ratio of
 the unclipped term at δ (> 1 + ε)::
 
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import fail, policy_batch, positive
-from reference.ppo import PPOConfig, dual_clip
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import fail, policy_batch, positive
+from rlspec.reference.ppo import PPOConfig, dual_clip
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 INTELLECT2_PAPER = Paper(arxiv="2505.07291", title="INTELLECT-2: A Reasoning Model Trained Through Globally "
                          "Decentralized Reinforcement Learning", year=2025)

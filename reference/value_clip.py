@@ -22,7 +22,7 @@ The clipped branch can only win when V has left [V_old − ε, V_old + ε] and t
 from R than V is (V moved toward or past the target by more than ε); the gradient there is exactly 0, so one
 update cannot move the critic more than ε toward its target (a pessimistic, trust-region-like bound).
 
-Call signature (kind ``policy_loss`` with its own inputs): ``value_clip_loss(values=, old_values=,
+Call signature (kind ``value_loss``, the critic losses' own kind): ``value_clip_loss(values=, old_values=,
 returns=, mask=, config=None) -> (loss, dvalues)``. Masked positions are never read; an all-false mask
 gives loss 0 and zero gradient.
 """
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import aggregation
-from reference._validate import as_2d, as_mask, choice, fail, masked_array, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import aggregation
+from rlspec.reference._validate import as_2d, as_mask, choice, fail, masked_array, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 PPO_PAPER = Paper(arxiv="1707.06347", title="Proximal Policy Optimization Algorithms", year=2017)
 
@@ -43,7 +43,7 @@ PPO_PAPER = Paper(arxiv="1707.06347", title="Proximal Policy Optimization Algori
 @dataclass(frozen=True)
 class ValueClipConfig:
     """eps: value clip range (None = no clip, the paper's L^VF). agg/normalizer/const/seq_denominator: the
-    aggregation, as for policy losses (see :mod:`reference.aggregation`); default token-mean."""
+    aggregation, as for policy losses (see :mod:`rlspec.reference.aggregation`); default token-mean."""
 
     eps: float | None = 0.2
     agg: str = "token-mean"
@@ -103,29 +103,12 @@ def value_clip_loss(values, old_values, returns, mask, config: ValueClipConfig |
     return float((c * np.where(m, ell, 0.0)).sum()), c * np.where(m, dell, 0.0)
 
 
-GARBAGE = (np.nan, np.inf, -np.inf, 1e30)
-
-
-def _inputs(rng: np.random.Generator) -> dict:
-    """Ragged masks (empty rows too), garbage padding, values moved by less and more than ε from the old ones."""
-    B, T = int(rng.integers(1, 7)), int(rng.integers(1, 8))
-    lengths = rng.integers(0, T + 1, size=B)
-    mask = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
-    V_old = rng.normal(size=(B, T))
-    V = V_old + rng.normal(scale=float(rng.choice([0.05, 0.3, 1.0])), size=(B, T))
-    R = V_old + rng.normal(scale=1.0, size=(B, T))
-    out = {"values": V, "old_values": V_old, "returns": R}
-    for k in out:
-        out[k][~mask] = rng.choice(GARBAGE, size=int((~mask).sum()))
-    return {**out, "mask": mask}
-
-
 register(Spec(
-    name="value_clip", kind="policy_loss", family="framework", paper=PPO_PAPER, status="implemented",
+    name="value_clip", kind="value_loss", family="framework", paper=PPO_PAPER, status="implemented",
     summary="clipped value-function loss of the critic: ½ max((V − R)², (clip(V, V_old ± ε) − R)²)",
-    fn=value_clip_loss, config_cls=ValueClipConfig, outputs=("loss", "dvalues"), make_inputs=_inputs,
+    fn=value_clip_loss, config_cls=ValueClipConfig, outputs=("loss", "dvalues"),
     extras={"conformance_configs": lambda: [("eps=0.5", {"eps": 0.5}), ("eps=None", {"eps": None})],
-            "grad_input": "values"},
+            },
     equations=(
         Equation("value-loss", "L^VF = (V_θ(s_t) − V_t^targ)²", "arXiv 1707.06347 §5 eq. (9)", "secondary",
                  "value_loss_per_token", note="the paper's critic term as restated in baselines and the frameworks; "

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import common
-from reference._validate import fail, policy_batch, positive
-from reference.registry import Equation, Paper, Spec, register
+from rlspec.reference import common
+from rlspec.reference._validate import fail, policy_batch, positive
+from rlspec.reference.registry import Equation, Paper, Spec, register
 
 VESPO_PAPER = Paper(arxiv="2602.10693", title="VESPO: Variational Sequence-level Soft Policy Optimization for "
                     "Off-Policy LLM Training", year=2026)

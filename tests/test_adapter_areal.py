@@ -12,9 +12,9 @@ pytestmark = pytest.mark.peers
 pytest.importorskip("areal")
 torch = pytest.importorskip("torch")
 
-from conformance import adapters, expectations, harness  # noqa: E402
-from conformance.adapters import areal_adapter as aa  # noqa: E402
-from reference import registry  # noqa: E402
+from rlspec.conformance import adapters, expectations, harness  # noqa: E402
+from rlspec.conformance.adapters import areal_adapter as aa  # noqa: E402
+from rlspec.reference import registry  # noqa: E402
 
 
 class Sentinel(Exception):

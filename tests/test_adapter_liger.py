@@ -16,10 +16,10 @@ torch = pytest.importorskip("torch")
 
 from liger_kernel.chunked_loss import grpo_loss as liger_grpo  # noqa: E402
 
-from conformance import adapters, expectations, harness, tolerances  # noqa: E402
-from conformance import inputs as gen  # noqa: E402
-from conformance.adapters import liger_adapter  # noqa: E402
-from reference import registry  # noqa: E402
+from rlspec.conformance import adapters, expectations, harness, tolerances  # noqa: E402
+from rlspec.conformance import inputs as gen  # noqa: E402
+from rlspec.conformance.adapters import liger_adapter  # noqa: E402
+from rlspec.reference import registry  # noqa: E402
 
 N_RANDOM = 2
 

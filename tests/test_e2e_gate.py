@@ -1,12 +1,12 @@
 """The CPU learning gate: each algorithm trains a tiny random-init Llama to solve a task; a broken one must not.
 
-Setting (``optimized.e2e.matrix.DEFAULTS``): task ``repeat`` (``<bos> d <sep>`` → ``d d d``, reward =
+Setting (``rlspec.optimized.e2e.matrix.DEFAULTS``): task ``repeat`` (``<bos> d <sep>`` → ``d d d``, reward =
 fraction of the 3 positions right; a random policy scores ~0.06-0.10), HF ``LlamaForCausalLM`` of width
 64 and 2 layers (133k parameters), 16 prompts × G=8 completions per step at T=1, 2 epochs × 4
 minibatches per batch (8 off-policy updates, so ratios leave 1 and clipping / soft gates act),
 AdamW lr 1e-3, grad-clip 1.0, 50 steps, 1 torch thread, seeds 0 and 1.
 
-Gate (``optimized.e2e.matrix.GATE``): mean reward of the last 10 steps ≥ 0.6 AND ≥ mean of the first
+Gate (``rlspec.optimized.e2e.matrix.GATE``): mean reward of the last 10 steps ≥ 0.6 AND ≥ mean of the first
 10 steps + 0.4. Measured on the 2-core dev VM (docs/e2e.md has the table), first10 → last10:
 ppo 0.15 → 0.98 / 0.14 → 0.89, dapo 0.15 → 0.99 / 0.14 → 0.90, gspo 0.12 → 0.94 / 0.10 → 0.91,
 sapo 0.19 → 0.94 / 0.18 → 0.83, dr_grpo 0.15 → 0.68 / 0.15 → 0.93; advantage sign flipped (ppo):
@@ -21,8 +21,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reference import registry
-from reference._validate import RLSpecValueError
+from rlspec.reference import registry
+from rlspec.reference._validate import RLSpecValueError
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def e2e():
         import transformers  # noqa: F401
     except ImportError:
         pytest.fail("the e2e gate needs transformers: pip install -e '.[test]' (or '.[e2e]')")
-    from optimized.e2e import loop, matrix, rollout, tasks
+    from rlspec.optimized.e2e import loop, matrix, rollout, tasks
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the notes' setting: 1 thread per run (runs are identical with 1 or 2)
@@ -60,7 +60,7 @@ def describe(h) -> str:
 
 
 def missing_parts(algorithm: str, recipe: dict) -> list[str]:
-    import optimized
+    from rlspec import optimized
 
     need = {recipe["policy_loss"], recipe["advantage"]}
     implemented = set(registry.names(status="implemented"))
@@ -143,7 +143,7 @@ def test_rollout_mask_logprobs_and_seed(e2e):
     """The hf backend masks everything after the first <eos>, its behaviour log-probs equal the trainer's
     recomputation (same weights, no cache), and a seed reproduces the rollout exactly."""
     loop, _, rollout, tasks = e2e
-    from optimized.e2e.models import make_model
+    from rlspec.optimized.e2e.models import make_model
 
     model = make_model("llama", seed=3)
     be = rollout.HFBackend(model)

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conformance import expectations, harness, tolerances, vectors
-from conformance.adapters.base import Adapter
-from conformance.harness import Result, Results
+from rlspec.conformance import expectations, harness, tolerances, vectors
+from rlspec.conformance.adapters.base import Adapter
+from rlspec.conformance.harness import Result, Results
 
 
 # --------------------------------------------------------------------------- tolerances
@@ -162,7 +162,7 @@ class _Missing(_NoPPO):
 
 
 def test_unsupported_and_planned_are_reported():
-    from reference import registry
+    from rlspec.reference import registry
 
     planned = registry.names(status="planned")[0]
     res = harness.run(_NoPPO(), algorithms=["ppo", planned], n_random=0)
@@ -190,13 +190,13 @@ def test_timeout_is_an_error():
         def run(self, spec, inputs, config, dtype):
             time.sleep(2)
 
-    case = harness.cases_for(__import__("reference.registry", fromlist=["_"]).get("grpo"), ("float64",), 0)[0][0]
+    case = harness.cases_for(__import__("rlspec.reference.registry", fromlist=["_"]).get("grpo"), ("float64",), 0)[0][0]
     res = harness.run_case(Slow(), case, timeout=0.2)
     assert res.status == "error" and "timed out" in res.message
 
 
 def test_cases_cover_the_named_hazards():
-    from reference import registry
+    from rlspec.reference import registry
 
     cases, dropped, _ = harness.cases_for(registry.get("ppo"), ("float64", "bfloat16"), n_random=2)
     names = {c.name for c in cases if c.dtype == "float64"}

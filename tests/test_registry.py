@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reference import catalogue, registry
+from rlspec.reference import catalogue, registry
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "papers"
 BASELINES = {"ppo", "grpo", "dr_grpo", "dapo", "gspo", "gspo_token", "cispo", "rloo", "reinforce_pp", "gae",
@@ -65,13 +65,15 @@ def test_entry_is_well_formed(name):
         assert dataclasses.is_dataclass(cfg)
         assert cfg.__dataclass_params__.frozen
     assert spec.outputs, f"{name}: outputs must be named for reports and vectors"
-    if spec.kind not in ("policy_loss", "advantage", "kl", "entropy"):
-        assert spec.make_inputs is not None or spec.kind == "advantage", f"{name}: needs make_inputs"
+    from rlspec.conformance.inputs import DEFAULT_KINDS
+
+    if spec.kind not in DEFAULT_KINDS + ("entropy",):
+        assert spec.make_inputs is not None, f"{name}: needs make_inputs (its kind has no canonical batch)"
 
 
 def test_docs_are_current(tmp_path):
     """docs/catalogue.md and docs/algorithms/*.md are the output of `rlspec docs` (rerun it after changing the registry)."""
-    from conformance.cli import main
+    from rlspec.conformance.cli import main
 
     assert main(["docs", "--out", str(tmp_path)]) == 0
     docs = Path(__file__).resolve().parents[1] / "docs"
@@ -93,3 +95,18 @@ def test_listed_properties_exist(name):
         func = re.match(r"[A-Za-z_]\w*", func.split("::")[-1]).group(0)
         source = (root / path).read_text() if (root / path).exists() else ""
         assert f"def {func}(" in source, f"{name}: lists {test_id}, which does not exist"
+
+
+def test_vector_schema_knows_every_kind():
+    """The golden-vector schema's kind list is the registry's (one call signature per kind)."""
+    import json
+
+    from rlspec.conformance import vectors
+
+    assert json.loads(vectors.SCHEMA_PATH.read_text())["properties"]["kind"]["enum"] == list(registry.KINDS)
+
+
+def test_critic_losses_have_their_own_kind():
+    """Every entry whose gradient output is dvalues is a value_loss, and every value_loss returns (loss, dvalues)."""
+    for s in registry.specs(status="implemented"):
+        assert ("dvalues" in s.outputs) == (s.kind == "value_loss"), s.name

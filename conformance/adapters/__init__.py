@@ -5,15 +5,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from conformance.adapters.base import Adapter, Unsupported
+from rlspec.conformance.adapters.base import Adapter, Unsupported
 
 BUILTIN = {
-    "optimized": "conformance.adapters.optimized_adapter:OptimizedAdapter",
-    "verl": "conformance.adapters.verl_adapter:VerlAdapter",
-    "trl": "conformance.adapters.trl_adapter:TRLAdapter",
-    "openrlhf": "conformance.adapters.openrlhf_adapter:OpenRLHFAdapter",
-    "liger": "conformance.adapters.liger_adapter:LigerAdapter",
-    "areal": "conformance.adapters.areal_adapter:ArealAdapter",
+    "optimized": "rlspec.conformance.adapters.optimized_adapter:OptimizedAdapter",
+    "verl": "rlspec.conformance.adapters.verl_adapter:VerlAdapter",
+    "trl": "rlspec.conformance.adapters.trl_adapter:TRLAdapter",
+    "openrlhf": "rlspec.conformance.adapters.openrlhf_adapter:OpenRLHFAdapter",
+    "liger": "rlspec.conformance.adapters.liger_adapter:LigerAdapter",
+    "areal": "rlspec.conformance.adapters.areal_adapter:ArealAdapter",
 }
 #: the third-party frameworks `rlspec check all` runs (with optimized)
 PEERS = ("verl", "trl", "openrlhf", "liger", "areal")
@@ -31,7 +31,7 @@ def load(name: str) -> Adapter:
     if not isinstance(inst, Adapter):
         missing = [m for m in ("supports", "run") if not callable(getattr(inst, m, None))]
         if missing:
-            raise TypeError(f"{target}: not an adapter (missing {missing}); subclass conformance.adapters.base.Adapter")
+            raise TypeError(f"{target}: not an adapter (missing {missing}); subclass rlspec.conformance.adapters.base.Adapter")
     try:  # remembered so that reports and reproductions can load the same adapter again
         inst.target = name
     except Exception:  # noqa: BLE001 - an adapter that forbids new attributes is still usable

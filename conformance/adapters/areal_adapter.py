@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
 
 _LOCK = threading.Lock()
 _MODS: types.SimpleNamespace | None = None
@@ -248,7 +248,7 @@ class ArealAdapter(Adapter):
 
 
 class ArealRawAdapter(ArealAdapter):
-    """AReaL with padding passed as given. ``rlspec check conformance.adapters.areal_adapter:ArealRawAdapter``."""
+    """AReaL with padding passed as given. ``rlspec check rlspec.conformance.adapters.areal_adapter:ArealRawAdapter``."""
 
     scrub_padding = False
 

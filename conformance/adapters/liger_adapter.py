@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported, framework_version
-from conformance.adapters.trl_adapter import loss_type_for, sanitize, sequence_advantage
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version
+from rlspec.conformance.adapters.trl_adapter import loss_type_for, sanitize, sequence_advantage
 
 DIST = "liger-kernel"
 SUPPORTED = ("ppo", "dapo", "gspo", "sapo", "cispo", "kl_k3", "two_sided_clip", "tis", "vespo")
@@ -176,7 +176,7 @@ class LigerAdapter(Adapter):
             if name == "two_sided_clip":
                 kw["delta"] = cfg.delta
             if name == "tis":
-                from reference.tis import truncated_is_weight  # the weight is an input of Liger's API
+                from rlspec.reference.tis import truncated_is_weight  # the weight is an input of Liger's API
 
                 roll = clean(inputs["rollout_logp"]) if inputs.get("rollout_logp") is not None else old
                 is_ratio = np.where(mask, truncated_is_weight(old, roll, cfg.C, cfg.C_min, cfg.mode), 0.0)

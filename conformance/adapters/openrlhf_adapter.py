@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
 
 _TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16"}
 _STANDINS = ("openrlhf.models", "openrlhf.trainer.ray", "openrlhf.trainer.ray.launcher")
@@ -443,7 +443,7 @@ class OpenRLHFAdapter(Adapter):
 class OpenRLHFRawAdapter(OpenRLHFAdapter):
     """OpenRLHF with padding passed as given (NaN/inf garbage reaches the framework).
 
-    Load with ``rlspec check conformance.adapters.openrlhf_adapter:OpenRLHFRawAdapter``."""
+    Load with ``rlspec check rlspec.conformance.adapters.openrlhf_adapter:OpenRLHFRawAdapter``."""
 
     scrub_padding = False
 

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
-import optimized
-from conformance.adapters.base import Adapter
+from rlspec import optimized
+from rlspec.conformance.adapters.base import Adapter
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 # inputs whose gradient is reported, per kind (autograd w.r.t. these)
-GRAD_INPUTS = {"policy_loss": ("logp", "values"), "kl": ("logp",), "entropy": ("logits",)}
+GRAD_INPUTS = {"policy_loss": ("logp",), "value_loss": ("values",), "kl": ("logp",), "entropy": ("logits",)}
 
 
 def to_torch(x: Any, dtype: torch.dtype, device: str) -> Any:
@@ -37,7 +37,7 @@ def to_numpy(x: Any) -> Any:
 
 
 class OptimizedAdapter(Adapter):
-    """Calls ``optimized.get(name)`` with torch tensors; gradients by autograd."""
+    """Calls ``rlspec.optimized.get(name)`` with torch tensors; gradients by autograd."""
 
     name = "optimized"
     version = "rlspec"
@@ -70,7 +70,7 @@ class OptimizedAdapter(Adapter):
 
     def reproduction(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> str:
         return (
-            "import torch, optimized\n"
+            "import torch\nfrom rlspec import optimized\n"
             f"fn = optimized.get({spec.name!r})  # called with torch tensors of dtype {dtype}; "
             "gradients by autograd w.r.t. " + (", ".join(GRAD_INPUTS.get(spec.kind, ())) or "nothing") + "\n"
         )

@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported, framework_version
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version
 
 FRAMEWORK = "trl"
 #: registry entries this adapter maps onto TRL's GRPOTrainer._compute_loss
@@ -294,7 +294,7 @@ class TRLAdapter(Adapter):
         the rlspec reference's ``truncated_is_weight`` (an INPUT here, like Liger's ``vllm_is_ratio``), and the
         check covers how TRL applies it (after the clip, before the KL and the normaliser), not how it computes
         it. The GRPOConfig fields are set to the matching mode so that the snippet documents the setting."""
-        from reference.tis import truncated_is_weight
+        from rlspec.reference.tis import truncated_is_weight
 
         old = clean(inputs["old_logp"])
         roll = clean(inputs["rollout_logp"]) if inputs.get("rollout_logp") is not None else old

@@ -27,7 +27,7 @@ Padding: rlspec's hazard cases write NaN/inf/1e30 at masked positions, where ver
 finite model outputs. Like the other built-in adapters (trl, liger, openrlhf, areal), ``VerlAdapter()`` zeroes
 every float input at masked positions before calling verl (:func:`zero_padding`), so the cases show the
 semantics of verl's math; :class:`VerlRawPaddingAdapter` (``VerlAdapter(raw_padding=True)``,
-``rlspec check conformance.adapters.verl_adapter:VerlRawPaddingAdapter``) passes the padding through, which
+``rlspec check rlspec.conformance.adapters.verl_adapter:VerlRawPaddingAdapter``) passes the padding through, which
 exposes the NaN-at-padding finding (agg_loss's seq-mean branches mask by multiplication, open upstream fix
 https://github.com/verl-project/verl/pull/6349; NaN gradients reach masked positions; tests/test_adapter_verl.py
 asserts it).
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
 
 TORCH_DTYPES = ("float64", "float32", "bfloat16")
 VERL_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -573,7 +573,7 @@ def _reproduction(adapter: VerlAdapter, spec: Any, inputs: dict[str, np.ndarray]
 
 class VerlRawPaddingAdapter(VerlAdapter):
     """verl with the harness's padding (NaN/inf/1e30 at masked positions) passed through as given.
-    ``rlspec check conformance.adapters.verl_adapter:VerlRawPaddingAdapter``."""
+    ``rlspec check rlspec.conformance.adapters.verl_adapter:VerlRawPaddingAdapter``."""
 
     def __init__(self, vectorized: bool = False) -> None:
         super().__init__(vectorized=vectorized, raw_padding=True)

@@ -1,15 +1,15 @@
 """Small end-to-end RL training runs built on :mod:`optimized` (CleanRL-style: every step readable).
 
-A tiny random-init transformers model (:mod:`optimized.e2e.models`) learns a synthetic verifiable
-task on a 16-token vocabulary (:mod:`optimized.e2e.tasks`) with any registered policy loss and any
-outcome advantage estimator, looked up BY NAME in the registry (:mod:`optimized.e2e.loop`).
-:mod:`optimized.e2e.matrix` runs every algorithm and writes a table and learning curves; the CPU
+A tiny random-init transformers model (:mod:`rlspec.optimized.e2e.models`) learns a synthetic verifiable
+task on a 16-token vocabulary (:mod:`rlspec.optimized.e2e.tasks`) with any registered policy loss and any
+outcome advantage estimator, looked up BY NAME in the registry (:mod:`rlspec.optimized.e2e.loop`).
+:mod:`rlspec.optimized.e2e.matrix` runs every algorithm and writes a table and learning curves; the CPU
 learning gate is ``tests/test_e2e_gate.py``. See ``docs/e2e.md``.
 
 This subpackage needs ``transformers`` (the ``e2e`` extra); ``optimized`` itself does not import it.
 """
 
-from optimized.e2e.loop import History, recipe, train
-from optimized.e2e.tasks import TASKS, Task, get_task
+from rlspec.optimized.e2e.loop import History, recipe, train
+from rlspec.optimized.e2e.tasks import TASKS, Task, get_task
 
 __all__ = ["History", "recipe", "train", "TASKS", "Task", "get_task"]

@@ -1,19 +1,19 @@
 """The GPU release gate: conformance of ``optimized`` on CUDA in fp32 and bf16, then an RL run that must learn.
 
-    python -m optimized.e2e.gpu_gate                         # on a CUDA machine (tox -e gpu); ~10 min budget
-    python -m optimized.e2e.gpu_gate --device cpu --quick    # the same logic, scaled down, on a CPU (tests)
+    python -m rlspec.optimized.e2e.gpu_gate                         # on a CUDA machine (tox -e gpu); ~10 min budget
+    python -m rlspec.optimized.e2e.gpu_gate --device cpu --quick    # the same logic, scaled down, on a CPU (tests)
 
 Parts, each a row of the printed pass/fail table:
 
-1. **conformance float32** and 2. **conformance bfloat16**: :func:`conformance.harness.run` with
+1. **conformance float32** and 2. **conformance bfloat16**: :func:`rlspec.conformance.harness.run` with
    ``OptimizedAdapter(device=...)`` (every checkable registry entry; with ``--quick`` a few), the
    expectation file of ``optimized`` applied; passes when no case fails or errors unexpectedly.
-3. **end-to-end RL**: GRPO (``ppo`` loss, ``grpo`` advantages) through :func:`optimized.e2e.loop.train`,
-   the weights on the device (:class:`optimized.e2e.rollout.DeviceBridge`), with
+3. **end-to-end RL**: GRPO (``ppo`` loss, ``grpo`` advantages) through :func:`rlspec.optimized.e2e.loop.train`,
+   the weights on the device (:class:`rlspec.optimized.e2e.rollout.DeviceBridge`), with
 
    * rollouts from **vLLM** where ``vllm`` is importable (weights pushed every step), else from the
      ``hf`` sampler; a row says which, and why;
-   * **SmolLM2-135M-Instruct** on one-digit addition (:mod:`optimized.e2e.smollm`) where its GGUF and
+   * **SmolLM2-135M-Instruct** on one-digit addition (:mod:`rlspec.optimized.e2e.smollm`) where its GGUF and
      ``gguf`` + ``accelerate`` are installed, else a **locally built Llama** (about 4M parameters on
      CUDA, head dim 64 as vLLM's kernels want) on the ``repeat`` task, given a short supervised
      warm-start (teacher-forced cross-entropy on correct answers until its sampled reward reaches
@@ -90,9 +90,9 @@ def sft_warmstart(model: torch.nn.Module, task, max_steps: int, batch: int, lr: 
     that is not chance level.
 
     Returns ``dict(steps, reward)``: the SFT steps taken and the last probe reward (256 prompts, one
-    sample each, from the :class:`~optimized.e2e.rollout.HFBackend` sampler).
+    sample each, from the :class:`~rlspec.optimized.e2e.rollout.HFBackend` sampler).
     """
-    from optimized.e2e.rollout import HFBackend
+    from rlspec.optimized.e2e.rollout import HFBackend
 
     gen = torch.Generator().manual_seed(seed + 101)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -127,8 +127,8 @@ def conformance_part(device: str, dtype: str, quick: bool) -> Row:
     """Conformance of ``optimized`` on ``device`` in ``dtype``; PASS if nothing fails unexpectedly."""
     part = f"conformance {dtype} ({device})"
     try:
-        from conformance import expectations, harness
-        from conformance.adapters.optimized_adapter import OptimizedAdapter
+        from rlspec.conformance import expectations, harness
+        from rlspec.conformance.adapters.optimized_adapter import OptimizedAdapter
     except ImportError as e:  # e.g. numpy missing from a bare image
         return Row(part, "SKIP", f"cannot import the conformance harness ({e}); pip install -e . to get its deps")
     t0 = time.perf_counter()
@@ -157,7 +157,7 @@ def vllm_available() -> tuple[bool, str]:
 
 
 def smollm_available() -> tuple[bool, str]:
-    from optimized.e2e import smollm
+    from rlspec.optimized.e2e import smollm
 
     lack = smollm.missing()
     return (not lack), ("SmolLM2 not available (" + "; ".join(lack) + "): the tiny warm-started model is used"
@@ -192,10 +192,10 @@ def e2e_part(device: str, quick: bool, backend: str, model_choice: str, seed: in
 
 def tiny_run(device: str, quick: bool, backend: str, seed: int) -> Row:
     """SFT warm-start of a locally built Llama on ``repeat``, then GRPO; PASS if the reward rises enough."""
-    from optimized.e2e.loop import train
-    from optimized.e2e.models import make_model, n_params
-    from optimized.e2e.rollout import DeviceBridge, HFBackend, VLLMBackend
-    from optimized.e2e.tasks import get_task
+    from rlspec.optimized.e2e.loop import train
+    from rlspec.optimized.e2e.models import make_model, n_params
+    from rlspec.optimized.e2e.rollout import DeviceBridge, HFBackend, VLLMBackend
+    from rlspec.optimized.e2e.tasks import get_task
 
     cfg = TINY["quick" if quick else "cuda"]
     task = get_task("repeat", k=3)
@@ -222,7 +222,7 @@ def tiny_run(device: str, quick: bool, backend: str, seed: int) -> Row:
 
 def smollm_run(device: str, quick: bool, backend: str, seed: int) -> Row:
     """GRPO on SmolLM2-135M-Instruct (one-digit addition); PASS if the reward gain meets SMOLLM_GATE."""
-    from optimized.e2e import smollm
+    from rlspec.optimized.e2e import smollm
 
     steps = SMOLLM_STEPS["quick" if quick else "cuda"]
     h = smollm.run_smollm(steps, seed=smollm.SMOLLM_DEFAULTS["seed"], device=device, backend=backend)
@@ -255,7 +255,7 @@ def print_table(rows: list[Row], header: str, out: Callable[[str], None] = print
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m optimized.e2e.gpu_gate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m rlspec.optimized.e2e.gpu_gate", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     p.add_argument("--quick", action="store_true", help="a scaled-down run (what the CPU test uses)")
     p.add_argument("--backend", default="auto", choices=["auto", "vllm", "hf"],

@@ -6,7 +6,7 @@ One step of :func:`train`, for n = ``prompts_per_step`` prompts and G completion
 2. roll out G completions per prompt with the rollout backend → responses (B, L), ``mask`` (B, L),
    behaviour log-probs (B, L), ``group`` (B,);
 3. score them with the task's verifier → ``rewards`` (B,);
-4. advantages through the registry BY NAME: ``optimized.get(advantage)(rewards=, group=, mask=,
+4. advantages through the registry BY NAME: ``rlspec.optimized.get(advantage)(rewards=, group=, mask=,
    config=registry.get(advantage).config())`` → ``adv`` (B, L), times ``advantage_sign``
    (−1 is the deliberately broken variant used as a negative control);
 5. ``old_logp`` (B, L): the trainer model's log-probs of the sampled tokens before any update
@@ -38,12 +38,12 @@ from typing import Any
 
 import torch
 
-import optimized
-from optimized.e2e.models import make_model
-from optimized.e2e.rollout import HFBackend, Rollout, RolloutBackend
-from optimized.e2e.tasks import Task, get_task
-from reference import registry
-from reference._validate import fail, positive
+from rlspec import optimized
+from rlspec.optimized.e2e.models import make_model
+from rlspec.optimized.e2e.rollout import HFBackend, Rollout, RolloutBackend
+from rlspec.optimized.e2e.tasks import Task, get_task
+from rlspec.reference import registry
+from rlspec.reference._validate import fail, positive
 
 OUTCOME_ARGS = ("rewards", "group", "mask")
 

@@ -1,13 +1,13 @@
 """Run every registered policy loss and outcome advantage estimator on the tiny task: table + curves.
 
-    python -m optimized.e2e.matrix --out reports/e2e            # all algorithms, seeds 0 and 1
-    python -m optimized.e2e.matrix --out /tmp/m --algorithms ppo,grpo,dr_grpo --steps 30
+    python -m rlspec.optimized.e2e.matrix --out reports/e2e            # all algorithms, seeds 0 and 1
+    python -m rlspec.optimized.e2e.matrix --out /tmp/m --algorithms ppo,grpo,dr_grpo --steps 30
 
 Algorithms (from the registry, status "implemented"):
 
 * every ``policy_loss`` entry, trained with GRPO advantages (its paper-default config);
 * every ``advantage`` entry with the outcome signature (rewards, group, mask), trained with the PPO
-  loss; Dr. GRPO uses its paper's aggregation (see :data:`optimized.e2e.loop.RECIPES`).
+  loss; Dr. GRPO uses its paper's aggregation (see :data:`rlspec.optimized.e2e.loop.RECIPES`).
 
 Writes ``table.md`` and ``table.json`` (algorithm × first/last reward × steps to 0.8 × wall time ×
 verdict), ``curves.png`` (seed-mean learning curves of all algorithms) and ``curves_grid.png``
@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from reference import registry
+from rlspec.reference import registry
 
 # The learning gate (tests/test_e2e_gate.py reads these): over `window`-step means of the reward,
 # last ≥ threshold and last − first ≥ min_gain. Budget: DEFAULTS below (docs/e2e.md has the numbers).
@@ -38,19 +38,17 @@ HIT = 0.8  # "steps to threshold" column: first step whose 10-step moving-averag
 def algorithms() -> list[str]:
     """Every implemented policy loss and outcome advantage estimator, policy losses first.
 
-    Policy losses are those that train the policy from (logp, old_logp, adv): an entry whose gradient
-    is w.r.t. something else (value_clip, a critic loss: ``dvalues``) has no place in this loop."""
-    from optimized.e2e.loop import is_outcome_advantage
+    Critic losses (kind ``value_loss``, gradient ``dvalues``) train no policy and have no place in this loop."""
+    from rlspec.optimized.e2e.loop import is_outcome_advantage
 
-    losses = [n for n in registry.names(kind="policy_loss", status="implemented")
-              if "dlogp" in registry.get(n).outputs]
+    losses = registry.names(kind="policy_loss", status="implemented")
     advs = [n for n in registry.names(kind="advantage", status="implemented") if is_outcome_advantage(n)]
     return losses + advs
 
 
 def run_one(algorithm: str, seeds: Sequence[int], settings: dict[str, Any], bar=None) -> dict[str, Any]:
     """Train ``algorithm`` once per seed; return its table row (errors are caught into the row)."""
-    from optimized.e2e.loop import recipe, train
+    from rlspec.optimized.e2e.loop import recipe, train
 
     row: dict[str, Any] = dict(algorithm=algorithm, seeds=list(seeds), runs=[])
     try:
@@ -155,12 +153,12 @@ def run_matrix(out_dir: str, algorithms: Sequence[str] | None = None, steps: int
     """Train each algorithm for each seed; write table.md, table.json and PNG curves into ``out_dir``.
 
     ``algorithms``: registry names (default: :func:`algorithms`); ``controls`` appends the negative
-    controls of :data:`optimized.e2e.loop.CONTROLS` (expected NOT to learn). ``steps`` and
+    controls of :data:`rlspec.optimized.e2e.loop.CONTROLS` (expected NOT to learn). ``steps`` and
     ``settings`` override :data:`DEFAULTS` (task, lr, epochs, ...). Returns the table rows.
     """
     from tqdm.auto import tqdm
 
-    from optimized.e2e.loop import CONTROLS
+    from rlspec.optimized.e2e.loop import CONTROLS
 
     names = list(algorithms) if algorithms is not None else globals()["algorithms"]()
     if controls:

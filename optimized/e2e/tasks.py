@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reference._validate import fail
+from rlspec.reference._validate import fail
 
 VOCAB_SIZE = 16
 DIGITS = 10

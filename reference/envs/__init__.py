@@ -3,7 +3,7 @@
 Each module holds one problem family with its exact solver(s), so that properties can compare
 learned solutions with true optima instead of noisy estimates:
 
-* :mod:`reference.envs.inventory`: single-store inventory control (newsvendor, backlog or lost
+* :mod:`rlspec.reference.envs.inventory`: single-store inventory control (newsvendor, backlog or lost
   sales with lead time L), demand distributions with exact CDFs / quantiles, the critical-fractile
   base-stock level, and value iteration for lost sales with a small lead time.
 """

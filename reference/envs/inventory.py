@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from reference._validate import choice, fail, in_range, positive
+from rlspec.reference._validate import choice, fail, in_range, positive
 
 DEMAND_KINDS = ("poisson", "normal", "uniform")
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-import optimized
-from reference import registry
+from rlspec import optimized
+from rlspec.reference import registry
 
 pytestmark = pytest.mark.bench
 
