@@ -6,4 +6,6 @@ learned solutions with true optima instead of noisy estimates:
 * :mod:`rlspec.reference.envs.inventory`: single-store inventory control (newsvendor, backlog or lost
   sales with lead time L), demand distributions with exact CDFs / quantiles, the critical-fractile
   base-stock level, and value iteration for lost sales with a small lead time.
+* :mod:`rlspec.reference.envs.softmax_bandit`: a contextual softmax bandit with its exact gradient,
+  Hessian and smoothness bound, and exact enumeration of i.i.d. draws (baseline and step-size theory).
 """
