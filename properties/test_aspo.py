@@ -32,7 +32,8 @@ def tool_batch(rng: np.random.Generator, B: int | None = None, continuous: bool 
     return rewards, group, mask, first, length
 
 
-def base(rewards, group, mask, cfg=ASPOConfig()):
+def base(rewards, group, mask, cfg=None):
+    cfg = cfg or ASPOConfig()
     return registry.get("grpo")(rewards=rewards, group=group, mask=mask,
                                 config=GRPOConfig(ddof=cfg.ddof, eps=cfg.eps))[:, 0]
 

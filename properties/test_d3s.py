@@ -60,8 +60,8 @@ def test_selection_equals_bruteforce_argmax(rng):
 @given(seeds())
 def test_balanced_split_never_beats_search_and_is_optimal_for_binary(rng):
     """Claim (our notes: the 'N_pos most positive + N_neg most negative' implementation): the balanced split's
-    variance is ≤ the exact maximum, strictly less on a skewed set; with two-valued (binary-reward) advantages and enough of each value it
-    attains it."""
+    variance is ≤ the exact maximum, strictly less on a skewed set; with two-valued (binary-reward) advantages
+    and enough of each value it attains it."""
     n = int(rng.integers(2, 10))
     k = int(rng.integers(2, n + 1))
     a = rng.normal(size=n)

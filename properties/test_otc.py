@@ -112,7 +112,8 @@ def test_composition_grpo_ppo():
     """Composition (the pipeline place: reward → advantage → loss): OTC rewards fed to the registry's grpo
     advantage and ppo loss. In a group whose correct rollouts used 1, 2 and 4 calls, the GRPO advantages are
     ordered 1 > 2 > 4 > wrong, and at ratio 1 the ppo gradient dlogp follows the reverse order (the 1-call
-    rollout's log-probability is raised most, the wrong one lowered), whereas the plain correctness reward treats the three correct rollouts alike."""
+    rollout's log-probability is raised most, the wrong one lowered), whereas the plain correctness reward
+    treats the three correct rollouts alike."""
     calls = np.array([1, 2, 4, 3])
     correct = np.array([True, True, True, False])
     group = np.zeros(4, dtype=int)

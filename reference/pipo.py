@@ -83,10 +83,11 @@ _CODE = "JacckMa/pipo_verl"
 class PIPOConfig:
     """window: K, the number of past batch means kept (paper 8). lam: λ of the rectifier (paper 0.1; code 0).
     min_history: entries needed before a PI step (code 8). ddof: of σ_his (code 0). normalize: divide by σ_his.
-    sigma_floor: σ_his below it is replaced by 1 (code: 1e-6 where the coefficients are computed). progress_clip: clip μ_t − μ_his (code 5; paper
-    none). coef_clip: clamp a·ξ (code 10; paper none). attribution_eps: added to Σ|Ā| (code 1e-6; paper 0).
-    threshold: no PI step when |ξ| ≤ threshold (code option, 0 = off). anchor: "previous" (paper) or "code".
-    attribution: "group" (GRPO: G·Ā/Σ|Ā|) or "none" (PPO: the token advantage itself)."""
+    sigma_floor: σ_his below it is replaced by 1 (code: 1e-6 where the coefficients are computed).
+    progress_clip: clip μ_t − μ_his (code 5; paper none). coef_clip: clamp a·ξ (code 10; paper none).
+    attribution_eps: added to Σ|Ā| (code 1e-6; paper 0). threshold: no PI step when |ξ| ≤ threshold (code
+    option, 0 = off). anchor: "previous" (paper) or "code". attribution: "group" (GRPO: G·Ā/Σ|Ā|) or "none"
+    (PPO: the token advantage itself)."""
 
     window: int = 8
     lam: float = 0.1
