@@ -344,5 +344,7 @@ def test_bad_input_raises():
         poise_probe(np.ones((3, 2)), np.ones(3), np.ones((2, 3)))
     with pytest.raises(RLSpecValueError, match="response_hidden"):
         poise_features(np.ones((3, 4)), np.ones((3, 5)), np.ones(3))
+    with pytest.raises(RLSpecValueError, match="target"):
+        probe_targets(np.ones(2), np.array([0, 0]), "mean")
     with pytest.raises(RLSpecValueError, match="max_rows"):
         buffer_update(None, np.ones((2, 1)), np.ones(2), np.array([0, 0]), max_rows=0)

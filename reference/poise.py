@@ -79,8 +79,7 @@ class ProbeConfig:
     """alpha: ridge penalty (> 0; paper 0.01, code's Qwen3-4B config 100); clip_min/clip_max: prediction range
     ([0, 1] for verifiable rewards); prompt_pca_dim/response_pca_dim: PCA of the two hidden blocks (0 = none,
     the paper; code: 32 and 64), which then need hidden_dims = (d_prompt, d_response), the lengths of the two
-    blocks at the head of ϕ; target: "leave_one_out" (code "other_rollout_correctness", default) or
-    "group_mean" (code "pair_average")."""
+    blocks at the head of ϕ. The training targets come from :func:`probe_targets`."""
 
     alpha: float = 0.01
     clip_min: float = 0.0
@@ -88,7 +87,6 @@ class ProbeConfig:
     prompt_pca_dim: int = 0
     response_pca_dim: int = 0
     hidden_dims: tuple[int, int] | None = None
-    target: str = "leave_one_out"
 
     def __post_init__(self) -> None:
         positive(self.alpha, "alpha")
@@ -105,7 +103,6 @@ class ProbeConfig:
             object.__setattr__(self, "hidden_dims", (int(hd[0]), int(hd[1])))
         if (self.prompt_pca_dim or self.response_pca_dim) and self.hidden_dims is None:
             raise fail("hidden_dims", "None", "(d_prompt, d_response) when a PCA dimension is set")
-        choice(self.target, "target", ("leave_one_out", "group_mean"))
 
 
 # ---------------------------------------------------------------------------- features ϕ
@@ -233,8 +230,10 @@ def probe_predict(probe: Probe, features) -> np.ndarray:
 
 
 def probe_targets(R: np.ndarray, g: np.ndarray, target: str = "leave_one_out") -> np.ndarray:
-    """Training targets (B,): V_{−i} = mean of the other rollouts' rewards (leave_one_out), or the group mean.
+    """Training targets (B,): V_{−i} = mean of the other rollouts' rewards (``"leave_one_out"``, the code's
+    "other_rollout_correctness"), or the group mean (``"group_mean"``, the code's "pair_average").
     A singleton has no leave-one-out target: its own reward is used (its row carries no sibling information)."""
+    choice(target, "target", ("leave_one_out", "group_mean"))
     out = np.empty_like(R)
     for k in np.unique(g):
         rows = np.flatnonzero(g == k)
