@@ -212,12 +212,16 @@ def vector_for(spec, case: harness.Case) -> dict[str, Any]:
 def vector_cases(spec) -> list[harness.Case]:
     """The few float64 cases of an entry that become vectors."""
     cases, _, _ = harness.cases_for(spec, ("float64",), n_random=0)
+    cases = [c for c in cases if _count(c.inputs) <= MAX_VALUES]
     by_name = {c.name: c for c in cases}
-    chosen = [by_name[n] for n in PREFERRED.get(spec.kind, ()) if n in by_name]
-    chosen += [c for c in cases if c.name.startswith("make-inputs-")]
+    preferred = [by_name[n] for n in PREFERRED.get(spec.kind, ()) if n in by_name]
+    made = [c for c in cases if c.name.startswith("make-inputs-")]
+    if preferred and made:  # canonical batches AND the entry's own inputs (optional extras): one vector of each kind
+        chosen = preferred[:PER_ALGORITHM - 1] + made[:1]
+    else:
+        chosen = preferred + made
     chosen += [c for c in cases if c not in chosen]
-    small = [c for c in chosen if _count(c.inputs) <= MAX_VALUES]
-    return small[:PER_ALGORITHM]
+    return chosen[:PER_ALGORITHM]
 
 
 def vectorizable_specs() -> list[Any]:
