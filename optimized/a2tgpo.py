@@ -39,7 +39,7 @@ def validate_turn(turn, mask: torch.Tensor) -> torch.Tensor:
 def turn_counts(turn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """n_i = 1 + the largest turn index of row i's valid tokens; 0 if none (B,) long."""
     t = torch.where(mask & (turn >= 0), turn, torch.full_like(turn, -1))
-    return t.max(dim=1).values + 1 if t.shape[1] else torch.zeros(t.shape[0], dtype=torch.long)
+    return t.max(dim=1).values + 1 if t.shape[1] else torch.zeros(t.shape[0], dtype=torch.long, device=t.device)
 
 
 def validate_ig(ig, n: torch.Tensor, name: str = "ig") -> torch.Tensor:
@@ -56,7 +56,7 @@ def validate_ig(ig, n: torch.Tensor, name: str = "ig") -> torch.Tensor:
         b, k = (int(i) for i in bad.nonzero()[0])
         raise fail(name, f"a non-finite value {x[b, k].item()} at row {b}, turn {k}",
                    "finite values for every turn k < n_i")
-    return torch.where(live, x, torch.zeros((), dtype=x.dtype))
+    return torch.where(live, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 def turn_group_normalize(ig: torch.Tensor, n: torch.Tensor, group: torch.Tensor, ddof: int = 1, eps: float = 1e-6,
@@ -70,7 +70,7 @@ def turn_group_normalize(ig: torch.Tensor, n: torch.Tensor, group: torch.Tensor,
     if x.numel() == 0:
         return torch.zeros_like(ig)
     S = int(key.max()) + 1
-    size = torch.zeros(S, dtype=x.dtype).index_add_(0, key, torch.ones_like(x))
+    size = torch.zeros(S, dtype=x.dtype, device=x.device).index_add_(0, key, torch.ones_like(x))
     mean = torch.zeros_like(size).index_add_(0, key, x) / size.clamp(min=1)
     hi = torch.full_like(size, -torch.inf).scatter_reduce(0, key, x, "amax")
     lo = torch.full_like(size, torch.inf).scatter_reduce(0, key, x, "amin")
@@ -114,7 +114,7 @@ def turn_broadcast(per_turn: torch.Tensor, turn: torch.Tensor, live: torch.Tenso
     if per_turn.shape[1] == 0:
         return torch.zeros(turn.shape, dtype=per_turn.dtype, device=per_turn.device)
     vals = torch.gather(per_turn, 1, torch.where(live, turn, torch.zeros_like(turn)))
-    return torch.where(live, vals, torch.zeros((), dtype=per_turn.dtype))
+    return torch.where(live, vals, torch.zeros((), dtype=per_turn.dtype, device=per_turn.device))
 
 
 def a2tgpo_signals(rewards, group, mask, turn, ig, config: A2TGPOAdvantageConfig | None = None):

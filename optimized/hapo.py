@@ -69,7 +69,7 @@ def token_entropy_signal(entropy, mask, config: HAPOConfig | None = None,
     st = stats if stats is not None else entropy_statistics(entropy, M, cfg.pivot)
     if st.n == 0:
         return torch.zeros(M.shape, dtype=torch.float64, device=M.device)
-    return torch.where(M, entropy_signal(x, st, cfg.low_entropy_sign), torch.zeros((), dtype=torch.float64))
+    return torch.where(M, entropy_signal(x, st, cfg.low_entropy_sign), torch.zeros((), dtype=torch.float64, device=M.device))
 
 
 @implements("hapo_temperature")
@@ -81,9 +81,9 @@ def adaptive_temperature(entropy, mask, prev_entropy, prev_mask, config: HAPOTem
         raise fail("mask", f"shape {tuple(M.shape)}", "shape (B, T)")
     x = log_entropy(_entropy(entropy, M))
     st = entropy_statistics(prev_entropy, prev_mask, cfg.pivot, cfg.sigma)
-    zero = torch.zeros((), dtype=torch.float64)
+    zero = torch.zeros((), dtype=torch.float64, device=M.device)
     if st.n == 0:
-        T = torch.where(M, torch.full(M.shape, cfg.t_base, dtype=torch.float64), zero)
+        T = torch.where(M, torch.full(M.shape, cfg.t_base, dtype=torch.float64, device=M.device), zero)
     else:
         if cfg.form == "paper":
             signal = (x - st.q) / max(st.sigma, SIGMA_FLOOR)
@@ -125,9 +125,10 @@ def hapo_advantage(rewards, group, mask, config: HAPOAdvantageConfig | None = No
         grpo = grpo_outcome_advantage(R, g, GRPOConfig(ddof=1, eps=1e-6, singleton="mean0std1"))
         _, inv = torch.unique(g, return_inverse=True)
         hit = ((A.abs() >= cfg.fallback_threshold) & (L > 0)).to(R.dtype)
-        trigger = torch.zeros(int(inv.max()) + 1 if R.numel() else 0, dtype=R.dtype).index_add_(0, inv, hit) > 0
+        G = int(inv.max()) + 1 if R.numel() else 0
+        trigger = torch.zeros(G, dtype=R.dtype, device=R.device).index_add_(0, inv, hit) > 0
         A = torch.where(trigger[inv], grpo, A)
-    return torch.where(M, A.unsqueeze(1), torch.zeros((), dtype=A.dtype))
+    return torch.where(M, A.unsqueeze(1), torch.zeros((), dtype=A.dtype, device=A.device))
 
 
 def adaptive_clip(h: torch.Tensor, eps_low: float, eps_high: float, alpha: float):
