@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -62,8 +63,13 @@ def test_import_rlspec_gives_version_and_entry_points():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    src = tmp_path_factory.mktemp("src")  # build from a copy: setuptools writes build/ and *.egg-info beside setup.py
+    for name in ("rlspec", *LAYERS):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True, text=True)
+                    str(src)], check=True, capture_output=True, text=True)
     (whl,) = out.glob("rlspec-*.whl")
     return whl
 
@@ -112,6 +118,7 @@ def test_installed_wheel_works_outside_the_checkout(wheel: Path, tmp_path: Path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "report" / "report.json").exists()
     code = ("from rlspec.conformance import vectors; import sys; "
-            "p = vectors.check(); print(len(p)); sys.exit(1 if p else 0)")
+            "fs = [f for f in vectors.files() if f.parent.name == 'ppo']; "
+            "p = [x for f in fs for x in vectors.check_file(f)]; print(len(fs), p); sys.exit(1 if p or not fs else 0)")
     r = run(str(py), "-c", code)
     assert r.returncode == 0, r.stdout + r.stderr
