@@ -18,8 +18,13 @@ from scipy import optimize, stats
 from properties.strategies import seeds
 from rlspec.reference import registry
 from rlspec.reference._validate import RLSpecValueError
-from rlspec.reference.capo_calibration import (CAPOCalibrationConfig, auc, capo_calibration_advantage,
-                                               logistic_surrogate, logistic_surrogate_slope)
+from rlspec.reference.capo_calibration import (
+    CAPOCalibrationConfig,
+    auc,
+    capo_calibration_advantage,
+    logistic_surrogate,
+    logistic_surrogate_slope,
+)
 from rlspec.reference.grpo import GRPOConfig, dr_grpo_advantage, grpo_advantage
 
 NO_MASK = CAPOCalibrationConfig(noise_mask=False)

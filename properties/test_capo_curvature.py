@@ -18,10 +18,21 @@ from scipy.special import log_softmax, softmax
 from properties.strategies import seeds
 from rlspec.reference import aggregation
 from rlspec.reference._validate import RLSpecValueError
-from rlspec.reference.capo_curvature import (CAPOCurvatureConfig, accept, adam_direction, adam_moments_update,
-                                             capo_curvature_loss, capo_curvature_mask, fisher_shift, hessian_shift,
-                                             logit_shift, make_inputs, score_direction, softmax_policy,
-                                             token_gradient)
+from rlspec.reference.capo_curvature import (
+    CAPOCurvatureConfig,
+    accept,
+    adam_direction,
+    adam_moments_update,
+    capo_curvature_loss,
+    capo_curvature_mask,
+    fisher_shift,
+    hessian_shift,
+    logit_shift,
+    make_inputs,
+    score_direction,
+    softmax_policy,
+    token_gradient,
+)
 from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
 HEAD_KEYS = ("h", "W", "actions", "adam_m", "adam_v", "adam_step")
@@ -213,7 +224,7 @@ def test_batch_estimates_equal_exact_values_on_a_softmax_linear_policy(rng):
                               np.where(mask, adv, np.nan), mask, **state, config=cfg)
     for b, t in zip(*np.nonzero(mask)):
         A, x, a = adv[b, t], h[b, t], actions[b, t]
-        g = fd_grad_W(lambda Wx: A * exact_logpi(Wx, x, a), W)
+        g = fd_grad_W(lambda Wx, A=A, x=x, a=a: A * exact_logpi(Wx, x, a), W)
         if state:
             b1, b2, eps, s = 0.9, 0.999, 1e-8, state["adam_step"] + 1
             m1 = (b1 * state["adam_m"] + (1 - b1) * g) / (1 - b1**s)
@@ -222,9 +233,9 @@ def test_batch_estimates_equal_exact_values_on_a_softmax_linear_policy(rng):
         else:
             P = g
         scale = np.abs(P @ x).max()
-        dlog, _ = derivatives_along(lambda s: exact_logpi(W + s * P, x, a), scale)
+        dlog, _ = derivatives_along(lambda s, P=P, x=x, a=a: exact_logpi(W + s * P, x, a), scale)
         p_old = softmax(W @ x)[a]
-        d1, d2 = derivatives_along(lambda s: A * softmax((W + s * P) @ x)[a] / p_old, scale)
+        d1, d2 = derivatives_along(lambda s, A=A, P=P, x=x, a=a, p0=p_old: A * softmax((W + s * P) @ x)[a] / p0, scale)
         assert out["m_F"][b, t] == pytest.approx(0.5 * lr**2 * dlog**2, rel=1e-5, abs=1e-12 * lr**2 * scale**2)
         assert out["m_H"][b, t] == pytest.approx(lr * d1 + 0.5 * lr**2 * d2, rel=1e-5,
                                                  abs=1e-8 * abs(A) * (lr * scale + lr**2 * scale**2))

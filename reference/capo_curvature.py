@@ -322,6 +322,7 @@ def _configs():
 
 
 _CODE = "github.com/luckeciano/stable-pg-llm src/open_r1/grpo_entropy_trainer.py"
+_T = "properties/test_capo_curvature.py::"
 
 EQUATIONS = (
     Equation("capo-token-gradient", "g = A · (e_a − π) hᵀ,  π = softmax(W h)", "arXiv 2510.00819 (last-layer model)",
@@ -365,13 +366,13 @@ register(Spec(
     properties=(
         "properties/test_policy_gradients.py::test_hand_gradient_matches_finite_differences: dlogp = central FD "
         "(canonical batches, no head inputs)",
-        "properties/test_capo_curvature.py::test_hand_gradient_matches_finite_differences_with_curvature_inputs: dlogp = central FD with tokens rejected",
-        "properties/test_capo_curvature.py::test_masking_rejects_only_the_flagged_tokens: dlogp = 0 exactly on flagged tokens, PPO's elsewhere "
+        _T + "test_hand_gradient_matches_finite_differences_with_curvature_inputs: dlogp = central FD, tokens rejected",
+        _T + "test_masking_rejects_only_the_flagged_tokens: dlogp = 0 exactly on flagged tokens, PPO's elsewhere "
         "(unchanged with original denominators)",
-        "properties/test_capo_curvature.py::test_without_head_or_with_loose_thresholds_it_is_ppo: no head / τ = ∞ gives PPO; τ unreachable gives 0",
-        "properties/test_capo_curvature.py::test_acceptance_rules: symmetric / nonnegative / lower (Theorem 5.1) bands and m_F < τ_F",
-        "properties/test_capo_curvature.py::test_fisher_rejections_grow_with_the_learning_rate: m_F ∝ η², Fisher rejections monotone in η",
-        "properties/test_capo_curvature.py::test_padding_is_never_read: garbage h, actions, logp, adv at masked positions change nothing",
+        _T + "test_without_head_or_with_loose_thresholds_it_is_ppo: no head / τ = ∞ gives PPO; τ unreachable gives 0",
+        _T + "test_acceptance_rules: symmetric / nonnegative / lower (Theorem 5.1) bands and m_F < τ_F",
+        _T + "test_fisher_rejections_grow_with_the_learning_rate: m_F ∝ η², Fisher rejections monotone in η",
+        _T + "test_padding_is_never_read: garbage h, actions, logp, adv at masked positions change nothing",
         "untested: Theorem 5.1 (J(π_θ+Δθ) − J(π_θ) ≥ ω − C√δ_F) — a statement about the return of an MDP under "
         "Assumption E.1 (constants M, r), which we could not read",
         "untested: stability under aggressive updates (GRPO collapses, CAPO does not; < 8 % of tokens rejected; up to "
@@ -388,18 +389,18 @@ register(Spec(
     equations=EQUATIONS[:6],
     extras={"conformance_configs": lambda: [c for c in _configs() if c[0] != "denominators=original"]},
     properties=(
-        "properties/test_capo_curvature.py::test_token_gradient_is_the_gradient_of_advantage_times_logprob: g = ∇_W A log π_a (FD)",
-        "properties/test_capo_curvature.py::test_hessian_estimate_is_exact_second_order_model_of_ratio_surrogate: m_H = ηJ'(0) + ½η²J''(0) of "
+        _T + "test_token_gradient_is_the_gradient_of_advantage_times_logprob: g = ∇_W A log π_a (FD)",
+        _T + "test_hessian_estimate_is_exact_second_order_model_of_ratio_surrogate: m_H = ηJ'(0) + ½η²J''(0) of "
         "J = A π_a/π_a^old along any direction (FD of the exact softmax)",
-        "properties/test_capo_curvature.py::test_hessian_model_error_is_third_order_in_lr: m_H(η) = ΔJ + O(η³)",
-        "properties/test_capo_curvature.py::test_fisher_estimate_is_sampled_fisher_form_and_unbiased: (vᵀu)² = (∂_s log π_a)²; E_a∼π m_F = ½η² uᵀFu "
-        "= ½η² ∂²KL (enumeration over the vocabulary)",
-        "properties/test_capo_curvature.py::test_fisher_form_is_second_order_kl: E m_F = KL(π_old ‖ π_new) + O(η³)",
-        "properties/test_capo_curvature.py::test_adam_direction_is_torch_adams_next_step: P(g) = torch.optim.Adam's next step / lr",
-        "properties/test_capo_curvature.py::test_batch_estimates_equal_exact_values_on_a_softmax_linear_policy: m_H, m_F per token = exact values "
-        "built independently (FD gradient, replayed Adam, FD of the exact policy)",
-        "properties/test_capo_curvature.py::test_sgd_closed_form: SGD gives m_F = ½η²A²‖h‖⁴‖v‖⁴ and the matching m_H",
-        "properties/test_capo_curvature.py::test_acceptance_rules: the three Hessian rules and the Fisher test",
-        "properties/test_capo_curvature.py::test_adam_without_state_uses_the_raw_gradient_and_zero_state_normalises: optimiser-model conventions",
+        _T + "test_hessian_model_error_is_third_order_in_lr: m_H(η) = ΔJ + O(η³)",
+        _T + "test_fisher_estimate_is_sampled_fisher_form_and_unbiased: (vᵀu)² = (∂_s log π_a)²; E_a∼π m_F = "
+        "½η² uᵀFu = ½η² ∂²KL (enumeration over the vocabulary)",
+        _T + "test_fisher_form_is_second_order_kl: E m_F = KL(π_old ‖ π_new) + O(η³)",
+        _T + "test_adam_direction_is_torch_adams_next_step: P(g) = torch.optim.Adam's next step / lr",
+        _T + "test_batch_estimates_equal_exact_values_on_a_softmax_linear_policy: m_H, m_F per token = exact "
+        "values built independently (FD gradient, replayed Adam, FD of the exact policy)",
+        _T + "test_sgd_closed_form: SGD gives m_F = ½η²A²‖h‖⁴‖v‖⁴ and the matching m_H",
+        _T + "test_acceptance_rules: the three Hessian rules and the Fisher test",
+        _T + "test_adam_without_state_uses_the_raw_gradient_and_zero_state_normalises: optimiser-model conventions",
     ),
 ))
