@@ -227,7 +227,8 @@ def test_padding_is_never_read(rng, cfg):
 
 def test_bad_input_raises():
     """Bad input raises RLSpecValueError naming the argument: wrong logit shapes, NaN logits at a valid token,
-    mismatched vocabularies, non-distributions to ``hellinger``, bad config fields; an all-false mask gives 0."""
+    mismatched vocabularies, non-distributions to ``hellinger``, bad config fields, a wrong-length sequence
+    advantage or H outside [0, 1] to ``dgpo_token_advantage``; an all-false mask gives 0."""
     b = make_inputs(np.random.default_rng(4))
     m = b["mask"]
     i, t = np.argwhere(m)[0]
@@ -245,6 +246,11 @@ def test_bad_input_raises():
         with pytest.raises(RLSpecValueError, match=field):
             DGPOConfig(**{field: bad})
     assert not run(dict(b, mask=np.zeros_like(m)), DGPOConfig()).any()
+    ones = np.ones((2, 3), bool)
+    with pytest.raises(RLSpecValueError, match="seq_adv"):
+        dgpo_token_advantage(np.ones(3), np.zeros((2, 3)), np.zeros((2, 3)), ones)
+    with pytest.raises(RLSpecValueError, match="H"):
+        dgpo_token_advantage(np.ones(2), np.full((2, 3), 1.5), np.zeros((2, 3)), ones)
 
 
 def test_optimized_float32_stays_accurate_near_equal_policies():

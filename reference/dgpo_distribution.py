@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlspec.reference._validate import choice, fail, in_range, positive
+from rlspec.reference._validate import as_mask, choice, fail, finite_vector, in_range, masked_array, positive
 from rlspec.reference.grpo import GRPOConfig, broadcast_to_tokens, grpo_outcome_advantage, validate_outcome
 from rlspec.reference.high_entropy_mask import entropy_threshold
 from rlspec.reference.registry import Equation, Paper, Spec, register
@@ -107,7 +107,7 @@ def hellinger_from_logits(z: np.ndarray, z_ref: np.ndarray) -> np.ndarray:
     d = z - z_ref
     small = np.abs(d).max(axis=-1, keepdims=True) <= 1.0                      # (…, 1)
     c_small = np.log1p((np.exp(log_q) * np.expm1(np.where(small, d, 0.0))).sum(axis=-1, keepdims=True))
-    c = np.where(small, c_small, log_softmax_norm(log_q + d))               # log Σ q e^d
+    c = np.where(small, c_small, log_sum_exp(log_q + d))               # log Σ q e^d
     delta = d - c                                                            # log π − log π_ref
     near = np.abs(delta) <= 1.0
     term_near = np.exp(log_q) * np.expm1(0.5 * np.where(near, delta, 0.0)) ** 2
@@ -116,7 +116,7 @@ def hellinger_from_logits(z: np.ndarray, z_ref: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(h2, 0.0, 1.0))
 
 
-def log_softmax_norm(a: np.ndarray) -> np.ndarray:
+def log_sum_exp(a: np.ndarray) -> np.ndarray:
     """log Σ_v e^{a_v} over the last axis, keepdims (a log-sum-exp)."""
     m = a.max(axis=-1, keepdims=True)
     return m + np.log(np.exp(a - m).sum(axis=-1, keepdims=True))
@@ -160,11 +160,19 @@ def redistribution_weights(S: np.ndarray, mask: np.ndarray, mode: str, tau: floa
 
 
 def dgpo_token_advantage(seq_adv, H, ent, mask, config: DGPOConfig | None = None) -> np.ndarray:
-    """Â_it = A_i·w_it (B, T) from sequence advantages A (B,), Hellinger H (B, T) and entropies Ent (B, T)."""
+    """Â_it = A_i·w_it (B, T) from sequence advantages A (B,), Hellinger H (B, T) and entropies Ent (B, T).
+
+    For callers that already have H and Ent (padding never read; H in [0, 1] and Ent ≥ 0 where mask is True)."""
     cfg = config or DGPOConfig()
-    S = entropy_gate(H, ent, mask, cfg.gate, cfg.rho)
-    return np.where(mask, np.asarray(seq_adv)[:, None] * redistribution_weights(S, mask, cfg.redistribution,
-                                                                                cfg.tau), 0.0)
+    M = as_mask(mask, "mask")
+    if M.ndim != 2:
+        raise fail("mask", f"shape {M.shape}", "shape (B, T)")
+    A = finite_vector(seq_adv, "seq_adv", M.shape[0])
+    H, ent = masked_array(H, "H", M), masked_array(ent, "ent", M)
+    if not (((H >= 0) & (H <= 1)) | ~M).all() or not ((ent >= 0) | ~M).all():
+        raise fail("H/ent", "values outside H ∈ [0, 1], Ent ≥ 0 at valid tokens", "Hellinger distances and entropies")
+    S = entropy_gate(H, ent, M, cfg.gate, cfg.rho)
+    return np.where(M, A[:, None] * redistribution_weights(S, M, cfg.redistribution, cfg.tau), 0.0)
 
 
 def _logits(z, name: str, mask: np.ndarray, V: int | None = None) -> np.ndarray:
@@ -198,7 +206,8 @@ def dgpo_advantage(rewards, group, mask, logits, ref_logits, config: DGPOConfig 
     A = grpo_outcome_advantage(R, g, cfg)                                    # (B,)
     if not M.any():
         return broadcast_to_tokens(A, M)
-    return dgpo_token_advantage(A, hellinger_from_logits(z, z_ref), token_entropy(z), M, cfg)
+    S = entropy_gate(hellinger_from_logits(z, z_ref), token_entropy(z), M, cfg.gate, cfg.rho)  # (B, T)
+    return np.where(M, A[:, None] * redistribution_weights(S, M, cfg.redistribution, cfg.tau), 0.0)
 
 
 def make_inputs(rng: np.random.Generator) -> dict:
