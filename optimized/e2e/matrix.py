@@ -41,9 +41,32 @@ def algorithms() -> list[str]:
     Critic losses (kind ``value_loss``, gradient ``dvalues``) train no policy and have no place in this loop."""
     from rlspec.optimized.e2e.loop import is_outcome_advantage
 
-    losses = registry.names(kind="policy_loss", status="implemented")
-    advs = [n for n in registry.names(kind="advantage", status="implemented") if is_outcome_advantage(n)]
+    built = [s.name for s in registry.specs() if s.status in ("implemented", "partial")]
+    losses = [n for n in built if registry.get(n).kind == "policy_loss"]
+    advs = [n for n in built if registry.get(n).kind == "advantage" and is_outcome_advantage(n)]
     return losses + advs
+
+
+#: what the loop gives each kind; anything else a function takes is an input the tiny task does not have
+LOOP_INPUTS = {"policy_loss": {"logp", "old_logp", "adv", "mask", "config", "group"},
+               "advantage": {"rewards", "group", "mask", "config"}}
+
+
+def unsupplied_inputs(algorithm: str) -> tuple[list[str], list[str]]:
+    """(required, optional) inputs of the algorithm's torch function that the loop does not provide (``ref_logp``
+    counts as provided-as-None: the loop has no reference model)."""
+    import inspect
+
+    from rlspec import optimized
+
+    spec = registry.get(algorithm)
+    if spec.kind not in LOOP_INPUTS or spec.name not in optimized.names():
+        return [], []
+    params = inspect.signature(optimized.get(spec.name)).parameters.values()
+    extra = [p for p in params if p.name not in LOOP_INPUTS[spec.kind] and p.name != "ref_logp"
+             and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return ([p.name for p in extra if p.default is inspect.Parameter.empty],
+            [p.name for p in extra if p.default is not inspect.Parameter.empty])
 
 
 def run_one(algorithm: str, seeds: Sequence[int], settings: dict[str, Any], bar=None) -> dict[str, Any]:
@@ -51,6 +74,16 @@ def run_one(algorithm: str, seeds: Sequence[int], settings: dict[str, Any], bar=
     from rlspec.optimized.e2e.loop import recipe, train
 
     row: dict[str, Any] = dict(algorithm=algorithm, seeds=list(seeds), runs=[])
+    if not algorithm.startswith("control:"):
+        required, optional = unsupplied_inputs(algorithm)
+        if optional:  # the run measures the entry with these at their defaults: say so in the row
+            row["note"] = f"ran without {', '.join(optional)} (the tiny task has none; defaults used)"
+        if required:
+            row.update(verdict="not run", note=f"needs {', '.join(required)}, which the tiny single-turn task "
+                                               "does not produce")
+            if bar is not None:
+                bar.update(len(seeds))
+            return row
     try:
         kw = recipe(algorithm)
     except Exception as e:  # noqa: BLE001 - reported in the table
@@ -92,13 +125,17 @@ def write_table(rows: list[dict[str, Any]], out_dir: str, settings: dict[str, An
         f"G={settings['G']}, {settings['epochs']} epochs × {settings['minibatches']} minibatches, "
         f"AdamW lr {settings['lr']}, model {settings['arch']}. Gate: mean reward of the last {GATE['window']} steps "
         f"≥ {GATE['threshold']} and ≥ first {GATE['window']} + {GATE['min_gain']}.", "",
-        "| algorithm | loss | advantage | reward first10 → last10 (per seed) | steps to 0.8 | wall s | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| algorithm | loss | advantage | reward first10 → last10 (per seed) | steps to 0.8 | wall s | verdict | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        note = r.get("note", "").replace("|", "/")
         if r.get("verdict") == "error":
             lines.append(f"| {r['algorithm']} | {r.get('policy_loss', '')} | {r.get('advantage', '')} | - | - | - | "
-                         f"**error**: {r['error'].replace('|', '/')} |")
+                         f"**error**: {r['error'].replace('|', '/')} | {note} |")
+            continue
+        if r.get("verdict") == "not run":
+            lines.append(f"| {r['algorithm']} | | | - | - | - | not run | {note} |")
             continue
         rew = ", ".join(f"{x['first']:.2f} → {x['last']:.2f}" for x in r["runs"])
         hit = ", ".join("-" if x["steps_to_hit"] is None else str(x["steps_to_hit"]) for x in r["runs"])
@@ -106,7 +143,8 @@ def write_table(rows: list[dict[str, Any]], out_dir: str, settings: dict[str, An
         verdict = r["verdict"] if r["verdict"] == "learns" else f"**{r['verdict']}**"
         if r["algorithm"].startswith("control:"):
             verdict += " (control: expected not to learn)"
-        lines.append(f"| {r['algorithm']} | {r['policy_loss']} | {r['advantage']} | {rew} | {hit} | {wall} | {verdict} |")
+        lines.append(f"| {r['algorithm']} | {r['policy_loss']} | {r['advantage']} | {rew} | {hit} | {wall} | {verdict} "
+                     f"| {note} |")
     with open(os.path.join(out_dir, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -199,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       lr=a.lr, arch=a.arch)
     with open(os.path.join(a.out, "table.md")) as f:
         print(f.read())
-    bad = [r["algorithm"] for r in rows if (r["verdict"] != "learns") != r["algorithm"].startswith("control:")]
+    bad = [r["algorithm"] for r in rows if r["verdict"] != "not run"
+           and (r["verdict"] != "learns") != r["algorithm"].startswith("control:")]
     if bad:
         print(f"unexpected verdicts (algorithms not learning, or controls learning): {', '.join(bad)}",
               file=sys.stderr)
