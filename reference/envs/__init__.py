@@ -8,4 +8,7 @@ learned solutions with true optima instead of noisy estimates:
   base-stock level, and value iteration for lost sales with a small lead time.
 * :mod:`rlspec.reference.envs.softmax_bandit`: a contextual softmax bandit with its exact gradient,
   Hessian and smoothness bound, and exact enumeration of i.i.d. draws (baseline and step-size theory).
+* :mod:`rlspec.reference.envs.tabular_mdp`: finite MDPs (P, R, γ, d0) with exact solvers: policy evaluation
+  by a linear solve, value iteration, policy iteration, brute force over deterministic policies, and
+  finite-horizon evaluation / backward induction (γ = 1 allowed).
 """
