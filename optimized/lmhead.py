@@ -34,9 +34,12 @@ from rlspec.reference._validate import fail
 __all__ = ["fused_logprobs", "fused_policy_loss", "default_chunks"]
 
 
-def default_chunks(n_tokens: int, vocab: int, budget: int = 1 << 22) -> tuple[int, int]:
-    """(token chunk, vocabulary tile) with chunk·tile ≈ ``budget`` elements (4M: 16 MB of float32 logits)."""
-    tile = min(vocab, 32768)
+def default_chunks(n_tokens: int, vocab: int, budget: int = 1 << 23) -> tuple[int, int]:
+    """(token chunk, vocabulary tile) with chunk·tile ≤ ``budget`` elements (8M: 32 MB of float32 logits).
+
+    Tiles are as wide as the budget allows with every token in one chunk (each weight tile is then read once per
+    pass, and ∂W of a tile is written once); only beyond budget/128 tokens are the tokens chunked too."""
+    tile = max(128, min(vocab, budget // max(1, n_tokens)))
     chunk = max(1, min(n_tokens, budget // tile))
     return chunk, tile
 
@@ -55,32 +58,30 @@ class _FusedLogProb(torch.autograd.Function):
     def forward(ctx, h, W, b, y, inv_tau: float, chunk: int, tile: int, with_entropy: bool):
         N, V = h.shape[0], W.shape[0]
         acc = torch.float32 if h.dtype in (torch.bfloat16, torch.float16) else h.dtype  # statistics in ≥ fp32
-        logp = torch.empty(N, dtype=acc, device=h.device)
         lse = torch.empty(N, dtype=acc, device=h.device)
         ent = torch.empty(N, dtype=acc, device=h.device) if with_entropy else None
-        for s in range(0, N, chunk):
-            hc, yc = h[s:s + chunk], y[s:s + chunk]
-            n = hc.shape[0]
-            lse_c = torch.full((n,), -math.inf, dtype=acc, device=h.device)
-            pz = torch.zeros(n, dtype=acc, device=h.device)  # Σ_k p_k z_k over the tiles seen so far
-            zy = torch.zeros(n, dtype=acc, device=h.device)
-            for lo in range(0, V, tile):
-                hi = min(V, lo + tile)
+        lse.fill_(-math.inf)
+        zy = torch.zeros(N, dtype=acc, device=h.device)
+        pz = torch.zeros(N, dtype=acc, device=h.device) if with_entropy else None  # Σ_k p_k z_k over tiles so far
+        for lo in range(0, V, tile):  # each weight tile is read once
+            hi = min(V, lo + tile)
+            for s in range(0, N, chunk):
+                hc, yc, e = h[s:s + chunk], y[s:s + chunk], min(N, s + chunk)
                 z = _tile_logits(hc, W, b, lo, hi, inv_tau).to(acc)  # (n, v)
                 lse_t = torch.logsumexp(z, dim=1)  # one fused pass over the tile
-                lse_new = torch.logaddexp(lse_c, lse_t)
+                lse_old = lse[s:e]
+                lse_new = torch.logaddexp(lse_old, lse_t)
                 if with_entropy:  # Σ p z = Σ_tiles e^{lse_t − lse}·(Σ_k softmax_t(z)_k z_k)
                     s_t = (torch.softmax(z, dim=1) * z).sum(dim=1)
-                    pz = pz * torch.exp(lse_c - lse_new) + s_t * torch.exp(lse_t - lse_new)
-                lse_c = lse_new
+                    pz[s:e] = pz[s:e] * torch.exp(lse_old - lse_new) + s_t * torch.exp(lse_t - lse_new)
+                lse[s:e] = lse_new
                 inside = (yc >= lo) & (yc < hi)
                 if bool(inside.any()):
                     rows = inside.nonzero().squeeze(1)
-                    zy[rows] = z[rows, yc[rows] - lo]
-            lse[s:s + n] = lse_c
-            logp[s:s + n] = zy - lse_c
-            if with_entropy:
-                ent[s:s + n] = lse_c - pz
+                    zy[s + rows] = z[rows, yc[rows] - lo]
+        logp = zy - lse
+        if with_entropy:
+            ent = lse - pz
         ctx.save_for_backward(h, W, b if b is not None else torch.empty(0), y, lse,
                               ent if with_entropy else torch.empty(0))
         ctx.cfg = (inv_tau, chunk, tile, with_entropy, b is not None)
@@ -98,18 +99,18 @@ class _FusedLogProb(torch.autograd.Function):
         db = torch.zeros(V, dtype=acc, device=W.device) if need_b else None
         g_logp = g_logp.to(acc)
         g_ent = g_ent.to(acc) if (with_entropy and g_ent is not None) else None
-        for s in range(0, N, chunk):
-            hc, yc = h[s:s + chunk], y[s:s + chunk]
-            gl, lse_c = g_logp[s:s + chunk], lse[s:s + chunk]
-            ge = g_ent[s:s + chunk] if g_ent is not None else None
-            Hc = ent[s:s + chunk] if ge is not None else None
-            hc_acc = hc.to(acc)
-            for lo in range(0, V, tile):
-                hi = min(V, lo + tile)
-                z = _tile_logits(hc, W, b if has_bias else None, lo, hi, inv_tau).to(acc)  # (n, v) recomputed
+        h_acc = h.to(acc)
+        for lo in range(0, V, tile):  # each weight tile is read once and its ∂W written once
+            hi = min(V, lo + tile)
+            W_t = W[lo:hi].to(acc)
+            for s in range(0, N, chunk):
+                yc, e = y[s:s + chunk], min(N, s + chunk)
+                gl, lse_c = g_logp[s:e], lse[s:e]
+                z = _tile_logits(h[s:e], W, b if has_bias else None, lo, hi, inv_tau).to(acc)  # (n, v) recomputed
                 logp_tile = z.sub_(lse_c[:, None])  # log p, in place (z is not needed again)
-                if ge is not None:  # dz = −p·(g_logp + g_H·(log p + H))
-                    dz = logp_tile.exp() * (logp_tile.add_(Hc[:, None]).mul_(ge[:, None]).add_(gl[:, None])).neg_()
+                if g_ent is not None:  # dz = −p·(g_logp + g_H·(log p + H))
+                    dz = logp_tile.exp() * (logp_tile.add_(ent[s:e, None]).mul_(g_ent[s:e, None])
+                                            .add_(gl[:, None])).neg_()
                 else:  # dz = −g_logp·p, in place
                     dz = logp_tile.exp_().mul_(-gl[:, None])
                 inside = (yc >= lo) & (yc < hi)
@@ -117,11 +118,11 @@ class _FusedLogProb(torch.autograd.Function):
                     rows = inside.nonzero().squeeze(1)
                     dz[rows, yc[rows] - lo] += gl[rows]
                 if inv_tau != 1.0:
-                    dz = dz * inv_tau
+                    dz.mul_(inv_tau)
                 if need_h:
-                    dh[s:s + chunk] += dz @ W[lo:hi].to(acc)
+                    dh[s:e] += dz @ W_t
                 if need_W:
-                    dW[lo:hi] += dz.T @ hc_acc
+                    dW[lo:hi] += dz.T @ h_acc[s:e]
                 if need_b:
                     db[lo:hi] += dz.sum(dim=0)
         return (dh.to(h.dtype) if need_h else None, dW.to(W.dtype) if need_W else None,
