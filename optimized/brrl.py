@@ -1,0 +1,93 @@
+"""BPO and GBPO losses (torch). Mirrors :mod:`rlspec.reference.brrl`; gradients come from autograd.
+
+ℓ = (|Â| + c_tv)·|r − sg(r*)| with r* = 1 − ε_low + (ε_low + ε_high)·σ(z): z = ``target_adv`` or Â/λ (BPO), or the
+group-relative t_i = (Â_i − median_g Â)/T (GBPO). ``torch.sigmoid`` saturates cleanly for any z (also ±inf in
+float32 when Â/λ overflows), and autograd's |x|' is sign(x), 0 at x = 0, the reference's subgradient.
+Half-precision inputs are computed in float32 (:func:`rlspec.optimized.common.upcast`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlspec.optimized import common
+from rlspec.optimized.registry import implements
+from rlspec.reference._validate import fail
+from rlspec.reference.brrl import BRRLConfig, GBPOConfig
+
+__all__ = ["BRRLConfig", "GBPOConfig", "target_ratio", "bpo_token_loss", "bpo_loss", "sequence_advantage",
+           "gbpo_target", "gbpo_loss"]
+
+
+def target_ratio(z: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
+    """r* = 1 − ε_low + (ε_low + ε_high)·σ(z)."""
+    return (1.0 - eps_low) + (eps_low + eps_high) * torch.sigmoid(z)
+
+
+def bpo_token_loss(r: torch.Tensor, adv: torch.Tensor, r_star: torch.Tensor, tv_coef: float = 0.0) -> torch.Tensor:
+    """ℓ = (|Â| + c_tv)·|r − r*| (B, T); r* is a constant (detached by the caller)."""
+    return (adv.abs() + tv_coef) * (r - r_star).abs()
+
+
+def _bpo_core(logp, old_logp, adv, mask, z, eps_low, eps_high, tv_coef, cfg, group):
+    r = common.ratio(logp, old_logp, cfg.log_ratio_clamp)  # (B, T)
+    r_star = target_ratio(z, eps_low, eps_high).detach()  # (B, T)
+    return common.aggregate_token_loss(bpo_token_loss(r, adv, r_star, tv_coef), mask, cfg, group)
+
+
+@implements("brrl")
+def bpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: BRRLConfig | None = None, target_adv=None,
+             group=None):
+    """Scalar BPO loss; ``loss.backward()`` gives ∂loss/∂logp = c·(|Â| + c_tv)·sign(r − r*)·r."""
+    cfg = config or BRRLConfig()
+    logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
+    if target_adv is None:
+        z = adv / cfg.lam  # (B, T)
+    else:
+        z = common.upcast(common.clean(target_adv, mask, "target_adv")).detach().to(logp.dtype)
+    return _bpo_core(logp, old_logp, adv, mask, z, cfg.eps_low, cfg.eps_high, cfg.tv_coef, cfg, group)
+
+
+def sequence_advantage(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Â_i = masked token-mean of adv (B,); 0 for a row with no valid token."""
+    n = mask.sum(dim=1)
+    total = torch.where(mask, adv, torch.zeros((), dtype=adv.dtype, device=adv.device)).sum(dim=1)
+    return torch.where(n > 0, total / n.clamp(min=1).to(adv.dtype), torch.zeros_like(total))
+
+
+def _median(x: torch.Tensor) -> torch.Tensor:
+    """numpy's median: the middle value, or the mean of the two middle values."""
+    s, _ = torch.sort(x)
+    n = s.numel()
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def gbpo_target(A: torch.Tensor, counted: torch.Tensor, group, temperature: float,
+                singleton: str = "median-self") -> torch.Tensor:
+    """t_i = (Â_i − median over the counted rows of i's prompt)/T (B,); see the reference for the conventions."""
+    if group is None:
+        g = torch.zeros(A.shape[0], dtype=torch.long, device=A.device)
+    else:
+        g = torch.as_tensor(group, device=A.device)
+        if g.shape != A.shape or g.dtype.is_floating_point:
+            raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({A.shape[0]},)")
+    t = torch.zeros_like(A)
+    for k in torch.unique(g[counted]):
+        rows = counted & (g == k)
+        x = A[rows]
+        if x.numel() == 1:
+            med = torch.zeros_like(x[0]) if singleton == "median-zero" else x[0]
+        else:
+            med = _median(x)
+        t[rows] = (x - med) / temperature
+    return t
+
+
+@implements("gbpo")
+def gbpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GBPOConfig | None = None, group=None):
+    """Scalar GBPO loss; ``loss.backward()`` gives ∂loss/∂logp = c·|Â|·sign(r − r*_i)·r."""
+    cfg = config or GBPOConfig()
+    logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
+    t = gbpo_target(sequence_advantage(adv, mask), mask.any(dim=1), group, cfg.temperature, cfg.singleton)  # (B,)
+    z = t.unsqueeze(1).expand_as(logp)  # (B, T)
+    return _bpo_core(logp, old_logp, adv, mask, z, cfg.eps_low, cfg.eps_high, 0.0, cfg, group)
