@@ -226,13 +226,13 @@ def brute_force_optimum(mdp, max_policies: int = 100_000) -> Solution:
     S, A = np.shape(mdp.R)
     if A ** S > max_policies:
         raise fail("mdp", f"A^S = {A}^{S} policies", f"at most max_policies = {max_policies}")
-    best_V, best_pi, best_sum = None, None, -np.inf
+    best_pi, best_sum = None, -np.inf
     V_max = np.full(S, -np.inf)
     for pi in deterministic_policies(S, A):
         V, _ = evaluate(mdp, pi)
         V_max = np.maximum(V_max, V)
         if V.sum() > best_sum:
-            best_V, best_pi, best_sum = V, pi, V.sum()
+            best_pi, best_sum = pi, V.sum()
     return Solution(V=V_max, Q=q_values(mdp, V_max), pi=best_pi, iterations=A ** S)
 
 
