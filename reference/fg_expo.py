@@ -304,6 +304,8 @@ register(Spec(
         "properties/test_fg_expo.py::test_gcs_raises_signal_fraction_on_toy_pool: on a fixed pool, GCS sampling "
         "raises the expected fraction of non-zero-variance groups over uniform sampling (exact expectation)",
         "properties/test_fg_expo.py::test_bad_input_raises",
+        "properties/test_fg_expo.py::test_registry_entry_calls_step: the entry is the one-step function with the "
+        "paper's defaults (β_eff = 0.02·(tanh acc̄ + 1)/2)",
         "untested: the k3 estimator is unbiased only under on-policy samples (Eq. 3) — a property of the kl_k3 "
         "entry, tested in properties/test_kl.py, not of FG-ExPO",
         "untested: benchmark gains (AIME 2025 pass@32 63.33 → 76.67, +2.66 average pass@32 on Qwen3-8B-Base) and "
