@@ -279,9 +279,9 @@ def test_rollback_is_restorative(T, C, frac, other):
        eps=epsilons)
 def test_uniform_drift_is_carried_by_the_base(rng, T, sign, inside, eps):
     """Notes' experiment: when a whole trajectory drifts uniformly (log r_t = μ for every t) the fiber factor
-    is 1 (the residuals vanish, up to the rounding of the mean) and G = w_base: G = r = e^μ while |μ| ≤ C, and G = 1 once |μ| is beyond
-    the rollback band — whereas PPO-clip (ε = 0.2) zeroes the gradient of every token of the trajectory when
-    Â > 0 and μ > log 1.2."""
+    is 1 (the residuals vanish, up to the rounding of the mean) and G = w_base: G = r = e^μ while |μ| ≤ C, and
+    G = 1 once |μ| is beyond the rollback band — whereas PPO-clip (ε = 0.2) zeroes the gradient of every token
+    of the trajectory when Â > 0 and μ > log 1.2."""
     C = 0.12 if sign > 0 else 0.08
     mu = sign * (C * rng.uniform(0.1, 1.0) if inside else C * (1 + 1 / T) * rng.uniform(1.01, 20.0))
     x = np.full((1, T), mu)

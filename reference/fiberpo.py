@@ -45,7 +45,9 @@ Conventions (ours, where the report is silent): sign(0) = +1 (the notes' choice)
 kinks follow torch (relu'(0) = 0, clip'(±ε) = 1 inclusive, pass-through at |a| = C); T_τ = number of valid
 tokens; a trajectory with no valid token contributes nothing; Â may vary per token; gradients flow
 through log s^± (the coupling the block-diagonal claim is about). The numeric defaults of C⁺, C⁻, ε
-were not found: ours satisfy the stated constraints C⁺ + C⁻ = δ, C⁻ < C⁺ and ε ≪ δ (δ = 0.2, as PPO's ε).
+were not found. Ours: ε = 0.2, PPO's token-level clip, for the token-level (fiber) clip; δ = C⁺ + C⁻ = 5ε = 1.0
+so that ε ≪ δ; C⁺ : C⁻ = 3 : 2 so that C⁻ < C⁺. (With δ = 0.2 the base gate engages within the first
+update of the project's tiny end-to-end task and it does not learn; with δ = 1.0 it does.)
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlspec.reference import common
-from rlspec.reference._validate import as_mask, fail, positive, policy_batch
+from rlspec.reference._validate import as_mask, fail, policy_batch, positive
 from rlspec.reference.registry import Equation, Paper, Spec, register
 
 FIBERPO_PAPER = Paper(arxiv="2603.08239", title="Fibration Policy Optimization", year=2026)
@@ -64,14 +66,14 @@ FIBERPO_PAPER = Paper(arxiv="2603.08239", title="Fibration Policy Optimization",
 @dataclass(frozen=True)
 class FiberPOConfig(common.AggregationOptions):
     """c_pos / c_neg: base-gate budgets C⁺ / C⁻ of the positive and negative log-ratio channels;
-    eps: fiber clip ε. The paper's numbers were not recovered: these defaults are ours and follow its
-    stated rules C⁺ + C⁻ = δ, C⁻ < C⁺ (log s⁻ ≥ log s⁺ on average), ε ≪ δ. agg: seq-mean-token-mean,
-    the objective's 1/N_tr · 1/T_τ normalisation; any mode is accepted."""
+    eps: fiber clip ε. The paper's numbers were not recovered: these defaults are ours (ε = PPO's 0.2,
+    δ = C⁺ + C⁻ = 5ε) and follow its stated rules C⁺ + C⁻ = δ, C⁻ < C⁺ (log s⁻ ≥ log s⁺ on average), ε ≪ δ.
+    agg: seq-mean-token-mean, the objective's 1/N_tr · 1/T_τ normalisation; any mode is accepted."""
 
     agg: str = "seq-mean-token-mean"
-    c_pos: float = 0.12
-    c_neg: float = 0.08
-    eps: float = 0.05
+    c_pos: float = 0.6
+    c_neg: float = 0.4
+    eps: float = 0.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
