@@ -20,8 +20,17 @@ from rlspec.reference import aggregation, registry
 # Entries whose token selection depends on the whole batch (e.g. KL-Cov's top-k covariance tokens) cannot be
 # sharded without passing the full batch's selection; each says so in extras["batch_coupled"] and tests it itself.
 # (value_clip has its own inputs and gradient, dvalues, and checks sharding in its own properties file)
-POLICY_LOSSES = [n for n in registry.names(kind="policy_loss", status="implemented")
-                 if "batch_coupled" not in registry.get(n).extras and "dlogp" in registry.get(n).outputs]
+def _canonical(spec) -> bool:
+    """The loss needs nothing beyond the canonical batch (entries with extra required inputs shard in their own tests)."""
+    import inspect
+
+    required = {p.name for p in inspect.signature(spec.fn).parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return required <= {"logp", "old_logp", "adv", "mask"}
+
+
+POLICY_LOSSES = [s.name for s in registry.specs(kind="policy_loss") if s.status in ("implemented", "partial")
+                 and "batch_coupled" not in s.extras and _canonical(s)]
 
 
 def shards_of(batch, rng, mode):
@@ -52,7 +61,8 @@ def test_shards_with_global_normalizer_sum_to_full_batch(name, batch, rng, mode)
     spec = registry.get(name)
     cfg = dataclasses.replace(spec.config(), agg=mode)
     full_loss, full_grad = run(spec, batch, np.arange(batch["mask"].shape[0]), cfg)
-    N = aggregation.global_normalizer(batch["mask"], mode, group=batch["group"])
+    N = aggregation.global_normalizer(batch["mask"], mode, group=batch["group"],
+                                      seq_denominator=getattr(cfg, "seq_denominator", None))
     if N == 0:
         return  # nothing to normalise: the full batch is defined as 0 (tested below)
     sharded = dataclasses.replace(cfg, normalizer=N)
