@@ -28,7 +28,11 @@ Stable API (other entries import it): :class:`TabularMDP`, :class:`Solution`, :f
 :func:`policy_kernel`, :func:`q_values`, :func:`evaluate`, :func:`expected_return`,
 :func:`bellman_optimality`, :func:`greedy`, :func:`value_iteration`, :func:`policy_iteration`,
 :func:`deterministic_policies`, :func:`brute_force_optimum`, :func:`evaluate_finite`,
-:func:`backward_induction`.
+:func:`backward_induction`; for random rewards :class:`RewardKernelMDP` and :func:`random_reward_kernel_mdp`.
+
+Random rewards (distributional RL): a :class:`RewardKernelMDP` holds the joint law of the next state and a
+reward taking finitely many values, PR[s, a, s', k] = Pr(S' = s', R = r_k | s, a) with atoms r (K,);
+:meth:`RewardKernelMDP.expected` gives the :class:`TabularMDP` with P = Σ_k PR and R = Σ_{s',k} PR r_k.
 """
 
 from __future__ import annotations
@@ -266,3 +270,56 @@ def _horizon(H) -> int:
     if isinstance(H, bool) or not isinstance(H, (int, np.integer)) or H < 1:
         raise fail("H", repr(H), "an integer horizon ≥ 1")
     return int(H)
+
+
+# ---------------------------------------------------------------------------- random rewards
+
+
+@dataclass(frozen=True)
+class RewardKernelMDP:
+    """PR (S, A, S, K): joint law of (next state, reward atom index); r_atoms (K,); gamma ∈ [0, 1]; d0 (S,)."""
+
+    PR: np.ndarray
+    r_atoms: np.ndarray
+    gamma: float
+    d0: np.ndarray
+
+    def __post_init__(self) -> None:
+        PR, r, d0 = (np.array(x, dtype=np.float64) for x in (self.PR, self.r_atoms, self.d0))
+        if PR.ndim != 4 or PR.shape[0] != PR.shape[2] or 0 in PR.shape:
+            raise fail("PR", f"shape {PR.shape}", "(S, A, S, K) with S, A, K ≥ 1")
+        if r.shape != (PR.shape[3],) or not np.isfinite(r).all():
+            raise fail("r_atoms", f"shape {r.shape} (or non-finite values)", f"({PR.shape[3]},) finite rewards")
+        if not np.isfinite(PR).all() or (PR < 0).any() or np.abs(PR.sum(axis=(2, 3)) - 1).max() > _TOL:
+            raise fail("PR", "rows that are not probability distributions", "PR[s, a] ≥ 0 summing to 1")
+        if d0.shape != (PR.shape[0],) or not np.isfinite(d0).all() or (d0 < 0).any() or abs(d0.sum() - 1) > _TOL:
+            raise fail("d0", f"shape {d0.shape} or not a distribution", f"({PR.shape[0]},) summing to 1")
+        object.__setattr__(self, "PR", PR)
+        object.__setattr__(self, "r_atoms", r)
+        object.__setattr__(self, "d0", d0)
+        object.__setattr__(self, "gamma", in_range(self.gamma, "gamma", 0.0, 1.0))
+
+    @property
+    def S(self) -> int:
+        return int(self.PR.shape[0])
+
+    @property
+    def A(self) -> int:
+        return int(self.PR.shape[1])
+
+    def expected(self) -> TabularMDP:
+        """The expected-reward MDP: P = Σ_k PR, R = Σ_{s', k} PR r_k."""
+        return TabularMDP(P=self.PR.sum(axis=3), R=np.einsum("satk,k->sa", self.PR, self.r_atoms),
+                          gamma=self.gamma, d0=self.d0)
+
+
+def random_reward_kernel_mdp(rng: np.random.Generator, S: int, A: int, r_atoms, gamma: float = 1.0, *,
+                             support: int = 2) -> RewardKernelMDP:
+    """A random RewardKernelMDP: each (s, a) puts Dirichlet(1) mass on ``support`` random (s', k) pairs."""
+    r = np.asarray(r_atoms, dtype=np.float64)
+    K = len(r)
+    PR = np.zeros((S, A, S, K))
+    for s, a in itertools.product(range(S), range(A)):
+        idx = rng.choice(S * K, size=min(support, S * K), replace=False)
+        PR[s, a].flat[idx] = rng.dirichlet(np.ones(len(idx)))
+    return RewardKernelMDP(PR=PR, r_atoms=r, gamma=gamma, d0=rng.dirichlet(np.ones(S)))
