@@ -154,3 +154,23 @@ def test_bad_input_raises():
         tm.evaluate(mdp, np.ones((2, 2)))
     with pytest.raises(RLSpecValueError, match="H"):
         tm.backward_induction(mdp, 0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, S=st.integers(1, 4), A=st.integers(1, 3), K=st.integers(1, 4))
+def test_reward_kernel_mdp_marginals(seed, S, A, K):
+    """RewardKernelMDP.expected(): P(s'|s,a) = Σ_k PR[s,a,s',k] and R(s,a) = Σ_{s',k} PR[s,a,s',k] r_k,
+    written out with explicit loops; random_reward_kernel_mdp puts mass on `support` outcomes."""
+    rng = np.random.default_rng(seed)
+    r = rng.normal(size=K)
+    m = tm.random_reward_kernel_mdp(rng, S, A, r, gamma=0.7, support=2)
+    e = m.expected()
+    for s, a in itertools.product(range(S), range(A)):
+        assert (m.PR[s, a] > 0).sum() == min(2, S * K)
+        for s2 in range(S):
+            assert e.P[s, a, s2] == pytest.approx(sum(m.PR[s, a, s2, k] for k in range(K)))
+        assert e.R[s, a] == pytest.approx(sum(m.PR[s, a, s2, k] * r[k] for s2 in range(S) for k in range(K)))
+    with pytest.raises(RLSpecValueError, match="PR"):
+        tm.RewardKernelMDP(PR=m.PR * 2, r_atoms=r, gamma=0.7, d0=m.d0)
+    with pytest.raises(RLSpecValueError, match="r_atoms"):
+        tm.RewardKernelMDP(PR=m.PR, r_atoms=np.append(r, 1.0), gamma=0.7, d0=m.d0)
