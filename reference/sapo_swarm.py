@@ -229,11 +229,11 @@ register(Spec(
                                             ("silo-8/0", {"n_local": 4, "n_external": 0})]},
     equations=(
         Equation("round", "T_n = I_n local items ∪ J_n items from the other nodes' broadcasts, re-scored by ρ_n",
-                 "arXiv 2509.08721 §3 (SAPO)", "secondary", "sapo_swarm",
+                 "arXiv 2509.08721, method (SAPO algorithm)", "secondary", "sapo_swarm",
                  note="read through third-party summaries of the paper (emergentmind, paper review); genrl "
                       "prepare_states adds the transplanted trees to the node's own game trees"),
         Equation("filter", "eligible = other nodes' items with non-constant rewards (Â ≢ 0); J drawn uniformly",
-                 "arXiv 2509.08721 §4 (controlled experiments)", "secondary", "select_external",
+                 "arXiv 2509.08721, controlled experiments", "secondary", "select_external",
                  note="the official code instead keeps the top-J trees by total accuracy after dropping all-zero "
                       "ones (mode='top'), and its cut index is taken from the unsorted list (mode='code')"),
         Equation("transplant", "sort by (Σ_j R_ij, key) ascending; cut at the first non-zero total in pool order; "
