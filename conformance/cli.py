@@ -92,9 +92,15 @@ def algorithm_page(spec: Any) -> str:
              "## Background", "", f"{spec.summary}.", "",
              f"Paper: [{p.title}]({p.link}) ({p.year})" + (f", arXiv {p.arxiv}" if p.arxiv else "") + ".", ""]
     if mod:
+        from rlspec import optimized
+
         ref_path = mod.removeprefix("rlspec.").replace(".", "/") + ".py"  # the repository path
-        lines += [f"Reference: [`{ref_path}`](../../{ref_path}); the torch version uses the same names in "
-                  f"`optimized/{mod.split('.')[-1]}.py`.", ""]
+        if spec.name in optimized.names():
+            torch_mod = optimized.get(spec.name).__module__.removeprefix("rlspec.").replace(".", "/") + ".py"
+            where = f"the torch version uses the same names in `{torch_mod}`."
+        else:
+            where = "no torch version (`rlspec check` reports it as unsupported)."
+        lines += [f"Reference: [`{ref_path}`](../../{ref_path}); {where}", ""]
     if spec.equations:
         lines += ["## Key equations", "", "| | equation | where | provenance | function |", "|---|---|---|---|---|"]
         for e in spec.equations:
@@ -113,7 +119,9 @@ def algorithm_page(spec: Any) -> str:
         lines += ["## Figures", ""] + [f"![{caption}]({path})\n\n*{caption}*\n" for path, caption in figures]
     if spec.config_cls is not None:
         d = spec.to_dict()["config"]
-        lines += [f"## Configuration (`{spec.config_cls.__name__}`, the paper's defaults)", "",
+        lines += [f"## Configuration (`{spec.config_cls.__name__}`)", "",
+                  "Defaults are the paper's where it states them; the equation notes above and the reference "
+                  "module say which values are ours.", "",
                   "| field | default |", "|---|---|"] + [f"| `{k}` | `{v!r}` |" for k, v in d.items()] + [""]
     if spec.missing:
         lines += ["## Not built yet", "", spec.missing, ""]
