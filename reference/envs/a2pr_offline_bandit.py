@@ -31,8 +31,8 @@ class OfflineBandit:
     """r(a) = −(a − a_star)² − c0; behaviour = mixture of N(modes[k], sigmas[k]²) with weights p."""
 
     a_star: float = 0.5
-    c0: float = 0.1
-    modes: tuple[float, ...] = (0.3, -0.6)
+    c0: float = 1.0
+    modes: tuple[float, ...] = (0.3, -0.7)
     sigmas: tuple[float, ...] = (0.1, 0.1)
     p: tuple[float, ...] = (0.5, 0.5)
 
