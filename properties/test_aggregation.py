@@ -15,22 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import policy_batches, seeds
+from rlspec.conformance import harness
 from rlspec.reference import aggregation, registry
 
 # Entries whose token selection depends on the whole batch (e.g. KL-Cov's top-k covariance tokens) cannot be
 # sharded without passing the full batch's selection; each says so in extras["batch_coupled"] and tests it itself.
 # (value_clip has its own inputs and gradient, dvalues, and checks sharding in its own properties file)
-def _canonical(spec) -> bool:
-    """The loss needs nothing beyond the canonical batch (entries with extra required inputs shard in their own tests)."""
-    import inspect
-
-    required = {p.name for p in inspect.signature(spec.fn).parameters.values()
-                if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    return required <= {"logp", "old_logp", "adv", "mask"}
-
-
 POLICY_LOSSES = [s.name for s in registry.specs(kind="policy_loss") if s.status in ("implemented", "partial")
-                 and "batch_coupled" not in s.extras and _canonical(s)]
+                 and "batch_coupled" not in s.extras and harness.uses_default_generator(s)]
 
 
 def shards_of(batch, rng, mode):

@@ -15,12 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from properties.strategies import policy_batches
+from rlspec.conformance import harness
 from rlspec.reference import registry
 
-# policy losses with the canonical signature (logp, old_logp, adv, mask); an entry with its own inputs (value_clip:
-# values/old_values/returns, gradient ``dvalues``) checks the same claims in its own properties file
-POLICY_LOSSES = [n for n in registry.names(kind="policy_loss", status="implemented") + registry.names(
-    kind="policy_loss", status="partial") if "dlogp" in registry.get(n).outputs]
+# policy losses that run on the canonical batch (logp, old_logp, adv, mask, ...); an entry that needs inputs of
+# its own (a Gaussian step's drift, turn ids) checks the same claims in its own properties file, and the contract
+# fuzz (tests/test_contract_fuzz.py) draws its make_inputs
+POLICY_LOSSES = [s.name for s in registry.specs(kind="policy_loss") if s.status in ("implemented", "partial")
+                 and harness.uses_default_generator(s)]
 KL_LOSSES = registry.names(kind="kl", status="implemented")
 # Losses with stop-gradient factors: the gradient is not the derivative of the loss *value*; each such
 # entry says in extras["stop_gradient"] which test checks its gradient with those factors frozen.
