@@ -455,7 +455,9 @@ register(Spec(
     summary="group-relative BPO: regress the ratio onto 1 − ε + 2ε·σ((Â − median_g Â)/T), weighted by |Â|",
     fn=gbpo_loss, config_cls=GBPOConfig, equations=EQUATIONS_GBPO, outputs=("loss", "dlogp"),
     extras={"gbpo_target": gbpo_target, "gbpo_advantage_and_target": gbpo_advantage_and_target,
-            "target_ratio": target_ratio},
+            "target_ratio": target_ratio,
+            "batch_coupled": "the target uses the median advantage of each prompt's rollouts (of the whole batch "
+                             "when group=None), so a shard must hold whole prompts and pass their ids"},
     gradient="∂ℓ/∂logp = |Â|·sign(r − r*_i)·r (r* under stop-gradient)",
     properties=(
         _T + "test_gbpo_hand_gradient_matches_finite_differences: dlogp = central FD (float64)",

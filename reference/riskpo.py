@@ -427,7 +427,9 @@ register(Spec(
     fn=riskpo_advantage, config_cls=RiskPOAdvConfig, equations=EQUATIONS_ADV, outputs=("adv",),
     extras={"make_bundles": make_bundles, "paper_scores": paper_scores, "empirical_quantile": empirical_quantile,
             "quantile_track": quantile_track, "mvar_weight_normalized": mvar_weight_normalized,
-            "conformance_configs": _conformance_configs},
+            "conformance_configs": _conformance_configs,
+            "batch_coupled": "bundles are formed from the order of the prompts and of each prompt's rows in the "
+                             "batch (the official code's rule), so permuting sequences regroups the papers"},
     properties=(
         _T + "test_bundles_without_replacement: each response in at most one paper, one per question",
         _T + "test_uniform_credit_shares_paper_advantage: every response of a paper gets its advantage",
