@@ -76,11 +76,13 @@ def run_one(algorithm: str, seeds: Sequence[int], settings: dict[str, Any], bar=
     row: dict[str, Any] = dict(algorithm=algorithm, seeds=list(seeds), runs=[])
     if not algorithm.startswith("control:"):
         required, optional = unsupplied_inputs(algorithm)
+        notes = [registry.get(algorithm).extras.get("e2e_note", "")]  # the entry's own word on this task
         if optional:  # the run measures the entry with these at their defaults: say so in the row
-            row["note"] = f"ran without {', '.join(optional)} (the tiny task has none; defaults used)"
+            notes.append(f"ran without {', '.join(optional)} (the tiny task has none; defaults used)")
+        row["note"] = "; ".join(n for n in notes if n)
         if required:
             row.update(verdict="not run", note=f"needs {', '.join(required)}, which the tiny single-turn task "
-                                               "does not produce")
+                                               "does not produce" + (f"; {row['note']}" if row["note"] else ""))
             if bar is not None:
                 bar.update(len(seeds))
             return row
