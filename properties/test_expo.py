@@ -209,7 +209,7 @@ def test_edit_gradient_step_increases_expected_q(squash, d):
         mu, a = rng.normal(size=(2, 1, d))
         ls = rng.uniform(-1.5, 0.0, size=(1, d))
 
-        def EQ(m, s):
+        def EQ(m, s, Q=Q, a=a):
             _, u = E.edit_sample(np.repeat(m, len(nodes), 0), np.repeat(s, len(nodes), 0), nodes, squash)
             return wts @ Q(E.edited_action(np.repeat(a, len(nodes), 0), u, 0.5))
 
