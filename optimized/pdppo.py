@@ -74,13 +74,14 @@ def pdppo_critic_loss(values, old_values, returns, mask, config: PDPPOCriticConf
                       post_values) -> torch.Tensor:
     """Scalar c_v·agg((min(V, W) − G̃)²); ``backward()`` fills the gradients of ``values`` and ``post_values``.
 
-    ``old_values`` is accepted for the value-loss signature and not read (PDPPO does not clip its critics);
+    ``old_values`` is accepted for the value-loss signature, validated and not used (PDPPO does not clip its critics);
     ``returns`` are the targets G̃ and are detached.
     """
     cfg = config or PDPPOCriticConfig()
     V0 = _batch(values, "values")
     m = common.check_mask(mask, V0.shape)
     V = common.upcast(common.clean(V0, m, "values"))
+    common.clean(_batch(old_values, "old_values"), m, "old_values")    # validated, not used (no value clip)
     W = common.upcast(common.clean(_batch(post_values, "post_values"), m, "post_values"))
     R = common.upcast(common.clean(_batch(returns, "returns"), m, "returns")).detach()
     ell = cfg.c_v * (torch.minimum(V, W) - R) ** 2

@@ -192,6 +192,7 @@ def pdppo_critic_grads(values, old_values, returns, mask, config: PDPPOCriticCon
     cfg = config or PDPPOCriticConfig()
     m = as_mask(mask, "mask", as_2d(values, "values").shape)
     V = masked_array(values, "values", m)
+    masked_array(old_values, "old_values", m)          # validated like every input; not used (no value clip)
     W = masked_array(post_values, "post_values", m)
     R = masked_array(returns, "returns", m)
     ell, dV, dW = critic_loss_per_step(V, W, R, cfg.c_v)
@@ -204,8 +205,8 @@ def pdppo_critic_loss(values, old_values, returns, mask, config: PDPPOCriticConf
                       post_values) -> tuple[float, np.ndarray]:
     """PDPPO's critic loss c_v·agg((min(V, W) − G̃)²) and its gradient w.r.t. ``values`` (the pre critic).
 
-    Args: values (B, T) V_ψ(s_t) now; old_values (B, T) accepted for the value_loss signature and not read
-    (the code does not clip the critics); returns (B, T) the targets G̃ (``pdppo_advantage(...)["returns"]``);
+    Args: values (B, T) V_ψ(s_t) now; old_values (B, T) accepted for the value_loss signature, validated and not
+    used (the code does not clip the critics); returns (B, T) the targets G̃ (``pdppo_advantage(...)["returns"]``);
     mask (B, T) bool; post_values (B, T) V^x_ω(x_t) now (keyword).
     Returns: (loss, dvalues (B, T)), zero at masked positions. The gradient w.r.t. ``post_values`` is the
     same call with ``values`` and ``post_values`` swapped (the loss is symmetric), or :func:`pdppo_critic_grads`.
@@ -480,7 +481,7 @@ register(Spec(
     summary="PDPPO's dual-critic loss: c_v·mean (min(V(s), V^x(x)) − G̃)², only the smaller critic is moved",
     fn=pdppo_critic_loss, config_cls=PDPPOCriticConfig, outputs=("loss", "dvalues"), make_inputs=make_critic_inputs,
     equations=(EQUATIONS[3],),
-    gradient="∂ℓ/∂V = 2c_v(min(V, W) − G̃)·1[V < W] (½ at a tie), and symmetrically for W; old_values not read",
+    gradient="∂ℓ/∂V = 2c_v(min(V, W) − G̃)·1[V < W] (½ at a tie), and symmetrically for W; old_values not used",
     properties=(
         "properties/test_pdppo.py::test_critic_gradients_match_finite_differences: ∂/∂values and ∂/∂post_values "
         "against central FD",
