@@ -11,4 +11,8 @@ learned solutions with true optima instead of noisy estimates:
 * :mod:`rlspec.reference.envs.tabular_mdp`: finite MDPs (P, R, γ, d0) with exact solvers: policy evaluation
   by a linear solve, value iteration, policy iteration, brute force over deterministic policies, and
   finite-horizon evaluation / backward induction (γ = 1 allowed).
+* :mod:`rlspec.reference.envs.dag_diffusion`: a DiGress-style discrete diffusion over 3-node DAGs (64 graphs)
+  with a tabular denoiser: exact state laws, J(θ), the enumerated REINFORCE and eager (GDPO) gradients (DGPO).
+* :mod:`rlspec.reference.envs.masked_diffusion`: a factorised masked-diffusion "LM" on short sequences with an
+  exact-match reward: exact success and inpainted-success probabilities (IGPO).
 """
