@@ -406,7 +406,7 @@ EQUATIONS = (
                   "(one group per device in run_igpo.sh); here per group"),
     Equation("ratios", "ρ_1 ≤ … ≤ ρ_G ~ U[ρ_low, ρ_high] sorted; ρ ∈ [0.2, 0.6]",
              f"{_CODE} _generate_and_score_completions; run_igpo.sh", "official-code", "inpaint_ratios",
-             note="config field defaults 0.1 / 0.5; run script 0.2 / 0.6 (ours)"),
+             note="config field defaults 0.1 / 0.5; the run script's 0.2 / 0.6 are our defaults"),
     Equation("hints", "y* → chunks of U{5..10} tokens (short tail dropped); reveal n − int(n(1 − ρ)) random chunks",
              "official code utils/generate.py create_spacing_scaled_inpainting_sequence; run_igpo.sh "
              "(min/max_chunk_size 5 / 10)", "official-code", "hint_positions",
@@ -417,7 +417,7 @@ EQUATIONS = (
              "official-code", "replace_with_inpainted",
              note=f"{_CODE}: max_replacements = 4 (run script; field default 1), a random subset via randperm "
                   "when more are correct (select='random'), max_resamples = 0 (no second attempt)"),
-    Equation("advantage", "A_i = r_i − (1/G) Σ_j r_j on the mixed group", "arXiv 2509.10396 §2 (via a summary: "
+    Equation("advantage", "A_i = r_i − (1/G) Σ_j r_j on the mixed group", "arXiv 2509.10396, background (via a third-party summary: "
              "A_i = r(o_i) − mean_j r(o_j))", "official-code", "group_advantage",
              note=f"{_CODE}: advantages = rewards − mean_grouped_rewards, std computed but unused; "
                   "std_normalize=True gives GRPO's z-score"),
