@@ -3,6 +3,10 @@
 Each module holds one problem family with its exact solver(s), so that properties can compare
 learned solutions with true optima instead of noisy estimates:
 
+* :mod:`rlspec.reference.envs.a2pr_offline_bandit`: a one-step offline continuous bandit with a two-mode
+  (good / bad) behaviour policy and its exact behaviour value (A2PR).
+* :mod:`rlspec.reference.envs.gpc_expo_gmm`: Gaussian mixtures with exact diffusion predictors and flow velocities,
+  DDPM schedules and samplers, and the exact output law of a sampler with affine predictors (GPC, EXPO).
 * :mod:`rlspec.reference.envs.inventory`: single-store inventory control (newsvendor, backlog or lost
   sales with lead time L), demand distributions with exact CDFs / quantiles, the critical-fractile
   base-stock level, and value iteration for lost sales with a small lead time.
