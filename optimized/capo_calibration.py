@@ -73,9 +73,7 @@ def _validate(rewards, old_logp, mask, group, ref_logp):
     R = rewards.double() if rewards.dtype == torch.float64 else rewards.float()
     if not bool(((R == 0) | (R == 1)).all()):
         raise fail("rewards", "a value other than 0 or 1", "binary outcomes 0 (wrong) or 1 (correct)")
-    if not isinstance(group, torch.Tensor) or group.shape != (B,) or group.dtype.is_floating_point:
-        raise fail("group", f"{getattr(group, 'dtype', type(group).__name__)} {tuple(getattr(group, 'shape', ()))}",
-                   f"integer prompt ids of shape ({B},)")
+    group = common.group_ids(group, B, device=M.device)
     lp = common.upcast(common.clean(old_logp, M, "old_logp")).detach()
     rlp = None if ref_logp is None else common.upcast(common.clean(ref_logp, M, "ref_logp")).detach()
     return R.to(lp.dtype), lp, M, group, rlp

@@ -164,4 +164,4 @@ def capo_curvature_loss(logp, old_logp, adv, mask, h=None, W=None, actions=None,
     c = common.coefficients(keep if cfg.mask_denominators == "kept" else mask, cfg.agg, group=group,
                             normalizer=cfg.normalizer, const=cfg.const, seq_denominator=cfg.seq_denominator,
                             dtype=ell.dtype) * keep.to(ell.dtype)
-    return (c * torch.where(keep, ell, torch.zeros((), dtype=ell.dtype))).sum()
+    return common.finite_loss((c * torch.where(keep, ell, torch.zeros((), dtype=ell.dtype))).sum())

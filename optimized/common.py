@@ -7,14 +7,17 @@ aggregation is a linear map ``loss = Σ c ⊙ ℓ`` whose coefficients depend on
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from rlspec.reference import _validate
 from rlspec.reference import aggregation as ref_aggregation
 from rlspec.reference._validate import choice, fail, positive
 from rlspec.reference.common import AggregationOptions
 
 __all__ = ["AggregationOptions", "aggregate", "aggregate_token_loss", "check_mask", "coefficients", "ratio",
-           "clean", "policy_batch", "upcast"]
+           "clean", "policy_batch", "upcast", "group_ids", "exp", "finite_loss"]
 
 
 def check_mask(mask: torch.Tensor, shape: torch.Size | None = None, name: str = "mask") -> torch.Tensor:
@@ -44,6 +47,25 @@ def clean(x: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:
     return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
+def group_ids(group, length: int, name: str = "group", device: torch.device | str | None = None) -> torch.Tensor:
+    """Prompt ids (B,) as an int64 tensor, by the reference's rule (:func:`rlspec.reference._validate.group_ids`).
+
+    Any integers (negative, sparse) are ids; floats are accepted when finite and integral (a float tensor
+    of ids from a data loader); anything else (strings, fractions, NaN, bools) raises, naming ``name``.
+    Tensors stay on their device; NumPy arrays and lists go through the reference's validator.
+    """
+    if not isinstance(group, torch.Tensor):
+        return torch.as_tensor(_validate.group_ids(group, length, name), device=device)
+    if group.ndim != 1 or group.shape[0] != length:
+        raise fail(name, f"shape {tuple(group.shape)}", f"shape ({length},): one prompt id per sequence")
+    if group.dtype.is_floating_point:
+        if not bool((torch.isfinite(group) & (group == torch.round(group))).all()):
+            raise fail(name, f"dtype {group.dtype} with non-integral values", "integer prompt ids")
+    elif group.dtype == torch.bool or group.dtype.is_complex:
+        raise fail(name, f"dtype {group.dtype}", "integer prompt ids")
+    return group.to(torch.int64)
+
+
 def upcast(x: torch.Tensor) -> torch.Tensor:
     """Half precision (bf16/fp16) is computed in float32: a ratio rounded to bf16 can land on the wrong
     side of a clip boundary (and GSPO's ±3e-4 range is finer than bf16 resolves). Autograd casts the
@@ -63,12 +85,42 @@ def policy_batch(logp, old_logp, adv, mask, ref_logp=None):
     return (*out, mask, None if ref_logp is None else upcast(clean(ref_logp, mask, "ref_logp")).detach())
 
 
+def exp(x: torch.Tensor) -> torch.Tensor:
+    """exp(x) whose gradient is 0, not NaN, where the value overflows the dtype (x > 88.7 in float32).
+
+    A ratio beyond the dtype's range is inf; a clip or a gate that cuts it off passes it a zero gradient,
+    and autograd's exp backward would make that 0 · inf = NaN (the reference's dlogp there is 0). The value
+    stays inf, so a loss that does use it is inf, and :func:`finite_loss` refuses it.
+    """
+    with torch.no_grad():
+        over = torch.isinf(torch.exp(x)) & (x > 0)
+    inside = torch.exp(torch.where(over, torch.zeros((), dtype=x.dtype, device=x.device), x))
+    return torch.where(over, torch.full((), math.inf, dtype=x.dtype, device=x.device), inside)
+
+
 def ratio(logp: torch.Tensor, old_logp: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
-    """r = exp(logp − old_logp) (B, T), the log-ratio clamped to ±clamp when given."""
+    """r = exp(logp − old_logp) (B, T), the log-ratio clamped to ±clamp when given (overflow: see :func:`exp`)."""
     d = logp - old_logp
     if clamp is not None:
         d = torch.clamp(d, -clamp, clamp)
-    return torch.exp(d)
+    return exp(d)
+
+
+def finite_loss(loss: torch.Tensor, name: str = "logp") -> torch.Tensor:
+    """``loss``, or RLSpecValueError if it is NaN/inf (one device sync).
+
+    The inputs were validated finite, so a non-finite loss means an intermediate overflowed the dtype:
+    in float32 a log-ratio beyond ±88.7 (exp overflows) where the float64 reference is still finite.
+    Refusing is the contract (the design notes, "Bad input": never a silent NaN/inf).
+    """
+    if not bool(torch.isfinite(loss).all()):
+        dt = str(loss.dtype).replace("torch.", "")
+        hi = math.log(torch.finfo(loss.dtype).max)
+        raise fail(name, f"inputs whose loss is {loss.detach().flatten()[0].item()} in {dt} (an intermediate such as "
+                   f"exp(logp - old_logp) overflows {dt} for log-ratios beyond {hi:.1f})",
+                   f"inputs whose loss {dt} can represent: compute in float64 or clamp the log-ratio "
+                   "(config log_ratio_clamp)")
+    return loss
 
 
 def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = None,
@@ -114,7 +166,9 @@ def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str, **kw) -> to
 
 
 def aggregate_token_loss(ell: torch.Tensor, mask: torch.Tensor, opts: AggregationOptions,
-                         group: torch.Tensor | None = None) -> torch.Tensor:
-    """Aggregate a per-token loss with the options every policy-loss config carries."""
-    return aggregate(ell, mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const,
-                     seq_denominator=getattr(opts, "seq_denominator", None))
+                         group: torch.Tensor | None = None, name: str = "logp") -> torch.Tensor:
+    """Aggregate a per-token loss with the options every policy-loss config carries.
+
+    A non-finite result (an overflow in the dtype, see :func:`finite_loss`) raises, naming ``name``."""
+    return finite_loss(aggregate(ell, mask, opts.agg, group=group, normalizer=opts.normalizer, const=opts.const,
+                                 seq_denominator=getattr(opts, "seq_denominator", None)), name)

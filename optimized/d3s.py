@@ -87,9 +87,7 @@ def d3s_select(adv, entropy, group, mask, progress: float = 0.0,
     H = common.clean(entropy, M, "entropy").double()
     if bool((H < 0).any()):
         raise fail("entropy", f"a negative value {H.min().item()!r}", "entropies ≥ 0 at valid positions")
-    g = torch.as_tensor(group, device=M.device)
-    if g.shape != (M.shape[0],) or g.dtype.is_floating_point or g.dtype == torch.bool:
-        raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({M.shape[0]},)")
+    g = common.group_ids(group, M.shape[0], device=M.device)
     p = in_range(float(progress), "progress", 0.0, 1.0)
     f_s = linear_schedule(p, cfg.sample_frac_init, cfg.sample_frac_final)
     K = linear_schedule(p, cfg.token_frac_init, cfg.token_frac_final)

@@ -51,9 +51,7 @@ def dapo_dynamic_sampling(rewards, group, config: DynamicSamplingConfig | None =
         raise fail("rewards", f"{type(rewards).__name__}", "a 1-D tensor (B,)")
     if not bool(torch.isfinite(rewards.to(torch.float64)).all()):
         raise fail("rewards", "non-finite values", "finite rewards")
-    if not isinstance(group, torch.Tensor) or group.shape != rewards.shape or group.dtype.is_floating_point:
-        raise fail("group", f"{getattr(group, 'dtype', type(group))}",
-                   f"integer prompt ids of shape {tuple(rewards.shape)}")
+    group = common.group_ids(group, rewards.shape[0], device=rewards.device)
     if rewards.numel() == 0:
         return torch.zeros(0, dtype=torch.bool)
     R = rewards.to(torch.float64)

@@ -30,9 +30,7 @@ def validate_rewards(rewards, group, mask):
         rewards = rewards.to(torch.get_default_dtype())
     if not bool(torch.isfinite(rewards).all()):
         raise fail("rewards", "non-finite values", "finite rewards")
-    if not isinstance(group, torch.Tensor) or group.shape != (B,) or group.dtype.is_floating_point:
-        raise fail("group", f"{getattr(group, 'dtype', type(group).__name__)} {tuple(getattr(group, 'shape', ()))}",
-                   f"integer prompt ids of shape ({B},)")
+    group = common.group_ids(group, B, device=rewards.device)
     return rewards, group, mask
 
 

@@ -31,4 +31,4 @@ def entropy(logits, mask, config: EntropyConfig | None = None, group=None) -> to
                    "finite logits where mask is True")
     z = torch.where(mask.unsqueeze(-1), logits, torch.zeros((), dtype=logits.dtype))
     H = token_entropy(z)
-    return common.aggregate_token_loss(H, mask, cfg, group)
+    return common.aggregate_token_loss(H, mask, cfg, group, name="logits")

@@ -20,8 +20,7 @@ def flash_reinforce_advantage(rewards, group, mask, config=None) -> torch.Tensor
         raise fail("rewards", f"shape {tuple(getattr(rewards, 'shape', ()))}", f"a tensor of shape ({B},)")
     if not bool(torch.isfinite(rewards).all()):
         raise fail("rewards", "non-finite values", "finite rewards")
-    if not isinstance(group, torch.Tensor) or group.shape != (B,) or group.dtype.is_floating_point:
-        raise fail("group", f"{getattr(group, 'dtype', type(group).__name__)}", f"integer prompt ids ({B},)")
+    common.group_ids(group, B, device=rewards.device)  # validated only: the baseline ignores prompts
     R = common.upcast(rewards)
     A = R - R.mean() if B else R  # (B,)
     return torch.where(mask, A.unsqueeze(1), torch.zeros((), dtype=A.dtype))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from rlspec.optimized import common
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail, positive
 from rlspec.reference.gcpo import GCPOConfig
@@ -28,9 +29,7 @@ def _flags(x, name: str, B: int | None = None) -> torch.Tensor:
 
 
 def _group(group, B: int, device) -> torch.Tensor:
-    g = torch.as_tensor(group, device=device)
-    if g.shape != (B,) or g.dtype.is_floating_point or g.dtype == torch.bool:
-        raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({B},)")
+    g = common.group_ids(group, B, device=device)
     return torch.unique(g, return_inverse=True)[1]
 
 

@@ -37,8 +37,7 @@ def validate_outcome(rewards, group, mask):
         raise fail("rewards", f"shape {tuple(rewards.shape)}", f"shape ({mask.shape[0]},)")
     if not bool(torch.isfinite(rewards).all()):
         raise fail("rewards", "non-finite values", "finite rewards")
-    if group.shape != rewards.shape or group.dtype.is_floating_point:
-        raise fail("group", f"{group.dtype} {tuple(group.shape)}", f"integer prompt ids of shape ({mask.shape[0]},)")
+    group = common.group_ids(group, mask.shape[0], device=rewards.device)
     return common.upcast(rewards), group, mask  # group moments of bf16 rewards are taken in float32
 
 

@@ -21,7 +21,7 @@ def sequence_ratio(logp, old_logp, mask, clamp: float | None = None) -> torch.Te
     m = sequence_log_ratio(logp, old_logp, mask)
     if clamp is not None:
         m = torch.clamp(m, -clamp, clamp)
-    return torch.exp(m)
+    return common.exp(m)  # beyond the dtype's range: inf with a zero gradient, not NaN
 
 
 def sequence_advantage(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -46,5 +46,5 @@ def gspo_token_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig
     cfg = config or GSPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
     log_s = torch.log(sequence_ratio(logp, old_logp, mask, cfg.log_ratio_clamp)).detach()  # (B,)
-    s_t = torch.exp(log_s.unsqueeze(1) + logp - logp.detach())  # (B, T)
+    s_t = common.exp(log_s.unsqueeze(1) + logp - logp.detach())  # (B, T)
     return common.aggregate_token_loss(clipped_surrogate(s_t, adv, cfg.eps_low, cfg.eps_high), mask, cfg, group)

@@ -139,8 +139,7 @@ def ib_tpo_signals(rewards, group, mask, config: IBTPOConfig | None = None, *, p
         raise fail("mask", f"shape {tuple(M.shape)}", "shape (B, T)")
     B = M.shape[0]
     R = _rewards(rewards, B)
-    if not isinstance(group, torch.Tensor) or group.shape != (B,) or group.dtype.is_floating_point:
-        raise fail("group", f"{getattr(group, 'dtype', type(group))}", f"integer prompt ids of shape ({B},)")
+    group = common.group_ids(group, B, device=M.device)
     par, lf = _structure(parent, leaf, B)
     pr = _probs(pi_ref, "pi_ref", par.shape[0], R.dtype)
     roots = root_of(par)

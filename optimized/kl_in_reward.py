@@ -25,8 +25,10 @@ def per_token_kl(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str, val
 def last_token(mask: torch.Tensor) -> torch.Tensor:
     """One-hot (B, T) of each row's last valid token (none for an empty row)."""
     T = mask.shape[1]
+    if T == 0:  # no tokens at all (argmax has nothing to reduce)
+        return mask.clone()
     idx = T - 1 - torch.flip(mask, dims=[1]).to(torch.int64).argmax(dim=1)  # (B,)
-    onehot = torch.zeros_like(mask).scatter_(1, idx.unsqueeze(1), True) if T else mask.clone()
+    onehot = torch.zeros_like(mask).scatter_(1, idx.unsqueeze(1), True)
     return onehot & mask.any(dim=1, keepdim=True)
 
 

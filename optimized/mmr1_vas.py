@@ -148,9 +148,7 @@ def score_prompts(rewards, tokens, group, mask, config: VASConfig | None = None)
     tok = torch.as_tensor(tokens, device=M.device)
     if tok.shape != M.shape or tok.dtype.is_floating_point or tok.dtype == torch.bool:
         raise fail("tokens", f"{tok.dtype} {tuple(tok.shape)}", f"integer token ids of shape {tuple(M.shape)}")
-    g = torch.as_tensor(group, device=M.device)
-    if g.shape != (M.shape[0],) or g.dtype.is_floating_point or g.dtype == torch.bool:
-        raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({M.shape[0]},)")
+    g = common.group_ids(group, M.shape[0], device=M.device)
     ids, inv, P = pass_rates(R, g)
     ctok, length = compact(torch.where(M, tok, torch.zeros_like(tok)), M)
     o = outcome_variance(P)

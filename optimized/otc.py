@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from rlspec.optimized import common
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
 from rlspec.reference.otc import OTCConfig
@@ -74,9 +75,7 @@ def otc_reward(calls, correct, group=None, config: OTCConfig | None = None) -> t
     if cfg.variant == "grpo":
         if group is None:
             raise fail("group", "None", "prompt ids (B,): OTC-GRPO estimates n within each group")
-        g = torch.as_tensor(group, device=m.device)
-        if g.shape != m.shape or g.dtype.is_floating_point or g.dtype == torch.bool:
-            raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({m.shape[0]},)")
+        g = common.group_ids(group, m.shape[0], device=m.device)
         n = otc_optimal_calls(m, ok, g)
     else:
         n = torch.zeros_like(m)

@@ -111,11 +111,14 @@ def token_group_baseline_advantage(rewards: torch.Tensor, group: torch.Tensor, m
     M = common.check_mask(mask)
     if M.ndim != 2:
         raise fail("mask", f"shape {tuple(M.shape)}", "shape (B, T)")
-    if rewards.ndim == 1:
+    if rewards.ndim == 1:  # sequence rewards: every one must be finite, as in the reference (finite_vector)
+        if rewards.shape[0] != M.shape[0]:
+            raise fail("rewards", f"length {rewards.shape[0]}", f"length {M.shape[0]} (one reward per row of mask)")
+        if not bool(torch.isfinite(rewards).all()):
+            raise fail("rewards", "non-finite values", "finite values")
         rewards = rewards[:, None].expand(M.shape)
     R = common.upcast(common.clean(rewards, M, "rewards"))  # group token-means in ≥ float32
-    if group.shape != (M.shape[0],) or group.dtype.is_floating_point:
-        raise fail("group", f"{group.dtype} {tuple(group.shape)}", f"integer prompt ids of shape ({M.shape[0]},)")
+    group = common.group_ids(group, M.shape[0], device=M.device)
     if M.shape[0] == 0:
         return R
     _, inv = torch.unique(group, return_inverse=True)

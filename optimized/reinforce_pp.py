@@ -17,6 +17,8 @@ from rlspec.reference.reinforce_pp import ReinforcePPBaselineConfig, ReinforcePP
 def last_valid_index(M: torch.Tensor) -> torch.Tensor:
     """Index of the last True of each row (B,); −1 for rows with no valid token."""
     T = M.shape[1]
+    if T == 0:  # no tokens at all (argmax has nothing to reduce)
+        return torch.full((M.shape[0],), -1, dtype=torch.int64, device=M.device)
     last = T - 1 - torch.argmax(torch.flip(M, dims=(1,)).to(torch.int8), dim=1)
     return torch.where(M.any(dim=1), last, torch.full_like(last, -1))
 

@@ -38,8 +38,7 @@ def validate_remax(rewards, baseline_rewards, mask, group=None):
     if not bool(torch.isfinite(b).all()):
         raise fail("baseline_rewards", "non-finite values", "finite rewards")
     if group is not None:
-        if not isinstance(group, torch.Tensor) or group.shape != (B,) or group.dtype.is_floating_point:
-            raise fail("group", f"{getattr(group, 'dtype', type(group).__name__)}", f"integer prompt ids ({B},)")
+        group = common.group_ids(group, B, device=b.device)
         if B:
             _, inv = torch.unique(group, return_inverse=True)
             n = int(inv.max()) + 1

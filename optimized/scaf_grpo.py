@@ -46,9 +46,7 @@ def scaf_grpo(rewards, group, mask, hint_level, config: ScafConfig | None = None
     R = torch.as_tensor(rewards, device=M.device)
     if R.shape != (B,) or not bool(torch.isfinite(R).all()) or not bool(((R == 0) | (R == 1)).all()):
         raise fail("rewards", f"{R.dtype} {tuple(R.shape)}", f"binary verifier rewards 0 or 1 of shape ({B},)")
-    g = torch.as_tensor(group, device=M.device)
-    if g.shape != (B,) or g.dtype.is_floating_point or g.dtype == torch.bool:
-        raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({B},)")
+    g = common.group_ids(group, B, device=M.device)
     h = torch.as_tensor(hint_level, device=M.device)
     n_levels = len(hint_ladder(cfg.tiers, cfg.chunks))
     if h.shape != (B,) or h.dtype.is_floating_point or h.dtype == torch.bool or bool(((h < -1) | (h >= n_levels)).any()):

@@ -93,9 +93,7 @@ def xrpo_allocate(rewards, group, budget: int, total_rollouts: int = 0,
     if R.ndim != 1 or R.numel() == 0 or not bool(torch.isfinite(R.double()).all()):
         raise fail("rewards", f"shape {tuple(R.shape)}", "finite rewards of the first rollouts (B ≥ 1)")
     R = R.double()
-    g = torch.as_tensor(group, device=R.device)
-    if g.shape != R.shape or g.dtype.is_floating_point or g.dtype == torch.bool:
-        raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({R.numel()},)")
+    g = common.group_ids(group, R.numel(), device=R.device)
     K, T = _count(budget, "budget"), _count(total_rollouts, "total_rollouts")
     ids, n, s = prompt_stats(R, g)
     if bool((n < 2).any()):

@@ -67,6 +67,8 @@ def per_token_kl(logp: np.ndarray, ref_logp: np.ndarray, estimator: str, value_c
 def last_token(mask: np.ndarray) -> np.ndarray:
     """One-hot (B, T) of each row's last valid token (all False for a row without one)."""
     T = mask.shape[1]
+    if T == 0:  # no tokens at all: no last token
+        return np.zeros_like(mask)
     idx = T - 1 - np.argmax(mask[:, ::-1], axis=1)  # (B,) last True position (T−1 when none)
     onehot = np.zeros_like(mask)
     onehot[np.arange(mask.shape[0]), idx] = True

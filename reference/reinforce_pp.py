@@ -92,6 +92,8 @@ class ReinforcePPBaselineConfig(ReinforcePPConfig):
 def last_valid_index(M: np.ndarray) -> np.ndarray:
     """Index of the last True of each row of M (B,); −1 for a row with no valid token."""
     T = M.shape[1]
+    if T == 0:  # no tokens at all
+        return np.full(M.shape[0], -1)
     has = M.any(axis=1)
     last = T - 1 - np.argmax(M[:, ::-1], axis=1)
     return np.where(has, last, -1)
