@@ -82,7 +82,7 @@ IN_PROGRESS = {
     **dict.fromkeys(("dgpo_graph", "dgpo_graph_advantage"), _WRITING.format("reference/dgpo_graph.py")),
     **dict.fromkeys(("igpo_inpainting", "igpo_inpainting_loss"), _WRITING.format("reference/igpo_inpainting.py")),
     **dict.fromkeys(("vas", "vas_value_loss"), _WRITING.format("reference/vas.py")),
-    **{n: _WRITING.format(f"reference/{n}.py") for n in ("a2fm", "a2pr", "expo", "gpc", "parl", "tapo")},
+    **{n: _WRITING.format(f"reference/{n}.py") for n in ("a2fm", "a2pr", "craft_gui", "expo", "gpc", "parl", "tapo")},
 }
 
 DTYPES = ("float64", "float32")
