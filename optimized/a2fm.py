@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlspec.optimized import common
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
 from rlspec.reference.a2fm import INSTANT, A2FMConfig
@@ -67,13 +68,11 @@ def a2fm_reward(acc, fmt, mode, forced, group, config: A2FMConfig | None = None)
     if fo.shape[0] != B or (fo.dtype != torch.bool and bool(((fo != 0) & (fo != 1)).any())):
         raise fail("forced", f"{fo.dtype} {tuple(fo.shape)}", f"a boolean array of shape ({B},)")
     fo = fo.bool()
-    g = _tensor(group, "group")
-    if g.shape[0] != B or g.dtype.is_floating_point:
-        raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({B},)")
+    g = common.group_ids(group, B)
     if B == 0:
         return torch.zeros(0, dtype=torch.float64)
     r0 = a * f
-    p_hat, n = mode_accuracy(r0, md, fo, g.long(), cfg.n_modes)
+    p_hat, n = mode_accuracy(r0, md, fo, g, cfg.n_modes)
     p_inst = p_hat[:, INSTANT]
     easy = (n[:, INSTANT] > 0) & (p_inst > 0)
     if cfg.easy_rule == "threshold":
