@@ -5,6 +5,7 @@
     rlspec check IMPL [--out DIR] [--algorithms a,b] [--dtypes float64,float32] [--n-random N] [--json]
                                                       conformance of an implementation against the reference
     rlspec vectors [--out DIR] [--check]              regenerate or verify the golden vectors
+    rlspec adapter new NAME [--out DIR] [--force]     skeleton adapter + empty expectation file (docs/adapters.md)
 
 Exit codes: 0 ok; 1 unexpected failures (``check``: a case with status ``fail`` or ``error``, or the
 implementation is not installed; ``vectors --check``: a vector does not validate or reproduce); 2 usage
@@ -123,6 +124,10 @@ def algorithm_page(spec: Any) -> str:
                   "Defaults are the paper's where it states them; the equation notes above and the reference "
                   "module say which values are ours.", "",
                   "| field | default |", "|---|---|"] + [f"| `{k}` | `{v!r}` |" for k, v in d.items()] + [""]
+    if spec.fn is not None:
+        from rlspec.conformance import contract
+
+        lines += ["## Inputs and outputs", ""] + contract.markdown(spec)
     if spec.missing:
         lines += ["## Not built yet", "", spec.missing, ""]
     lines += ["## Conformance", "", "Golden vectors: `conformance/vectors/" + spec.name + "/`. Status per framework: "
@@ -176,7 +181,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         spec = registry.get(args.name)
     except KeyError as e:
         raise UsageError(str(e.args[0] if e.args else e)) from None
+    from rlspec.conformance import contract
+
     d = spec.to_dict()
+    c = contract.input_contract(spec)
+    d.update(inputs=c["inputs"], outputs=c["outputs"], inputs_source=c["source"], contract_notes=c["notes"])
     d["implementations"] = supporting_implementations(spec)
     if args.json:
         print(json.dumps(d, indent=1, ensure_ascii=False))
@@ -205,6 +214,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"\nconfig defaults ({spec.config_cls.__name__}):")
         for k, v in d["config"].items():
             print(f"  {k} = {v!r}")
+    if spec.fn is not None:
+        print("\ninput contract (what an adapter's `run` receives and returns):")
+        for line in contract.text_lines(spec):
+            print(f"  {line}")
     if spec.missing:
         print(f"\nmissing: {spec.missing}")
     print("\nimplementations: " + ", ".join(f"{k}: {v}" for k, v in d["implementations"].items()))
@@ -394,6 +407,24 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- adapter new
+def cmd_adapter(args: argparse.Namespace) -> int:
+    """Write a skeleton adapter module and an empty expectation file (``rlspec adapter new NAME``)."""
+    from rlspec.conformance import skeleton
+
+    why = skeleton.check_name(args.name)
+    if why:
+        raise UsageError(why)
+    try:
+        module, expect = skeleton.write(args.name, Path(args.out), force=args.force)
+    except FileExistsError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {module} (skeleton adapter; uncomment the run_<entry> methods you implement) and {expect} "
+          f"(empty expectation file)\nnext: rlspec check {args.name}:{skeleton.class_name(args.name)} "
+          f"--expectations {expect}   (guide: docs/adapters.md)")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from rlspec.reference.registry import KINDS  # the registry module alone (no algorithm is imported)
@@ -450,6 +481,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "equations with provenance, gradient, properties tested, configuration).")
     pd.add_argument("--out", default="docs", help="docs folder (default: docs)")
     pd.set_defaults(func=cmd_docs)
+
+    pa = sub.add_parser("adapter", help="write a skeleton adapter for your own implementation",
+                        description="Adapter tools. `rlspec adapter new NAME` writes NAME.py (a skeleton "
+                        "Adapter listing every registry entry with its input contract) and NAME.txt (an empty "
+                        "expectation file) into --out. Guide: docs/adapters.md.")
+    asub = pa.add_subparsers(dest="adapter_command", metavar="SUBCOMMAND")
+    asub.required = True
+    pan = asub.add_parser("new", help="write NAME.py and NAME.txt",
+                          description="Write NAME.py, a skeleton adapter module (class NAME→CamelCase + 'Adapter') "
+                          "listing every implemented or partial registry entry as a commented-out run_<entry> "
+                          "method with its input contract, and NAME.txt, an empty expectation file. Exit 2 if "
+                          "NAME is not a Python identifier or a file exists (unless --force).",
+                          epilog="exit codes: 0 ok, 2 usage error")
+    pan.add_argument("name", help="adapter and module name (a Python identifier), e.g. mylib")
+    pan.add_argument("--out", default=".", help="folder to write into (default: the current one)")
+    pan.add_argument("--force", action="store_true", help="overwrite existing files")
+    pan.set_defaults(func=cmd_adapter)
 
     pe = sub.add_parser("e2e", help="end-to-end learning matrix on a tiny model (needs transformers)", add_help=False,
                         description="Train a tiny model with every registered policy loss and advantage estimator "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 from rlspec.conformance.adapters.base import Adapter, Unsupported
@@ -26,7 +28,15 @@ def load(name: str) -> Adapter:
         raise KeyError(f"unknown implementation {name!r}: built-in ones are {', '.join(sorted(BUILTIN))}, "
                        "or give module:attr for your own adapter")
     module, attr = target.split(":", 1)
-    obj: Any = getattr(importlib.import_module(module), attr)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        # a user's module in the current folder: the console script does not put it on sys.path
+        if e.name != module.split(".")[0] or os.getcwd() in sys.path:
+            raise
+        sys.path.insert(0, os.getcwd())
+        mod = importlib.import_module(module)
+    obj: Any = getattr(mod, attr)
     inst = obj() if isinstance(obj, type) else obj
     if not isinstance(inst, Adapter):
         missing = [m for m in ("supports", "run") if not callable(getattr(inst, m, None))]
