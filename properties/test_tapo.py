@@ -156,6 +156,25 @@ def test_code_denominator_is_ppo_with_zeroed_tool_advantage(batch, mode):
         np.testing.assert_allclose(got[0], paper[0] * (M & ~U).sum() / M.sum(), rtol=1e-12, atol=1e-15)
 
 
+@given(tool_batches(), st.booleans(), st.integers(1, 5))
+def test_sharded_losses_sum_to_the_full_batch(batch, in_denominator, cut):
+    """Data-parallel sharding under token-mean: with the global normaliser — the number of model tokens |M′| (or of
+    response tokens |M| for tool_in_denominator) over the whole batch — the shard losses sum to the full-batch loss
+    and the shard gradients are the rows of the full gradient."""
+    B = batch["mask"].shape[0]
+    Mp = model_mask(batch)
+    norm = float((batch["mask"] if in_denominator else Mp).sum())
+    if norm == 0:
+        return
+    full = call(batch, TAPOConfig(tool_in_denominator=in_denominator))
+    cfg = TAPOConfig(tool_in_denominator=in_denominator, normalizer=norm)
+    k = min(cut, B)
+    parts = [{key: v[rows] for key, v in batch.items()} for rows in (slice(0, k), slice(k, B))]
+    outs = [call(p, cfg) for p in parts if p["mask"].shape[0] > 0]
+    assert sum(o[0] for o in outs) == pytest.approx(full[0], rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(np.concatenate([o[1] for o in outs]), full[1], rtol=1e-12, atol=1e-15)
+
+
 @given(st.floats(-3.0, 3.0), st.floats(-2.0, 2.0).filter(lambda a: abs(a) > 1e-3))
 def test_decoupled_clip_bounds(log_r, A):
     """Clip-higher (DAPO §3.1, code ε_low = 0.2, ε_high = 0.28) and the dual clip (c = 10), on one token:

@@ -61,6 +61,8 @@ entropy bonus, ``loss_agg_mode=token-mean``, lr 1e-6, grad clip 1.0, max respons
 
 Conventions and defined cases: masked positions and tool-output positions are never read (they may hold
 NaN); an all-false M′ gives loss 0 and a zero gradient (with ``tool_in_denominator=True`` the loss is also 0).
+Sharding: under token-mean pass ``normalizer`` = the global number of model tokens Σ M′ (Σ M with
+``tool_in_denominator=True``), not the registry's ``global_normalizer(mask)``, which counts tool tokens.
 ``tool_mask`` may be None (no tools). A tool token outside the response mask is simply ignored.
 """
 
@@ -362,6 +364,8 @@ register(Spec(
         "properties/test_tapo.py::test_tools_equal_dapo_on_the_model_tokens: TAPO(M, U) = DAPO(M ∧ ¬U)",
         "properties/test_tapo.py::test_code_denominator_is_ppo_with_zeroed_tool_advantage: the official pipeline "
         "(Â·info_mask, token-mean over the attention mask) is tool_in_denominator=True",
+        "properties/test_tapo.py::test_sharded_losses_sum_to_the_full_batch: with the global |M′| (or |M|) as "
+        "normaliser, shard losses and gradients add up to the full batch's",
         "properties/test_tapo.py::test_decoupled_clip_bounds: the effective ratio is capped at 1+ε_high for Â>0 "
         "and floored at 1−ε_low for Â<0; dual clip caps ℓ at −cÂ",
         "properties/test_tapo.py::test_overlong_piecewise_linear_in_model_tokens: R_len is 0, then −1/L_buf per "
