@@ -499,6 +499,19 @@ def build_parser() -> argparse.ArgumentParser:
     pan.add_argument("--force", action="store_true", help="overwrite existing files")
     pan.set_defaults(func=cmd_adapter)
 
+    psite = sub.add_parser("site", help="build the documentation site (mkdocs-material; tox -e docs installs it)",
+                           description="Stage docs/, the algorithm pages and the figures computed from the reference "
+                           "(conformance/site.py) and run mkdocs build --strict.")
+    psite.add_argument("--out", help="site folder (default build/site)")
+    psite.add_argument("--no-strict", action="store_true", help="let mkdocs warnings pass")
+
+    def _site(args: argparse.Namespace) -> int:
+        from rlspec.conformance import site  # mkdocs is imported only here
+
+        return site.cmd_site(args)
+
+    psite.set_defaults(func=_site)
+
     pe = sub.add_parser("e2e", help="end-to-end learning matrix on a tiny model (needs transformers)", add_help=False,
                         description="Train a tiny model with every registered policy loss and advantage estimator "
                         "and write table.md/table.json/curves.png (options: rlspec e2e --help).")

@@ -1,0 +1,412 @@
+"""``rlspec site``: the documentation site (mkdocs-material), built from the registry.
+
+:func:`build_site` stages ``docs/`` into ``build/site-src/docs/``, regenerates every algorithm page from the
+registry (:func:`rlspec.conformance.cli.algorithm_page`), adds figures computed from the reference itself,
+
+* policy losses that run on the canonical batch: the per-token gradient weight ∂ℓ/∂logp as a function of the
+  ratio r (one token, Â = +1 and Â = −1, the entry's default config);
+* advantage estimators with the outcome signature ``(rewards, group, mask)``: a worked example group
+  (fixed rewards → advantages) as a table and a bar chart;
+* the "ratio family" page, overlaying PPO, dual-clip PPO, DAPO, CISPO, SAPO, GSPO, DPPO and the seed papers'
+  gates (family ``ratio/clipping``) on one set of axes,
+
+writes the navigation from the registry into ``build/site-src/mkdocs.yml`` (which inherits the repository's
+``mkdocs.yml``) and runs ``mkdocs build --strict``. mkdocs, mkdocs-material and pymdown-extensions are not
+dependencies of rlspec: ``tox -e docs`` installs them. KaTeX is shipped from ``conformance/site_assets/katex``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parent / "site_assets"
+#: the ratio grid of the gradient-weight figures (log-spaced 0.2..5)
+RATIOS = np.geomspace(0.2, 5.0, 161)
+#: the old policy's log-prob of the token in the ratio figures (logp = OLD_LOGP + log r)
+OLD_LOGP = float(np.log(0.3))
+#: the ratio family page's named members: (label, registry name, config overrides)
+RATIO_FAMILY = (("PPO (ε = 0.2)", "ppo", {}), ("PPO dual clip (c = 3)", "ppo", {"dual_clip_c": 3.0}),
+                ("DAPO clip-higher", "dapo", {}), ("CISPO", "cispo", {}), ("SAPO", "sapo", {}),
+                ("GSPO", "gspo", {}), ("DPPO", "dppo", {}))
+#: the worked example of the advantage pages: two groups, binary and graded rewards, ragged lengths
+EXAMPLE_REWARDS = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.9, 0.5, 0.2, 0.0])
+EXAMPLE_GROUP = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+EXAMPLE_LENGTHS = np.array([3, 5, 2, 6, 4, 5, 6, 2, 4, 3])
+
+
+def repo_root() -> Path:
+    """The repository (the folder holding mkdocs.yml and docs/): this checkout, else the current folder."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "mkdocs.yml").is_file() else Path.cwd()
+
+
+# --------------------------------------------------------------------------- figures: data
+def gradient_weight(spec: Any, adv_sign: float, *, ratios: np.ndarray = RATIOS, config: Any = None) -> np.ndarray:
+    """∂ℓ/∂logp of one token (B = T = 1) at each ratio r = exp(logp − old_logp), advantage ``adv_sign``.
+
+    The batch is the canonical policy batch restricted to one valid token (ref_logp = old_logp, group 0), so the
+    weight is the entry's own per-token gate with its default config (aggregation over one token is the identity)."""
+    from rlspec.conformance import harness
+
+    cfg = spec.config() if config is None and spec.config_cls is not None else config
+    key = (spec.name, id(spec.fn), adv_sign, repr(cfg), ratios.tobytes())
+    if key in _WEIGHTS:
+        return _WEIGHTS[key]
+    out = _WEIGHTS[key] = np.full(len(ratios), np.nan)
+    for i, r in enumerate(ratios):
+        logp = np.array([[OLD_LOGP + np.log(r)]])
+        batch = {"logp": logp, "old_logp": np.array([[OLD_LOGP]]), "ref_logp": np.array([[OLD_LOGP]]),
+                 "adv": np.array([[adv_sign]]), "mask": np.ones((1, 1), bool), "group": np.zeros(1, np.int64)}
+        inputs = harness.select_inputs(spec, batch)
+        if inputs is None:
+            return out
+        try:
+            res = spec.fn(**inputs, config=cfg) if cfg is not None else spec.fn(**inputs)
+        except Exception:  # noqa: BLE001 — a gate undefined at this point is left as a gap in the curve
+            continue
+        out[i] = float(np.asarray(res[1])[0, 0])
+    return out
+
+
+_WEIGHTS: dict[tuple, np.ndarray] = {}
+
+
+def ratio_figure_specs() -> list[Any]:
+    """Implemented/partial policy losses that run on the canonical batch."""
+    from rlspec.conformance import harness
+    from rlspec.reference import registry
+
+    return [s for s in registry.specs() if s.kind == "policy_loss" and s.status != "planned"
+            and harness.uses_default_generator(s)]
+
+
+def outcome_advantage_specs() -> list[Any]:
+    """Implemented/partial advantage estimators with the outcome signature (rewards, group, mask)."""
+    from rlspec.conformance import harness
+    from rlspec.reference import registry
+
+    return [s for s in registry.specs() if s.kind == "advantage" and s.status != "planned"
+            and harness.uses_default_generator(s)]
+
+
+def example_advantages(spec: Any) -> np.ndarray:
+    """The entry's advantages (B, T) on the worked example group, default config."""
+    T = int(EXAMPLE_LENGTHS.max())
+    mask = np.arange(T)[None, :] < EXAMPLE_LENGTHS[:, None]
+    out = spec(rewards=EXAMPLE_REWARDS.copy(), group=EXAMPLE_GROUP.copy(), mask=mask)
+    out = out[0] if isinstance(out, tuple) else out
+    return np.where(mask, np.asarray(out, dtype=np.float64), np.nan)
+
+
+# --------------------------------------------------------------------------- figures: drawing
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ratio_axes(plt, title: str):
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharex=True)
+    for ax, sign in zip(axes, ("+1", "−1")):
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="0.8", lw=0.8, zorder=0)
+        ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
+        ax.set_xlabel("ratio r = π/π_old")
+        ax.set_title(f"Â = {sign}")
+        ax.set_xticks([0.2, 0.5, 0.8, 1, 1.25, 2, 5], minor=False)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_xticklabels(["0.2", "0.5", "0.8", "1", "1.25", "2", "5"])
+    axes[0].set_ylabel("∂ℓ/∂logp")
+    fig.suptitle(title, fontsize=10)
+    return fig, axes
+
+
+def draw_ratio_figure(spec: Any, path: Path) -> None:
+    """One entry's gradient weight against the ratio, Â = ±1, default config."""
+    plt = _plt()
+    fig, axes = _ratio_axes(plt, f"{spec.name}: per-token gradient weight (default config)")
+    for ax, sign in zip(axes, (1.0, -1.0)):
+        ax.plot(RATIOS, gradient_weight(spec, sign), color="C0" if sign > 0 else "C3", lw=1.8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_ratio_family(path: Path) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """The ratio family on one set of axes; returns (label, name, weight at Â=+1, weight at Â=−1) per curve."""
+    from rlspec.reference import registry
+
+    curves = []
+    for label, name, over in RATIO_FAMILY:
+        if name in registry.names():
+            spec = registry.get(name)
+            cfg = spec.config(**over) if over else None
+            curves.append((label, name, gradient_weight(spec, 1.0, config=cfg), gradient_weight(spec, -1.0, config=cfg)))
+    named = {n for _, n, _ in RATIO_FAMILY}
+    for spec in ratio_figure_specs():
+        if spec.family == "ratio/clipping" and spec.name not in named:
+            curves.append((spec.name, spec.name, gradient_weight(spec, 1.0), gradient_weight(spec, -1.0)))
+    plt = _plt()
+    fig, axes = _ratio_axes(plt, "The ratio family: per-token gradient weight ∂ℓ/∂logp (default configs)")
+    fig.set_size_inches(12, 4.8)
+    n_named = sum(1 for _, n, _ in RATIO_FAMILY if n in registry.names())
+    styles = ["-", "--", "-.", ":"]
+    for k, (label, _name, wp, wn) in enumerate(curves):
+        kw = dict(lw=2.0 if k < n_named else 1.1, ls=styles[(k // 10) % len(styles)], color=f"C{k % 10}",
+                  alpha=1.0 if k < n_named else 0.8)
+        axes[0].plot(RATIOS, wp, label=label, **kw)
+        axes[1].plot(RATIOS, wn, **kw)
+    for ax in axes:  # a few regression-type losses grow like r²: keep the gates readable
+        ax.set_ylim(-2.5, 2.5)
+    fig.legend(loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return curves
+
+
+def draw_advantage_figure(spec: Any, adv: np.ndarray, path: Path) -> None:
+    """Bar chart of the worked example: reward and advantage per rollout (first token; mean if token-varying)."""
+    plt = _plt()
+    first = adv[:, 0]
+    x = np.arange(len(EXAMPLE_REWARDS))
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    ax.bar(x - 0.2, EXAMPLE_REWARDS, width=0.4, color="0.7", label="reward")
+    ax.bar(x + 0.2, first, width=0.4, color=["C0" if v >= 0 else "C3" for v in np.nan_to_num(first)],
+           label="advantage (first token)")
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.axvline(5.5, color="0.6", lw=0.8, ls=":")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{i}\ng{g}" for i, g in zip(x, EXAMPLE_GROUP)], fontsize=8)
+    ax.set_xlabel("rollout / group")
+    ax.set_title(f"{spec.name}: worked example (default config)", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- page text
+def _fmt(v: float) -> str:
+    return "—" if not np.isfinite(v) else f"{v:+.4g}"
+
+
+def ratio_section(spec: Any, img: str) -> list[str]:
+    probe = [0.5, 0.8, 1.0, 1.25, 2.0]
+    idx = [int(np.argmin(np.abs(RATIOS - r))) for r in probe]
+    wp, wn = gradient_weight(spec, 1.0), gradient_weight(spec, -1.0)
+    return ["## Gradient weight against the ratio", "",
+            "Computed from the reference: one token with old log-prob log 0.3, logp = log 0.3 + log r, the entry's "
+            "default config; the update moves logp by −η·∂ℓ/∂logp, so a negative weight pushes the token up and "
+            "0 means the token gets no gradient (clipped or masked). Other inputs the entry reads: ref_logp = old_logp, "
+            "one group. [All the ratio-based losses side by side](../families/ratio.md).", "",
+            f"![{spec.name}: ∂ℓ/∂logp against r for Â = +1 and Â = −1]({img})", "",
+            "| r | " + " | ".join(f"{RATIOS[i]:.3g}" for i in idx) + " |",
+            "|---|" + "---|" * len(idx),
+            "| Â = +1 | " + " | ".join(_fmt(wp[i]) for i in idx) + " |",
+            "| Â = −1 | " + " | ".join(_fmt(wn[i]) for i in idx) + " |", ""]
+
+
+def advantage_section(spec: Any, adv: np.ndarray, img: str) -> list[str]:
+    varies = bool(np.any(np.nanmax(adv, axis=1) - np.nanmin(adv, axis=1) > 1e-12))
+    lines = ["## Worked example", "",
+             "Two prompts: group 0 has six rollouts with binary rewards (two correct), group 1 four rollouts with "
+             "graded rewards; response lengths differ. Advantages are the reference's output with the default "
+             "config" + (" (token-varying: first token, mean over the response's tokens)." if varies else "."), "",
+             "| rollout | group | reward | length | advantage" + (" (first token) | mean over tokens |" if varies else " |"),
+             "|---|---|---|---|---|" + ("---|" if varies else "")]
+    for i in range(len(EXAMPLE_REWARDS)):
+        row = f"| {i} | {EXAMPLE_GROUP[i]} | {EXAMPLE_REWARDS[i]:g} | {EXAMPLE_LENGTHS[i]} | {_fmt(adv[i, 0])} |"
+        lines.append(row + (f" {_fmt(float(np.nanmean(adv[i])))} |" if varies else ""))
+    return lines + ["", f"![{spec.name}: rewards and advantages of the worked example]({img})", ""]
+
+
+def _insert_section(page: str, section: list[str]) -> str:
+    """Put a generated section before the configuration (or conformance) section of an algorithm page."""
+    for head in ("## Configuration", "## Inputs and outputs", "## Conformance"):
+        k = page.find("\n" + head)
+        if k >= 0:
+            return page[:k + 1] + "\n".join(section) + "\n" + page[k + 1:]
+    return page.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+
+
+_REPO_LINK = re.compile(r"\[`([^`\]]+)`\]\(\.\./\.\./([^)\s]+)\)")
+
+
+_LINK = re.compile(r"(?<!!)\[([^\[\]\n]*)\]\(([^()\n]*)\)")
+
+
+def _site_page(text: str, page: Path, dead: list[str]) -> str:
+    """An algorithm page for the site: repository paths outside docs/ (``[`reference/x.py`](../../reference/x.py)``)
+    become code spans; a link to a missing page (appended to ``dead``) becomes its text; equation text that
+    markdown would read as a link (``1[S>IP](1−İP)``) keeps its brackets."""
+    text = _REPO_LINK.sub(lambda m: f"`{m.group(1)}`", text)
+
+    def fix(m: re.Match) -> str:
+        label, target = m.group(1), m.group(2).strip()
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            return m.group(0)  # external link or anchor
+        if re.search(r"\.(md|png|svg|html)(#.*)?$", target):
+            if (page.parent / target.split("#")[0]).exists():
+                return m.group(0)
+            dead.append(f"{page.name} -> {target}")
+            return label
+        return f"[{label}\\]({m.group(2)})"  # not a link: equation text
+
+    return _LINK.sub(fix, text)
+
+
+def ratio_family_page(curves: list[tuple[str, str, np.ndarray, np.ndarray]]) -> str:
+    probe = [0.5, 0.8, 1.0, 1.25, 2.0, 4.0]
+    idx = [int(np.argmin(np.abs(RATIOS - r))) for r in probe]
+    lines = ["# The ratio family", "",
+             "Every policy loss below is a weight per sampled token: the update is "
+             r"$\sum_{b,t} \frac{\partial \ell}{\partial \log\pi(y_{bt})}\,\nabla_\theta \log\pi_\theta(y_{bt})$, "
+             r"and the weight depends on the token's ratio $r = \pi_\theta / \pi_{\text{old}}$ and its advantage $\hat A$. "
+             "PPO's clipped surrogate", "",
+             r"$$\ell = -\min\bigl(r\hat A,\ \operatorname{clip}(r, 1-\varepsilon, 1+\varepsilon)\hat A\bigr)$$", "",
+             r"has the weight $-r\hat A$ inside the trust region and $0$ where the clip binds ($r > 1+\varepsilon$ for "
+             r"$\hat A > 0$, $r < 1-\varepsilon$ for $\hat A < 0$). The other members change that picture: a higher "
+             "upper clip (DAPO), a capped but never-zero weight (CISPO), a soft gate (SAPO), a sequence-level ratio "
+             "(GSPO; on one token it equals the token ratio), a trust region on the probability difference instead "
+             "of the ratio (DPPO), and the seed papers' gates (family *ratio/clipping*). Each curve is computed from "
+             "the reference with the entry's default config, for one token whose old probability is 0.3; the axes stop "
+             "at ±2.5 (losses that regress the ratio, such as r2vpo and gbpo, grow beyond it; the table has the values).",
+             "",
+             "![the ratio family: ∂ℓ/∂logp against r for Â = +1 and Â = −1](ratio.png)", "",
+             "| loss | Â | " + " | ".join(f"r = {RATIOS[i]:.3g}" for i in idx) + " |",
+             "|---|---|" + "---|" * len(idx)]
+    for label, name, wp, wn in curves:
+        link = f"[{label}](../algorithms/{name}.md)"
+        lines.append(f"| {link} | +1 | " + " | ".join(_fmt(wp[i]) for i in idx) + " |")
+        lines.append(f"| {link} | −1 | " + " | ".join(_fmt(wn[i]) for i in idx) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def index_page(specs: list[Any]) -> str:
+    n = {st: sum(1 for s in specs if s.status == st) for st in ("implemented", "partial", "planned")}
+    return "\n".join([
+        "# rlspec", "",
+        "The executable specification of reinforcement-learning policy optimization for large language models. "
+        "Each paper is written down four ways: a readable NumPy reference with hand-derived gradients, property "
+        "tests of its theorems, a PyTorch implementation, and a conformance suite that checks any implementation "
+        "(yours, verl, TRL, OpenRLHF, Liger-Kernel, AReaL) against the reference.", "",
+        f"{n['implemented']} implemented, {n['partial']} partial and {n['planned']} planned entries: "
+        "[the catalogue](catalogue.md).", "",
+        "- Every policy loss is a weight per sampled token: [the ratio family](families/ratio.md) draws them side by "
+        "side; each algorithm's page draws its own, computed from the reference.",
+        "- Symbols: [notation](notation.md).",
+        "- Which framework computes what the paper says: [compatibility](compatibility.md).",
+        "- Every algorithm trains a tiny model: [end-to-end](e2e.md).", ""])
+
+
+# --------------------------------------------------------------------------- staging and build
+def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = print) -> list[Any]:
+    """Write the site's sources into ``src_dir`` (docs/, mkdocs.yml); returns the navigation."""
+    from rlspec.conformance.cli import algorithm_page, markdown_catalogue
+    from rlspec.reference import registry
+    from rlspec.reference.registry import KINDS
+
+    root = repo_root()
+    docs = src_dir / "docs"
+    if docs.exists():
+        shutil.rmtree(docs)
+    shutil.copytree(root / "docs", docs)
+    shutil.copytree(ASSETS / "katex", docs / "assets" / "katex")
+    shutil.copy2(ASSETS / "katex-init.js", docs / "assets" / "katex-init.js")
+    specs = registry.specs()
+    (docs / "catalogue.md").write_text(markdown_catalogue(specs) + "\n", encoding="utf-8")
+    (docs / "index.md").write_text(index_page(specs), encoding="utf-8")
+
+    pages_dir, fig_dir = docs / "algorithms", docs / "algorithms" / "fig"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for old in pages_dir.glob("*.md"):
+        old.unlink()
+    built = [s for s in specs if s.status != "planned"]
+    ratio_names = {s.name for s in ratio_figure_specs()} if figures else set()
+    adv_names = {s.name for s in outcome_advantage_specs()} if figures else set()
+    dead: list[str] = []
+    for spec in built:
+        page = _site_page(algorithm_page(spec), pages_dir / f"{spec.name}.md", dead)
+        if spec.name in ratio_names:
+            draw_ratio_figure(spec, fig_dir / f"{spec.name}-ratio.png")
+            page = _insert_section(page, ratio_section(spec, f"fig/{spec.name}-ratio.png"))
+        if spec.name in adv_names:
+            adv = example_advantages(spec)
+            draw_advantage_figure(spec, adv, fig_dir / f"{spec.name}-example.png")
+            page = _insert_section(page, advantage_section(spec, adv, f"fig/{spec.name}-example.png"))
+        (pages_dir / f"{spec.name}.md").write_text(page + "\n", encoding="utf-8")
+    log(f"staged {len(built)} algorithm pages ({len(ratio_names)} ratio figures, {len(adv_names)} worked examples)")
+    if dead:
+        targets = sorted({d.split(" -> ")[1] for d in dead})
+        log(f"{len(dead)} links to missing pages made plain text (targets: {', '.join(targets)})")
+
+    (docs / "families").mkdir(exist_ok=True)
+    curves = draw_ratio_family(docs / "families" / "ratio.png") if figures else []
+    (docs / "families" / "ratio.md").write_text(ratio_family_page(curves), encoding="utf-8")
+
+    by_kind = [{k.replace("_", " "): [f"algorithms/{s.name}.md" for s in built if s.kind == k]} for k in KINDS
+               if any(s.kind == k for s in built)]
+    compat = ["compatibility.md"] + [f"compatibility/{p.name}" for p in sorted((docs / "compatibility").glob("*.md"))]
+    nav = [{"Home": "index.md"}, {"Catalogue": "catalogue.md"}, {"Families": [{"The ratio family": "families/ratio.md"}]},
+           {"Algorithms": by_kind}, {"Compatibility": compat}, {"End-to-end": "e2e.md"}, {"Notation": "notation.md"}]
+    listed = {"index.md", "catalogue.md", "families/ratio.md", "e2e.md", "notation.md", *compat,
+              *(f"algorithms/{s.name}.md" for s in built)}
+    extra = sorted(str(p.relative_to(docs)) for p in docs.rglob("*.md") if str(p.relative_to(docs)) not in listed)
+    if extra:  # hand-written pages under docs/ that the registry does not know: listed at the end
+        nav.append({"More": extra})
+    config = {"INHERIT": str(root / "mkdocs.yml"), "docs_dir": "docs", "nav": nav}
+    # JSON is YAML: no PyYAML needed to write the config
+    (src_dir / "mkdocs.yml").write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return nav
+
+
+def build_site(out: Path | str | None = None, *, src_dir: Path | str | None = None, strict: bool = True,
+               figures: bool = True, log: Callable[[str], None] = print) -> Path:
+    """Stage the sources and run ``mkdocs build`` (``--strict`` by default) into ``out`` (default build/site)."""
+    root = repo_root()
+    out = Path(out) if out is not None else root / "build" / "site"
+    src_dir = Path(src_dir) if src_dir is not None else root / "build" / "site-src"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    stage(src_dir, figures=figures, log=log)
+    t1 = time.perf_counter()
+    cmd = [sys.executable, "-m", "mkdocs", "build", "-f", str(src_dir / "mkdocs.yml"), "-d", str(out.resolve())]
+    if strict:
+        cmd.append("--strict")
+    res = subprocess.run(cmd, cwd=src_dir, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"mkdocs build failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    log(f"site in {out} (staging {t1 - t0:.1f} s, mkdocs {time.perf_counter() - t1:.1f} s); open {out / 'index.html'}")
+    return out
+
+
+def cmd_site(args: Any) -> int:
+    """``rlspec site [--out DIR]``."""
+    try:
+        import material  # noqa: F401
+        import mkdocs  # noqa: F401
+        import pymdownx  # noqa: F401
+    except ImportError as e:
+        print(f"rlspec site: {e}; install with: pip install mkdocs mkdocs-material pymdown-extensions "
+              "(or run tox -e docs)", file=sys.stderr)
+        return 2
+    try:
+        build_site(args.out, strict=not args.no_strict)
+    except RuntimeError as e:
+        print(f"rlspec site: {e}", file=sys.stderr)
+        return 1
+    return 0

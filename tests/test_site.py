@@ -1,0 +1,103 @@
+"""The documentation site (tox -e docs): mkdocs build --strict, a page per built entry, math marked up, images present.
+
+Skipped unless mkdocs, mkdocs-material and pymdown-extensions are installed (they are not test dependencies)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mkdocs")
+pytest.importorskip("material")
+pytest.importorskip("pymdownx")
+
+
+class _Page(HTMLParser):
+    """Image sources, and the text outside code and arithmatex elements."""
+
+    SKIP = {"code", "pre", "script", "style"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.images: list[str] = []
+        self.text: list[str] = []
+        self._stack: list[bool] = []  # per open element: does it hide its text?
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+        if tag in ("img", "br", "hr", "meta", "link", "input", "source"):
+            return
+        hide = tag in self.SKIP or "arithmatex" in (a.get("class") or "").split()
+        self._stack.append(hide or (bool(self._stack) and self._stack[-1]))
+
+    def handle_endtag(self, tag):
+        if self._stack and tag not in ("img", "br", "hr", "meta", "link", "input", "source"):
+            self._stack.pop()
+
+    def handle_data(self, data):
+        if not (self._stack and self._stack[-1]):
+            self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    from rlspec.conformance import site as site_mod
+
+    tmp = tmp_path_factory.mktemp("site")
+    return site_mod.build_site(tmp / "site", src_dir=tmp / "src", strict=True, log=lambda _m: None)
+
+
+def _pages(site: Path) -> list[Path]:
+    return [p for p in site.rglob("*.html") if "assets" not in p.parts]
+
+
+def test_every_built_entry_has_a_page(site):
+    from rlspec.reference import registry
+
+    for spec in registry.specs():
+        if spec.status != "planned":
+            assert (site / "algorithms" / f"{spec.name}.html").is_file(), spec.name
+    assert (site / "families" / "ratio.html").is_file()
+    assert (site / "index.html").is_file() and (site / "search" / "search_index.json").is_file()
+
+
+def test_figures_embedded(site):
+    from rlspec.conformance import site as site_mod
+
+    for spec in site_mod.ratio_figure_specs():
+        html = (site / "algorithms" / f"{spec.name}.html").read_text(encoding="utf-8")
+        assert f"fig/{spec.name}-ratio.png" in html, spec.name
+    for spec in site_mod.outcome_advantage_specs():
+        html = (site / "algorithms" / f"{spec.name}.html").read_text(encoding="utf-8")
+        assert f"fig/{spec.name}-example.png" in html, spec.name
+
+
+def test_math_marked_up_and_katex_shipped(site):
+    html = (site / "families" / "ratio.html").read_text(encoding="utf-8")
+    assert 'class="arithmatex"' in html
+    assert (site / "assets" / "katex" / "katex.min.js").is_file()
+    assert not re.search(r"https?://[^\"']*(katex|mathjax)", html, re.I)  # no CDN
+    for page in _pages(site):
+        parser = _Page()
+        parser.feed(page.read_text(encoding="utf-8"))
+        text = "".join(parser.text)
+        for raw in ("$$", "\\(", "\\[", "\\)", "\\]"):
+            assert raw not in text, f"{page.relative_to(site)}: raw TeX {raw!r} outside arithmatex markup"
+
+
+def test_every_image_exists(site):
+    missing = []
+    for page in _pages(site):
+        parser = _Page()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for src in parser.images:
+            if re.match(r"^[a-z]+:", src):
+                continue
+            if not (page.parent / src.split("#")[0].split("?")[0]).resolve().is_file():
+                missing.append(f"{page.relative_to(site)} -> {src}")
+    assert not missing, missing
