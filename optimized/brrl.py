@@ -12,7 +12,6 @@ import torch
 
 from rlspec.optimized import common
 from rlspec.optimized.registry import implements
-from rlspec.reference._validate import fail
 from rlspec.reference.brrl import BRRLConfig, GBPOConfig
 
 __all__ = ["BRRLConfig", "GBPOConfig", "target_ratio", "bpo_token_loss", "bpo_loss", "sequence_advantage",
@@ -67,10 +66,8 @@ def gbpo_target(A: torch.Tensor, counted: torch.Tensor, group, temperature: floa
     """t_i = (Â_i − median over the counted rows of i's prompt)/T (B,); see the reference for the conventions."""
     if group is None:
         g = torch.zeros(A.shape[0], dtype=torch.long, device=A.device)
-    else:
-        g = torch.as_tensor(group, device=A.device)
-        if g.shape != A.shape or g.dtype.is_floating_point:
-            raise fail("group", f"{g.dtype} {tuple(g.shape)}", f"integer prompt ids of shape ({A.shape[0]},)")
+    else:  # the reference's rule: any integers, integral floats; strings/fractions raise naming group
+        g = common.group_ids(group, A.shape[0], device=A.device)
     t = torch.zeros_like(A)
     for k in torch.unique(g[counted]):
         rows = counted & (g == k)
@@ -88,6 +85,8 @@ def gbpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GBPOConfig | Non
     """Scalar GBPO loss; ``loss.backward()`` gives ∂loss/∂logp = c·|Â|·sign(r − r*_i)·r."""
     cfg = config or GBPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
+    if group is not None:
+        group = common.group_ids(group, logp.shape[0], device=logp.device)
     t = gbpo_target(sequence_advantage(adv, mask), mask.any(dim=1), group, cfg.temperature, cfg.singleton)  # (B,)
     z = t.unsqueeze(1).expand_as(logp)  # (B, T)
     return _bpo_core(logp, old_logp, adv, mask, z, cfg.eps_low, cfg.eps_high, 0.0, cfg, group)

@@ -76,7 +76,6 @@ ENTRIES = sorted(s.name for s in registry.specs()
 #: xfail (not strict) until their authors hold them to the contract; remove a name once its module settles
 _WRITING = "{} is being written by another engineer (issue 13: not edited here)"
 IN_PROGRESS = {
-    **dict.fromkeys(("brrl", "gbpo"), _WRITING.format("reference/brrl.py")),
     **dict.fromkeys(("riskpo", "riskpo_mvar"), _WRITING.format("reference/riskpo.py")),
     **dict.fromkeys(("pdppo", "pdppo_critic"), _WRITING.format("reference/pdppo.py")),
     **dict.fromkeys(("dgpo_graph", "dgpo_graph_advantage"), _WRITING.format("reference/dgpo_graph.py")),
@@ -467,7 +466,7 @@ def test_float32_loss_beyond_range_raises_instead_of_inf(log_ratio):
     assert np.isfinite(got["loss"])
 
 
-@pytest.mark.parametrize("name", ["grpo", "rloo", "dvao", "remax", "xrpo_sharpen", "promed_token_baseline"])
+@pytest.mark.parametrize("name", ["grpo", "rloo", "dvao", "remax", "xrpo_sharpen", "promed_token_baseline", "gbpo"])
 def test_optimized_group_ids_follow_the_reference(name):
     """Integral float ids are ids (as in the reference's group_ids); string ids raise RLSpecValueError naming group."""
     spec = registry.get(name)
