@@ -15,8 +15,10 @@ def clipped_surrogate(r: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_hi
 
 
 def dual_clip(ell: torch.Tensor, adv: torch.Tensor, c: float) -> torch.Tensor:
-    """For Â < 0: ℓ ← min(ℓ, −c Â)."""
-    return torch.where(adv < 0, torch.minimum(ell, -c * adv), ell)
+    """For Â < 0: ℓ ← min(ℓ, −c Â). At a tie (ℓ = −c Â exactly) the surrogate branch and its gradient are kept,
+    as in the reference (``torch.minimum`` would split the gradient 50/50 there)."""
+    cap = -c * adv
+    return torch.where((adv < 0) & (ell > cap), cap, ell)
 
 
 @implements("ppo")
