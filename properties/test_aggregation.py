@@ -22,7 +22,8 @@ from rlspec.reference import aggregation, registry
 # sharded without passing the full batch's selection; each says so in extras["batch_coupled"] and tests it itself.
 # (value_clip has its own inputs and gradient, dvalues, and checks sharding in its own properties file)
 POLICY_LOSSES = [s.name for s in registry.specs(kind="policy_loss") if s.status in ("implemented", "partial")
-                 and "batch_coupled" not in s.extras and harness.uses_default_generator(s)]
+                 and "batch_coupled" not in s.extras and harness.uses_default_generator(s)
+                 and s.config_cls is not None and {"agg", "normalizer"} <= set(s.config_cls.__dataclass_fields__)]
 
 
 def shards_of(batch, rng, mode):
