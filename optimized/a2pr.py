@@ -39,6 +39,27 @@ def _check(x: torch.Tensor, name: str, shape: tuple[int, ...]) -> torch.Tensor:
     return x
 
 
+def _actions(x: torch.Tensor, name: str, B: int | None = None, d: int | None = None) -> torch.Tensor:
+    """The reference's ``_actions`` rule on a tensor: real (B, d_a), B, d_a ≥ 1, finite; same messages."""
+    if x.ndim != 2 or x.dtype == torch.bool or x.dtype.is_complex:
+        raise fail(name, f"an array of shape {tuple(x.shape)}, dtype {x.dtype}", "a real (B, d_a) array")
+    if (B is not None and x.shape[0] != B) or (d is not None and x.shape[1] != d) or 0 in x.shape:
+        raise fail(name, f"shape {tuple(x.shape)}", f"({B if B is not None else 'B'}, {d if d is not None else 'd_a'}), "
+                                                    "B, d_a ≥ 1")
+    if not bool(torch.isfinite(x).all()):
+        raise fail(name, "non-finite values", "finite values")
+    return x
+
+
+def _values(x: torch.Tensor, name: str, B: int) -> torch.Tensor:
+    """The reference's ``_values`` rule on a tensor: real (B,), finite; same messages."""
+    if tuple(x.shape) != (B,) or x.dtype == torch.bool or x.dtype.is_complex:
+        raise fail(name, f"an array of shape {tuple(x.shape)}, dtype {x.dtype}", f"a real array of shape ({B},)")
+    if not bool(torch.isfinite(x).all()):
+        raise fail(name, "non-finite values", "finite values")
+    return x
+
+
 def advantage(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """A(s, a) = Q_1(s, a) − V(s)."""
     return q - v
@@ -83,20 +104,22 @@ def a2pr_actor_objective(pi: torch.Tensor, q_pi: torch.Tensor, a_data: torch.Ten
 def a2pr_actor_loss(pi_a, dq_pi, q_pi, a_data, q_data, a_vae, q_vae, v, dvae_dpi=None,
                     config: A2PRConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_π, ∂L_π/∂π) with the critic linearised at π(s) and the VAE at its reconstruction (autograd)."""
-    pi0 = _t(pi_a)
-    if pi0.ndim != 2:
-        raise fail("pi_a", f"shape {tuple(pi0.shape)}", "(B, d_a)")
+    pi0 = _actions(_t(pi_a), "pi_a")  # validated in the reference's order, so the same argument is named
     B, d = pi0.shape
+    if not pi0.dtype.is_floating_point:
+        pi0 = pi0.to(torch.float64)
+    g = _actions(_t(dq_pi, pi0), "dq_pi", B, d)
+    a_data, a_hat = _actions(_t(a_data, pi0), "a_data", B, d), _actions(_t(a_vae, pi0), "a_vae", B, d)
+    q_pi, q_data, q_vae, v = (_values(_t(x, pi0), n, B) for x, n in ((q_pi, "q_pi"), (q_data, "q_data"),
+                                                                      (q_vae, "q_vae"), (v, "v")))
+    q_scale(q_pi, (config or A2PRConfig()).alpha)  # all-zero Q raises before the Jacobian is looked at, as in the reference
     pi = pi0.detach().clone().requires_grad_(True)
-    g = _check(_t(dq_pi, pi0), "dq_pi", (B, d))
-    q_lin = _t(q_pi, pi0) + ((pi - pi0.detach()) * g).sum(-1)              # Q_1(s, π) to first order, exact grad
-    a_hat = _t(a_vae, pi0)
+    q_lin = q_pi + ((pi - pi0.detach()) * g).sum(-1)                        # Q_1(s, π) to first order, exact grad
     if dvae_dpi is not None:
         J = _check(_t(dvae_dpi, pi0), "dvae_dpi", (B, d, d))
         a_hat = a_hat + torch.einsum("bij,bj->bi", J, pi - pi0.detach())   # â(π) to first order
     with torch.enable_grad():
-        loss = a2pr_actor_objective(pi, q_lin, _t(a_data, pi0), _t(q_data, pi0), a_hat, _t(q_vae, pi0), _t(v, pi0),
-                                    config)
+        loss = a2pr_actor_objective(pi, q_lin, a_data, q_data, a_hat, q_vae, v, config)
         (dpi,) = torch.autograd.grad(loss, pi)
     return loss.detach(), dpi
 

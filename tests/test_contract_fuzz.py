@@ -79,7 +79,7 @@ IN_PROGRESS = {
     **dict.fromkeys(("dgpo_graph", "dgpo_graph_advantage"), _WRITING.format("reference/dgpo_graph.py")),
     **dict.fromkeys(("igpo_inpainting", "igpo_inpainting_loss"), _WRITING.format("reference/igpo_inpainting.py")),
     **dict.fromkeys(("vas", "vas_value_loss"), _WRITING.format("reference/vas.py")),
-    **{n: _WRITING.format(f"reference/{n}.py") for n in ("a2fm", "a2pr", "craft_gui", "expo", "gpc", "parl", "tapo")},
+    **{n: _WRITING.format(f"reference/{n}.py") for n in ("a2fm", "craft_gui", "expo", "gpc", "parl", "tapo")},
 }
 
 DTYPES = ("float64", "float32")
@@ -490,6 +490,19 @@ def test_optimized_group_ids_follow_the_reference(name):
     strings = {**x, "group": np.array([f"p{g}" for g in x["group"]])}
     for call in (lambda: spec(**strings), lambda: run_optimized(spec, strings, spec.config(), "float64")):
         with pytest.raises(RLSpecValueError, match="group"):
+            call()
+
+
+@pytest.mark.parametrize("key", ["pi_a", "dq_pi", "a_data", "a_vae", "q_pi", "q_data", "q_vae", "v"])
+def test_a2pr_nonfinite_input_is_named_alike(key):
+    """A2PR: a NaN in any input raises RLSpecValueError naming that input in both layers (torch used to name
+    q_pi or a_vae for a NaN in pi_a, through the linearised critic)."""
+    spec = registry.get("a2pr")
+    x = harness.random_inputs(spec, np.random.default_rng(0))
+    x[key] = x[key].copy()
+    x[key].flat[0] = np.nan
+    for call in (lambda: spec(**x), lambda: run_optimized(spec, x, spec.config(), "float64")):
+        with pytest.raises(RLSpecValueError, match=rf"^{key}\b"):
             call()
 
 
