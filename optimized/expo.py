@@ -62,20 +62,32 @@ def expo_edit_objective(mu: torch.Tensor, log_std: torch.Tensor, xi: torch.Tenso
     return loss, -logp.detach().mean()
 
 
+def _arr(x, name: str, ndim: int, shape: tuple | None = None, like: torch.Tensor | None = None) -> torch.Tensor:
+    """The reference's ``_arr`` rule on a tensor: real, ``ndim`` dimensions (and ``shape``), non-empty, finite;
+    the same messages. Cast to ``like``'s dtype/device when given (else integers become float64)."""
+    t = torch.as_tensor(x)
+    if t.ndim != ndim or t.dtype == torch.bool or t.dtype.is_complex:
+        raise fail(name, f"an array of shape {tuple(t.shape)}, dtype {t.dtype}", f"a real array with {ndim} dimension(s)"
+                   + (f", shape {shape}" if shape else ""))
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise fail(name, f"shape {tuple(t.shape)}", f"shape {tuple(shape)}")
+    if t.numel() == 0:
+        raise fail(name, f"shape {tuple(t.shape)}", "a non-empty array")
+    if not bool(torch.isfinite(t).all()):
+        raise fail(name, "non-finite values", "finite values")
+    if like is not None:
+        return t.to(dtype=like.dtype, device=like.device)
+    return t if t.dtype.is_floating_point else t.to(torch.float64)
+
+
 @implements("expo")
 def expo_edit_loss(mu, log_std, xi, a, q, dq, alpha, config: EXPOConfig | None = None):
     """(L_e, ∂L_e/∂μ, ∂L_e/∂log σ, H) by autograd, the critic linearised at â."""
     cfg = config or EXPOConfig()
-    mu0 = torch.as_tensor(mu)
-    if mu0.ndim != 2:
-        raise fail("mu", f"shape {tuple(mu0.shape)}", "(B, d)")
+    mu0 = _arr(mu, "mu", 2)  # every input validated as the reference does, in its order (mu too: finite, non-empty)
     B, d = mu0.shape
-    ls0, xi_, a_, dq_ = (torch.as_tensor(x, dtype=mu0.dtype) for x in (log_std, xi, a, dq))
-    q_ = torch.as_tensor(q, dtype=mu0.dtype)
-    for x, n, shp in ((ls0, "log_std", (B, d)), (xi_, "xi", (B, d)), (a_, "a", (B, d)), (dq_, "dq", (B, d)),
-                      (q_, "q", (B,))):
-        if tuple(x.shape) != shp or not bool(torch.isfinite(x).all()):
-            raise fail(n, f"shape {tuple(x.shape)}", f"finite values of shape {shp}")
+    ls0, xi_, a_ = (_arr(x, n, 2, (B, d), mu0) for x, n in ((log_std, "log_std"), (xi, "xi"), (a, "a")))
+    q_, dq_ = _arr(q, "q", 1, (B,), mu0), _arr(dq, "dq", 2, (B, d), mu0)
     al = torch.as_tensor(alpha, dtype=mu0.dtype)
     if not bool(torch.isfinite(al)) or float(al) < 0:
         raise fail("alpha", repr(alpha), "a finite number >= 0")
