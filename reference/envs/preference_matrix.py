@@ -183,9 +183,12 @@ def regularized_nash(P, pi_ref=None, tau: float = 1.0, tol: float = 1e-13) -> np
 
     def gap(theta):
         pi = softmax(theta)
-        return 2.0 * (tau * _lse(P @ pi / tau, ref) + tau * float(pi @ (np.log(pi) - logref))) - 1.0
+        s = softmax(logref + P @ pi / tau)
+        value = 2.0 * (tau * _lse(P @ pi / tau, ref) + tau * float(pi @ (np.log(pi) - logref))) - 1.0
+        v = 2.0 * (P.T @ s + tau * (np.log(pi) - logref + 1.0))              # ∂DG/∂π
+        return value, pi * (v - pi @ v)                                      # chain rule through softmax
 
-    theta = minimize(gap, logref.copy(), method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-12}).x
+    theta = minimize(gap, logref.copy(), jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-12}).x
     pi = softmax(theta)
     for _ in range(50):                                      # Newton on G(π) = π − softmax(log π_ref + Pπ/τ)
         s = softmax(logref + P @ pi / tau)
