@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
+from properties.strategies import finite_difference
 from rlspec.reference import inpo
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.envs import preference_matrix as pm
-from properties.strategies import finite_difference
 
 seeds = st.integers(0, 2**32 - 1)
 RPS = pm.rock_paper_scissors()
@@ -254,7 +254,7 @@ def test_loss_minimisation_run_reaches_the_nash_policy():
         opt = torch.optim.LBFGS([theta], max_iter=50, tolerance_grad=1e-12, tolerance_change=1e-14,
                                 line_search_fn="strong_wolfe")
 
-        def closure():
+        def closure(opt=opt, theta=theta, lt=lt):
             opt.zero_grad()
             loss = oinpo.population_loss(torch.log_softmax(theta, 0), lt, lr, P, eta, tau)
             loss.backward()

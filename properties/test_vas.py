@@ -13,11 +13,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from properties.strategies import finite_difference
 from rlspec.reference import vas
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.envs import token_tree as tt
 from rlspec.reference.value_clip import ValueClipConfig, value_clip_loss
-from properties.strategies import finite_difference
 
 seeds = st.integers(0, 2**32 - 1)
 BETAS = (0.0, 0.3, 1.0, 3.0, 10.0, 100.0)
@@ -164,7 +164,7 @@ def lambda_return(r, V, gamma, lam):
     N = len(r)
     out = np.zeros(N)
     for t in range(N):
-        def G(n):
+        def G(n, t=t):
             g = sum(gamma**i * r[t + i] for i in range(n))
             return g + (gamma**n * V[t + n] if t + n < N else 0.0)
         out[t] = (1 - lam) * sum(lam ** (n - 1) * G(n) for n in range(1, N - t)) + lam ** (N - t - 1) * G(N - t)
