@@ -28,10 +28,21 @@ def _weights(w, K: int, convex: bool, like: torch.Tensor) -> torch.Tensor:
     return w
 
 
+def _field(x, name: str) -> torch.Tensor:
+    """The reference's ``_field`` rule on a tensor: a real (K, n, d) stack, K ≥ 1, finite; the same messages."""
+    a = torch.as_tensor(x)
+    if a.ndim != 3 or a.shape[0] == 0 or a.dtype == torch.bool or a.dtype.is_complex:
+        raise fail(name, f"an array of shape {tuple(a.shape)}", "a real (K, n, d) stack, one prediction per policy")
+    if not a.dtype.is_floating_point:
+        a = a.to(torch.float64)
+    if not bool(torch.isfinite(a).all()):
+        raise fail(name, "non-finite values", "finite predictions")
+    return a
+
+
 def compose_eps(eps: torch.Tensor, w, convex: bool = True) -> torch.Tensor:
     """ε̂ = Σ_k w_k ε_k for eps (K, n, d); the same for scores and velocities."""
-    if eps.ndim != 3:
-        raise fail("eps", f"shape {tuple(eps.shape)}", "(K, n, d)")
+    eps = _field(eps, "eps")
     return torch.tensordot(_weights(w, eps.shape[0], convex, eps), eps, dims=1)
 
 
@@ -39,15 +50,19 @@ def compose_eps(eps: torch.Tensor, w, convex: bool = True) -> torch.Tensor:
 def gpc_step(x, eps, w, alpha_bar_t, alpha_bar_prev, z, config: GPCConfig | None = None) -> dict:
     """One composed DDPM step (diffusers DDPMScheduler, ε-prediction): {"eps": ε̂, "x_prev": x_{t−1}}."""
     cfg = config or GPCConfig()
-    eps = torch.as_tensor(eps)
+    eps = _field(eps, "eps")  # validated as the reference does, in its order, naming the same argument
     x = torch.as_tensor(x, dtype=eps.dtype, device=eps.device)
+    if tuple(x.shape) != tuple(eps.shape[1:]) or not bool(torch.isfinite(x).all()):
+        raise fail("x", f"shape {tuple(x.shape)}", f"finite values of shape {tuple(eps.shape[1:])} (n, d)")
     z = torch.as_tensor(z, dtype=eps.dtype, device=eps.device)
-    if tuple(x.shape) != tuple(eps.shape[1:]) or tuple(z.shape) != tuple(x.shape):
-        raise fail("x/z", f"shapes {tuple(x.shape)}, {tuple(z.shape)}", f"{tuple(eps.shape[1:])} (n, d)")
-    ab = float(alpha_bar_t)
+    if tuple(z.shape) != tuple(x.shape) or not bool(torch.isfinite(z).all()):
+        raise fail("z", f"shape {tuple(z.shape)}", f"finite values of shape {tuple(x.shape)}")
     ab_prev = float(alpha_bar_prev)
-    if not (0.0 < ab < ab_prev <= 1.0):
-        raise fail("alpha_bar_t/alpha_bar_prev", f"{ab}, {ab_prev}", "0 < ᾱ_t < ᾱ_prev ≤ 1")
+    ab = float(alpha_bar_t)
+    if not (0.0 < ab_prev <= 1.0):
+        raise fail("alpha_bar_prev", repr(alpha_bar_prev), "a number in (0, 1]")
+    if not (0.0 < ab < ab_prev):
+        raise fail("alpha_bar_t", repr(alpha_bar_t), f"a number in (0, ᾱ_prev = {ab_prev})")
     eps_hat = compose_eps(eps, w, cfg.convex)
     beta = 1.0 - ab / ab_prev
     x0 = (x - (1.0 - ab) ** 0.5 * eps_hat) / ab**0.5

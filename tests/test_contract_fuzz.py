@@ -79,7 +79,7 @@ IN_PROGRESS = {
     **dict.fromkeys(("dgpo_graph", "dgpo_graph_advantage"), _WRITING.format("reference/dgpo_graph.py")),
     **dict.fromkeys(("igpo_inpainting", "igpo_inpainting_loss"), _WRITING.format("reference/igpo_inpainting.py")),
     **dict.fromkeys(("vas", "vas_value_loss"), _WRITING.format("reference/vas.py")),
-    **{n: _WRITING.format(f"reference/{n}.py") for n in ("a2fm", "craft_gui", "gpc", "parl", "tapo")},
+    **{n: _WRITING.format(f"reference/{n}.py") for n in ("a2fm", "craft_gui", "parl", "tapo")},
 }
 
 DTYPES = ("float64", "float32")
@@ -515,6 +515,19 @@ def test_expo_nonfinite_mu_raises_in_both_layers(value):
     x["mu"][0, 0] = value
     for call in (lambda: spec(**x), lambda: run_optimized(spec, x, spec.config(), "float64")):
         with pytest.raises(RLSpecValueError, match=r"^mu\b"):
+            call()
+
+
+@pytest.mark.parametrize("key", ["eps", "x", "z"])
+def test_gpc_nonfinite_input_raises_in_both_layers(key):
+    """GPC: a non-finite prediction, trajectory or noise raises RLSpecValueError naming it in both layers
+    (torch composed them into a non-finite step)."""
+    spec = registry.get("gpc")
+    x = harness.random_inputs(spec, np.random.default_rng(0))
+    x[key] = x[key].copy()
+    x[key].flat[0] = np.inf
+    for call in (lambda: spec(**x), lambda: run_optimized(spec, x, spec.config(), "float64")):
+        with pytest.raises(RLSpecValueError, match=rf"^{key}\b"):
             call()
 
 
