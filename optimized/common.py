@@ -150,6 +150,7 @@ def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = 
         return M / (denom(n_seq) * C) if normalizer is not None or n_seq > 0 else torch.zeros_like(M)
     if group is None:
         raise fail("group", "None", "prompt ids (B,) for agg='group-token-mean'")
+    group = group_ids(group, B, device=M.device)  # the reference's rule: strings raise naming group, not TypeError
     _, inv = torch.unique(group, return_inverse=True)
     tok_per_group = torch.zeros(int(inv.max()) + 1 if B else 0, dtype=dtype, device=M.device).index_add_(0, inv, n_tok)
     n_groups = (tok_per_group > 0).sum().to(dtype)

@@ -77,7 +77,6 @@ ENTRIES = sorted(s.name for s in registry.specs()
 _WRITING = "{} is being written by another engineer (issue 13: not edited here)"
 IN_PROGRESS = {
     **dict.fromkeys(("dgpo_graph", "dgpo_graph_advantage"), _WRITING.format("reference/dgpo_graph.py")),
-    **dict.fromkeys(("igpo_inpainting", "igpo_inpainting_loss"), _WRITING.format("reference/igpo_inpainting.py")),
     **dict.fromkeys(("vas", "vas_value_loss"), _WRITING.format("reference/vas.py")),
     **{n: _WRITING.format(f"reference/{n}.py") for n in ("a2fm", "craft_gui", "parl", "tapo")},
 }
@@ -528,6 +527,24 @@ def test_gpc_nonfinite_input_raises_in_both_layers(key):
     x[key].flat[0] = np.inf
     for call in (lambda: spec(**x), lambda: run_optimized(spec, x, spec.config(), "float64")):
         with pytest.raises(RLSpecValueError, match=rf"^{key}\b"):
+            call()
+
+
+@pytest.mark.parametrize("name", ["ppo", "brrl", "gbpo", "riskpo", "igpo_inpainting_loss"])
+def test_group_token_mean_group_ids_follow_the_reference(name):
+    """agg='group-token-mean' reads the ids through group_ids in both layers: integral floats give the int
+    result, strings raise RLSpecValueError naming group (torch's aggregation raised a TypeError from unique)."""
+    import dataclasses
+    spec = registry.get(name)
+    x = harness.random_inputs(spec, np.random.default_rng(3))
+    cfg = dataclasses.replace(spec.config(), agg="group-token-mean")
+    g = np.arange(x["mask"].shape[0]) // 2
+    ints = run_optimized(spec, {**x, "group": g}, cfg, "float64")
+    floats = run_optimized(spec, {**x, "group": g.astype(np.float64)}, cfg, "float64")
+    assert ints["loss"] == floats["loss"] and abs(ints["loss"] - run_reference(spec, {**x, "group": g}, cfg)["loss"]) < 1e-9
+    strings = {**x, "group": np.array([f"p{i}" for i in g])}
+    for call in (lambda: run_reference(spec, strings, cfg), lambda: run_optimized(spec, strings, cfg, "float64")):
+        with pytest.raises(RLSpecValueError, match="group"):
             call()
 
 
