@@ -29,12 +29,13 @@ def game(seed, n):
     return rng, pm.random_preference(rng, n), rng.dirichlet(np.ones(n))
 
 
-def numeric_max(f, n, rng, starts=2):
-    """max over the simplex of f(π), by L-BFGS on logits from several starts (a lower bound of the max)."""
+def numeric_max(f, n, rng, starts=4):
+    """max over the simplex of f(π), by L-BFGS on logits from several starts (a lower bound of the max; the
+    tight ftol keeps a start from stopping early on the flat directions of the softmax parametrization)."""
     best = -np.inf
     for _ in range(starts):
         res = minimize(lambda z: -f(softmax(z)), rng.normal(size=n) * 2, method="L-BFGS-B",
-                       options={"gtol": 1e-12, "maxiter": 5000})
+                       options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 5000})
         best = max(best, -res.fun)
     return best
 

@@ -458,8 +458,8 @@ register(Spec(
             "target_ratio": target_ratio,
             "batch_coupled": "the target uses the median advantage of each prompt's rollouts (of the whole batch "
                              "when group=None), so a shard must hold whole prompts and pass their ids",
-            "e2e_note": "the e2e loop passes no prompt ids to the loss, so its minibatch counts as one prompt "
-                        "(not per-prompt GBPO)"},
+            "e2e_note": "each minibatch holds a random subset of a prompt's rollouts, so the per-prompt median "
+                        "is taken over that subset"},
     gradient="∂ℓ/∂logp = |Â|·sign(r − r*_i)·r (r* under stop-gradient)",
     properties=(
         _T + "test_gbpo_hand_gradient_matches_finite_differences: dlogp = central FD (float64)",

@@ -405,6 +405,6 @@ register(Spec(
         "test_pairwise_loss_matches_the_game_loss_on_one_token", "test_pairwise_padding_and_pairs",
         "test_sharding_with_global_normalizer", "test_optimized_matches_reference", "test_bad_input_raises")),
     extras={"best_worst_pairs": best_worst_pairs, "sequence_scores": sequence_scores,
-            "e2e_note": "only the best and worst of each prompt's 8 responses carry a gradient and the loop has no "
-                        "reference model (τ term dropped): 50 steps are too few (seed 0 reaches about 0.55 in 150)"},
+            "e2e_note": "only the best and worst of each prompt's responses in a minibatch carry a gradient and the "
+                        "loop has no reference model (τ term dropped)"},
 ))

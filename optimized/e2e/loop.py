@@ -144,6 +144,7 @@ def resolve(policy_loss: str, advantage: str, loss_config: dict | None, adv_conf
         raise fail("advantage", f"{advantage!r} (kind {ad.kind!r})",
                    "an advantage entry with the (rewards, group, mask) signature")
     loss_fn, adv_fn = optimized.get(ls.name), optimized.get(ad.name)  # KeyError if not in optimized
+    takes_group = "group" in inspect.signature(loss_fn).parameters
     return loss_fn, ls.config(**(loss_config or {})), adv_fn, ad.config(**(adv_config or {}))
 
 
@@ -219,7 +220,7 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
                     m = mask[idx]
                     logp = sequence_logp(model, ro.prompts[idx], ro.responses[idx], temperature)
                     logp.retain_grad()
-                    extra = {"group": ro.group[idx]} if getattr(loss_cfg, "agg", None) == "group-token-mean" else {}
+                    extra = {"group": ro.group[idx]} if takes_group else {}  # prompt ids, for losses that use them
                     loss = loss_fn(logp=logp, old_logp=old[idx], adv=adv[idx], mask=m, config=loss_cfg, **extra)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
