@@ -144,7 +144,6 @@ def resolve(policy_loss: str, advantage: str, loss_config: dict | None, adv_conf
         raise fail("advantage", f"{advantage!r} (kind {ad.kind!r})",
                    "an advantage entry with the (rewards, group, mask) signature")
     loss_fn, adv_fn = optimized.get(ls.name), optimized.get(ad.name)  # KeyError if not in optimized
-    takes_group = "group" in inspect.signature(loss_fn).parameters
     return loss_fn, ls.config(**(loss_config or {})), adv_fn, ad.config(**(adv_config or {}))
 
 
@@ -178,6 +177,7 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
         raise fail("old_logp", repr(old_logp), "'trainer' or 'behaviour'")
     task = get_task(task, **(task_kw or {}))
     loss_fn, loss_cfg, adv_fn, adv_cfg = resolve(policy_loss, advantage, loss_config, adv_config)
+    takes_group = "group" in inspect.signature(loss_fn).parameters  # prompt ids go to every loss that takes them
     config = dict(task=task.name, task_description=task.description, policy_loss=policy_loss, advantage=advantage,
                   loss_config=repr(loss_cfg), adv_config=repr(adv_cfg), steps=steps, seed=seed, epochs=epochs,
                   minibatches=minibatches, lr=lr, G=G, prompts_per_step=prompts_per_step, temperature=temperature,
