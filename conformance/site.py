@@ -10,6 +10,10 @@ registry (:func:`rlspec.conformance.cli.algorithm_page`), adds figures computed 
 * the "ratio family" page, overlaying PPO, dual-clip PPO, DAPO, CISPO, SAPO, GSPO, DPPO and the seed papers'
   gates (family ``ratio/clipping``) on one set of axes,
 
+* the aggregation-modes and group-advantage family pages (:mod:`rlspec.conformance.site_families`);
+* provenance badges on every equation (paper / official-code / secondary / reconstructed) and links from each
+  tested property to a page showing its test file (``source/...``; the site cannot link outside docs/),
+
 writes the navigation from the registry into ``build/site-src/mkdocs.yml`` (which inherits the repository's
 ``mkdocs.yml``) and runs ``mkdocs build --strict``. mkdocs, mkdocs-material and pymdown-extensions are not
 dependencies of rlspec: ``tox -e docs`` installs them. KaTeX is shipped from ``conformance/site_assets/katex``.
@@ -28,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rlspec.conformance import site_families
 
 ASSETS = Path(__file__).resolve().parent / "site_assets"
 #: the ratio grid of the gradient-weight figures (log-spaced 0.2..5)
@@ -269,6 +275,106 @@ def _site_page(text: str, page: Path, dead: list[str]) -> str:
     return _LINK.sub(fix, text)
 
 
+#: provenance badges of the equations table: (css class suffix, tooltip)
+PROVENANCE = {"paper": "confirmed in the paper's text",
+              "official-code": "confirmed in the authors' released code",
+              "secondary": "from a secondary source (a framework or a later paper), not confirmed in the paper",
+              "reconstructed": "reconstructed by rlspec where the paper and code leave it open"}
+
+
+def provenance_badge(source: str) -> str:
+    return f'<span class="rl-prov rl-prov-{source}" title="{PROVENANCE.get(source, source)}">{source}</span>'
+
+
+def badge_equations(page: str, spec: Any) -> str:
+    """The equations table with a provenance badge in place of the plain provenance word, and a legend."""
+    for e in spec.equations:
+        row = f"| {e.label} | {e.text} | {e.where} | {e.source} |"
+        page = page.replace(row, f"| {e.label} | {e.text} | {e.where} | {provenance_badge(e.source)} |", 1)
+    if spec.equations:
+        counts = {src: sum(1 for e in spec.equations if e.source == src) for src in PROVENANCE}
+        legend = ("Provenance: " + ", ".join(f"{provenance_badge(k)} {v}" for k, v in counts.items() if v)
+                  + (" equation" if len(spec.equations) == 1 else " equations") + " (hover a badge for what it means).")
+        page = page.replace("## Key equations\n\n", f"## Key equations\n\n{legend}\n\n", 1)
+    return page
+
+
+_PROPERTY = re.compile(r"^- `((?:properties|tests)/[^`:]+\.py)::([^`]+)`", re.M)
+_REFERENCE = re.compile(r"^Reference: `((?:reference|optimized|conformance)/[^`]+\.py)`", re.M)
+
+
+def source_page_path(repo_path: str) -> str:
+    """The site page (relative to docs/) that shows a repository file."""
+    return "source/" + repo_path.removesuffix(".py") + ".md"
+
+
+def link_sources(page: str, root: Path, refs: dict[str, set[str]]) -> str:
+    """Property test ids and the reference module become links to the site's source pages (``source/...``):
+    the site cannot link outside docs/, so the files are shown there. ``refs`` collects path -> anchors wanted."""
+    def prop(m: re.Match) -> str:
+        path, test = m.group(1), m.group(2)
+        if not (root / path).is_file():
+            return m.group(0)
+        top = re.match(r"[A-Za-z_]\w*", test)
+        if top is None:
+            return m.group(0)
+        top = top.group(0)
+        refs.setdefault(path, set()).add(top)
+        return f"- [`{path}::{test}`](../{source_page_path(path)}#{top})"
+
+    def ref(m: re.Match) -> str:
+        path = m.group(1)
+        if not (root / path).is_file():
+            return m.group(0)
+        refs.setdefault(path, set())
+        return f"Reference: [`{path}`](../{source_page_path(path)})"
+
+    return _REFERENCE.sub(ref, _PROPERTY.sub(prop, page))
+
+
+def source_page(repo_path: str, text: str, wanted: set[str]) -> str:
+    """A repository Python file as a site page: the module head, then one section per top-level function or
+    class (heading id = its name, so ``#test_name`` links land on the test), each with its line numbers."""
+    import ast
+
+    lines = text.splitlines()
+    try:
+        nodes = [n for n in ast.parse(text).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    except SyntaxError:
+        nodes = []
+    starts = [min([n.lineno] + [d.lineno for d in n.decorator_list]) - 1 for n in nodes]
+    fence = "`" * max(4, 1 + max((len(r) for r in re.findall(r"`{3,}", text)), default=0))
+    out = ["---", "search:", "  exclude: true", "---", "", f"# `{repo_path}`", "",
+           "The file as it is in this checkout of the repository, shown on the site so that the algorithm pages "
+           "can link to it.", ""]
+
+    def block(a: int, b: int) -> list[str]:
+        body = "\n".join(lines[a:b]).strip("\n")
+        return [f"{fence}python", body, fence, ""] if body else []
+
+    out += block(0, starts[0] if starts else len(lines))
+    bounds = starts + [len(lines)]
+    for k, n in enumerate(nodes):
+        a, b = bounds[k], bounds[k + 1]
+        out += [f"## `{n.name}` {{#{n.name}}}", "", f"*lines {a + 1}–{b}*", ""] + block(a, b)
+    missing = wanted - {n.name for n in nodes}
+    if missing:  # a property names a test that is not a top-level definition: keep the link target valid
+        out += ["## Other tests", ""] + [f'<a id="{m}"></a>`{m}` is not a top-level definition of this file.\n'
+                                         for m in sorted(missing)]
+    return "\n".join(out) + "\n"
+
+
+def write_source_pages(docs: Path, root: Path, refs: dict[str, set[str]]) -> list[str]:
+    """Write ``docs/source/...md`` for every referenced repository file; returns the pages (relative to docs/)."""
+    pages = []
+    for path in sorted(refs):
+        dest = docs / source_page_path(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(source_page(path, (root / path).read_text(encoding="utf-8"), refs[path]), encoding="utf-8")
+        pages.append(source_page_path(path))
+    return pages
+
+
 def ratio_family_page(curves: list[tuple[str, str, np.ndarray, np.ndarray]]) -> str:
     probe = [0.5, 0.8, 1.0, 1.25, 2.0, 4.0]
     idx = [int(np.argmin(np.abs(RATIOS - r))) for r in probe]
@@ -308,6 +414,9 @@ def index_page(specs: list[Any]) -> str:
         "[the catalogue](catalogue.md).", "",
         "- Every policy loss is a weight per sampled token: [the ratio family](families/ratio.md) draws them side by "
         "side; each algorithm's page draws its own, computed from the reference.",
+        "- How the aggregation modes weight short and long responses, and what micro-batching does to them: "
+        "[aggregation modes](families/aggregation.md).",
+        "- Every outcome advantage estimator on one example group: [the group-advantage family](families/advantages.md).",
         "- Symbols: [notation](notation.md).",
         "- Which framework computes what the paper says: [compatibility](compatibility.md).",
         "- Every algorithm trains a tiny model: [end-to-end](e2e.md).", ""])
@@ -327,6 +436,7 @@ def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = p
     shutil.copytree(root / "docs", docs)
     shutil.copytree(ASSETS / "katex", docs / "assets" / "katex")
     shutil.copy2(ASSETS / "katex-init.js", docs / "assets" / "katex-init.js")
+    shutil.copy2(ASSETS / "extra.css", docs / "assets" / "extra.css")
     specs = registry.specs()
     (docs / "catalogue.md").write_text(markdown_catalogue(specs) + "\n", encoding="utf-8")
     (docs / "index.md").write_text(index_page(specs), encoding="utf-8")
@@ -339,8 +449,10 @@ def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = p
     ratio_names = {s.name for s in ratio_figure_specs()} if figures else set()
     adv_names = {s.name for s in outcome_advantage_specs()} if figures else set()
     dead: list[str] = []
+    source_refs: dict[str, set[str]] = {}
     for spec in built:
-        page = _site_page(algorithm_page(spec), pages_dir / f"{spec.name}.md", dead)
+        page = _site_page(badge_equations(algorithm_page(spec), spec), pages_dir / f"{spec.name}.md", dead)
+        page = link_sources(page, root, source_refs)
         if spec.name in ratio_names:
             draw_ratio_figure(spec, fig_dir / f"{spec.name}-ratio.png")
             page = _insert_section(page, ratio_section(spec, f"fig/{spec.name}-ratio.png"))
@@ -357,18 +469,33 @@ def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = p
     (docs / "families").mkdir(exist_ok=True)
     curves = draw_ratio_family(docs / "families" / "ratio.png") if figures else []
     (docs / "families" / "ratio.md").write_text(ratio_family_page(curves), encoding="utf-8")
+    agg_rows = site_families.aggregation_data()
+    if figures:
+        site_families.draw_aggregation(agg_rows, docs / "families" / "aggregation.png")
+    (docs / "families" / "aggregation.md").write_text(
+        site_families.aggregation_page(agg_rows, "aggregation.png" if figures else None), encoding="utf-8")
+    series = site_families.advantage_family_data()
+    if figures:
+        site_families.draw_advantage_family(series, docs / "families" / "advantages.png")
+    (docs / "families" / "advantages.md").write_text(
+        site_families.advantage_family_page(series, "advantages.png" if figures else None), encoding="utf-8")
+    sources = write_source_pages(docs, root, source_refs)
+    log(f"{len(sources)} source pages (property tests and reference modules)")
 
     by_kind = [{k.replace("_", " "): [f"algorithms/{s.name}.md" for s in built if s.kind == k]} for k in KINDS
                if any(s.kind == k for s in built)]
     compat = ["compatibility.md"] + [f"compatibility/{p.name}" for p in sorted((docs / "compatibility").glob("*.md"))]
-    nav = [{"Home": "index.md"}, {"Catalogue": "catalogue.md"}, {"Families": [{"The ratio family": "families/ratio.md"}]},
+    families = [{"The ratio family": "families/ratio.md"}, {"Aggregation modes": "families/aggregation.md"},
+                {"The group-advantage family": "families/advantages.md"}]
+    nav = [{"Home": "index.md"}, {"Catalogue": "catalogue.md"}, {"Families": families},
            {"Algorithms": by_kind}, {"Compatibility": compat}, {"End-to-end": "e2e.md"}, {"Notation": "notation.md"}]
-    listed = {"index.md", "catalogue.md", "families/ratio.md", "e2e.md", "notation.md", *compat,
-              *(f"algorithms/{s.name}.md" for s in built)}
+    listed = {"index.md", "catalogue.md", "e2e.md", "notation.md", *compat, *sources,
+              *(next(iter(f.values())) for f in families), *(f"algorithms/{s.name}.md" for s in built)}
     extra = sorted(str(p.relative_to(docs)) for p in docs.rglob("*.md") if str(p.relative_to(docs)) not in listed)
     if extra:  # hand-written pages under docs/ that the registry does not know: listed at the end
         nav.append({"More": extra})
-    config = {"INHERIT": str(root / "mkdocs.yml"), "docs_dir": "docs", "nav": nav}
+    config = {"INHERIT": str(root / "mkdocs.yml"), "docs_dir": "docs", "nav": nav,
+              "not_in_nav": "/source/"}  # the source pages are reached from the algorithm pages' links
     # JSON is YAML: no PyYAML needed to write the config
     (src_dir / "mkdocs.yml").write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return nav

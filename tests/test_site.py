@@ -101,3 +101,53 @@ def test_every_image_exists(site):
             if not (page.parent / src.split("#")[0].split("?")[0]).resolve().is_file():
                 missing.append(f"{page.relative_to(site)} -> {src}")
     assert not missing, missing
+
+
+def test_family_pages(site):
+    """The aggregation and group-advantage family pages exist, embed their figures and list every estimator."""
+    from rlspec.conformance import site as site_mod
+
+    for page, img in (("aggregation", "aggregation.png"), ("advantages", "advantages.png")):
+        html = (site / "families" / f"{page}.html").read_text(encoding="utf-8")
+        assert img in html and (site / "families" / img).is_file(), page
+    html = (site / "families" / "advantages.html").read_text(encoding="utf-8")
+    for spec in site_mod.outcome_advantage_specs():
+        assert f"../algorithms/{spec.name}.html" in html, spec.name
+    agg = (site / "families" / "aggregation.html").read_text(encoding="utf-8")
+    for mode in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm",
+                 "group-token-mean"):
+        assert mode in agg
+
+
+def test_aggregation_micro_batching_numbers():
+    """The page's claim, recomputed: micro-batching with the global normalizer reproduces the full batch (except a
+    prompt split across micro-batches); token-mean without it becomes seq-mean-token-mean."""
+    import numpy as np
+
+    from rlspec.conformance import site_families
+
+    rows = {r["label"]: r for r in site_families.aggregation_data()}
+    for label, r in rows.items():
+        if label != "group-token-mean (both from one prompt)":
+            assert np.allclose(r["global"], r["full"]), label
+    assert np.allclose(rows["token-mean"]["local"], rows["seq-mean-token-mean"]["full"])
+    assert not np.allclose(rows["token-mean"]["local"], rows["token-mean"]["full"])
+
+
+def test_provenance_badges_and_property_links(site):
+    """Every equation row carries a provenance badge; every property test id links to its source page section."""
+    from rlspec.reference import registry
+
+    for spec in registry.specs():
+        if spec.status == "planned":
+            continue
+        html = (site / "algorithms" / f"{spec.name}.html").read_text(encoding="utf-8")
+        for src in {e.source for e in spec.equations}:
+            assert f'class="rl-prov rl-prov-{src}"' in html, (spec.name, src)
+        for prop in spec.properties:
+            path = prop.split("::")[0]
+            if "::" in prop and path.startswith("properties/"):
+                assert f"../source/{path.removesuffix('.py')}.html#" in html, (spec.name, prop)
+                assert (site / "source" / f"{path.removesuffix('.py')}.html").is_file()
+    css = (site / "assets" / "extra.css").read_text(encoding="utf-8")
+    assert ".rl-prov-reconstructed" in css
