@@ -35,7 +35,7 @@ def _load() -> None:
     from rlspec import optimized
 
     for info in pkgutil.iter_modules(optimized.__path__):
-        if not info.name.startswith("_") and info.name not in ("registry", "e2e", "lmhead", "distributed"):
+        if not info.name.startswith("_") and info.name not in ("registry", "e2e", "lmhead", "distributed", "integrations"):
             importlib.import_module(f"rlspec.optimized.{info.name}")
 
 

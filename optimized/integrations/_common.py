@@ -1,0 +1,50 @@
+"""What both integrations share: which registry entries a trainer's canonical batch can drive."""
+
+from __future__ import annotations
+
+import inspect
+
+from rlspec import optimized
+from rlspec.reference import registry
+
+#: what a trainer hands every entry of a kind (``ref_logp``/``group`` optional everywhere)
+BATCH = {"policy_loss": {"logp", "old_logp", "adv", "mask", "config", "group", "ref_logp"},
+         "advantage": {"rewards", "group", "mask", "config"}}
+
+
+def missing_inputs(name: str) -> list[str]:
+    """Inputs the torch function of ``name`` requires beyond the canonical batch of its kind ([] = drivable).
+
+    An advantage whose e2e recipe feeds K reward components (B, K) counts as needing ``reward_components``."""
+    from rlspec.optimized.e2e.loop import RECIPES, is_outcome_advantage
+
+    spec = registry.get(name)
+    if spec.kind not in BATCH or spec.name not in optimized.names():
+        return [f"a torch implementation of kind policy_loss/advantage (got kind {spec.kind!r})"]
+    if spec.kind == "advantage" and not is_outcome_advantage(spec.name):
+        return ["the (rewards, group, mask) signature"]
+    params = inspect.signature(optimized.get(spec.name)).parameters.values()
+    need = [p.name for p in params if p.name not in BATCH[spec.kind] and p.default is inspect.Parameter.empty
+            and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    if RECIPES.get(spec.name, {}).get("reward_components"):
+        need.append("reward_components (B, K)")
+    return need
+
+
+def drivable(kind: str) -> list[str]:
+    """Registry names of ``kind`` whose torch function runs on a trainer's canonical batch."""
+    return [n for n in registry.names(kind=kind) if n in set(optimized.names()) and not missing_inputs(n)]
+
+
+def config_with(base, **fields):
+    """``dataclasses.replace(base, **fields)`` for the fields the config has; a needed field it lacks raises."""
+    import dataclasses
+
+    from rlspec.reference._validate import fail
+
+    have = {f.name for f in dataclasses.fields(base)}
+    lacking = [k for k, v in fields.items() if k not in have and v is not None]
+    if lacking:
+        raise fail("config", f"{type(base).__name__} without {lacking}", "a config that carries the trainer's "
+                   "aggregation (this entry aggregates its own way)")
+    return dataclasses.replace(base, **{k: v for k, v in fields.items() if k in have})
