@@ -6,6 +6,8 @@
                                                       conformance of an implementation against the reference
     rlspec vectors [--out DIR] [--check]              regenerate or verify the golden vectors
     rlspec adapter new NAME [--out DIR] [--force]     skeleton adapter + empty expectation file (docs/adapters.md)
+    rlspec expectations --from report.json [--out FILE]
+                                                      an expectation file to edit: one line per unexpected case
 
 Exit codes: 0 ok; 1 unexpected failures (``check``: a case with status ``fail`` or ``error``, or the
 implementation is not installed; ``vectors --check``: a vector does not validate or reproduce); 2 usage
@@ -245,8 +247,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.page:
             raise UsageError("--page is for `rlspec check all` (the compatibility page of every implementation)")
         return check_one(args.impl, args, algorithms, dtypes, Path(args.out or Path("reports") / _safe(args.impl)))[0]
-    if args.expectations:
-        raise UsageError("--expectations names one implementation's file; `all` uses each one's own")
+    if args.expectations or args.no_expectations:
+        raise UsageError("--expectations/--no-expectations are for one implementation; `all` uses each one's own file")
     out = Path(args.out or Path("reports") / "all")
     codes, runs = [], {}
     for impl in ("optimized", *adapters.PEERS):
@@ -271,8 +273,14 @@ def check_one(impl: str, args: argparse.Namespace, algorithms, dtypes, out: Path
             raise UsageError(f"cannot load adapter {impl!r}: {type(e).__name__}: {e}") from None
         print(f"rlspec check: implementation {impl!r} is not installed: {e}", file=sys.stderr)
         return EXIT_FAILURES, None
+    if args.no_expectations:
+        expect_path = None
+    elif args.expectations:
+        expect_path = Path(args.expectations)
+    else:
+        expect_path = expectations.locate(adapter)
     try:
-        entries = expectations.load(args.expectations) if args.expectations else expectations.for_adapter(adapter)
+        entries = expectations.load(expect_path) if expect_path is not None else []
     except (OSError, expectations.ExpectationFileError) as e:
         raise UsageError(f"expectations: {e}") from None
 
@@ -299,8 +307,7 @@ def check_one(impl: str, args: argparse.Namespace, algorithms, dtypes, out: Path
             bar.close()
     expectations.apply(results, entries)
     meta = {"command": "rlspec " + " ".join(args.argv),
-            "n_random": args.n_random, "expectations": args.expectations or str(
-                expectations.find(str(getattr(adapter, "name", "")), str(getattr(adapter, "version", ""))) or "")}
+            "n_random": args.n_random, "expectations": str(expect_path or "")}
     paths = reports.write_all(results, out, meta)
     unexpected = results.unexpected()
     not_installed = [r for r in results if r.status == "not-installed"]
@@ -311,9 +318,15 @@ def check_one(impl: str, args: argparse.Namespace, algorithms, dtypes, out: Path
                           "failures": [r.to_dict() for r in unexpected]}, indent=1, ensure_ascii=False))
     else:
         print(f"rlspec check {results.impl} (version {results.version or '?'})")
+        if expect_path is not None:
+            print(f"expectations: {expect_path} ({len(entries)} entries)")
+        elif args.no_expectations:
+            print("expectations: none (--no-expectations)")
+        else:
+            looked = ", ".join(str(p) for p in expectations.candidates(adapter))
+            print(f"expectations: none found (looked for {looked or 'nothing: the adapter has no name'})")
         print(reports.text_matrix(results, results.impl))
-        print("cell: verdict of the worst case, passed/judged (largest relative error); "
-              "✓ pass, ✗ fail, E error, — unsupported")
+        print(reports.CELL_LEGEND)
         print("counts: " + ", ".join(f"{k} {v}" for k, v in results.counts().items()))
         if results.planned:
             print(f"{len(results.planned)} planned registry entries not checked (no reference yet)")
@@ -321,8 +334,12 @@ def check_one(impl: str, args: argparse.Namespace, algorithms, dtypes, out: Path
             print(f"  {r.status.upper():5s} {r.case_id}: {r.message}")
         if len(unexpected) > 20:
             print(f"  ... {len(unexpected) - 20} more in {paths['markdown']}")
-        for r in xpass:
+        for r in xpass[:10]:
             print(f"  XPASS {r.case_id}: {r.message}")
+        if len(xpass) > 10:
+            print(f"  ... {len(xpass) - 10} more XPASS in {paths['markdown']}")
+        if unexpected:
+            print(f"  classify them: rlspec expectations --from {paths['json']} --out FILE, then edit FILE")
         for s in results.stale:
             print(f"  STALE expectation {s}")
         if not_installed:
@@ -358,7 +375,8 @@ def write_compatibility(runs: dict[str, Any], out: Path, page: Path | None, args
         lines = ["# Compatibility", "",
                  f"Generated by `rlspec check all{' --page ' + str(page) if page else ''}` on "
                  f"{datetime.date.today().isoformat()}; do not edit by hand.", "",
-                 "Each cell: verdict of the worst case, passed/judged, largest relative error. "
+                 "Each cell: the number of cases per verdict, each judged verdict with the largest relative error "
+                 "of its cases (against the reference that judged them); the colour is the worst verdict. "
                  "Known differences are classified per implementation and version in "
                  "`conformance/expectations/` (`xfail` = a bug, `deviation` = a documented design choice); "
                  "each report lists them with a reproduction.", "",
@@ -407,6 +425,30 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- expectations --from
+def cmd_expectations(args: argparse.Namespace) -> int:
+    """Draft an expectation file from a report: one line per unexpected case, status to classify."""
+    from rlspec.conformance import expectations, reports
+
+    try:
+        results = reports.load_json(args.source)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--from: cannot read a report.json from {args.source!r}: {type(e).__name__}: {e}") from None
+    text = expectations.draft(results, str(args.source))
+    n = len(results.unexpected())
+    if not args.out:
+        sys.stdout.write(text)
+        return EXIT_OK
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; choose another --out or add --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}: {n} unexpected case(s) to classify (replace '{expectations.PLACEHOLDER}' on each line by "
+          "xfail or deviation and the message by the cause); then rlspec check ... --expectations " + str(out))
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- adapter new
 def cmd_adapter(args: argparse.Namespace) -> int:
     """Write a skeleton adapter module and an empty expectation file (``rlspec adapter new NAME``)."""
@@ -420,8 +462,8 @@ def cmd_adapter(args: argparse.Namespace) -> int:
     except FileExistsError as e:
         raise UsageError(str(e)) from None
     print(f"wrote {module} (skeleton adapter; uncomment the run_<entry> methods you implement) and {expect} "
-          f"(empty expectation file)\nnext: rlspec check {args.name}:{skeleton.class_name(args.name)} "
-          f"--expectations {expect}   (guide: docs/adapters.md)")
+          f"(empty expectation file, found beside the module by default)\nnext: rlspec check "
+          f"{args.name}:{skeleton.class_name(args.name)}   (guide: docs/adapters.md)")
     return EXIT_OK
 
 
@@ -462,7 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--dtypes", help="comma-separated dtypes among float64,float32,bfloat16 (default: the adapter's)")
     pc.add_argument("--n-random", type=int, default=20, help="random cases per algorithm and dtype (default 20)")
     pc.add_argument("--timeout", type=float, default=30.0, help="seconds per case before it is an error (default 30)")
-    pc.add_argument("--expectations", help="expectation file (default conformance/expectations/IMPL[-VERSION].txt)")
+    pc.add_argument("--expectations", metavar="FILE",
+                    help="expectation file. Default: for a built-in IMPL, conformance/expectations/NAME[-VERSION].txt; "
+                    "for module:attr, beside the module's file, the first that exists of NAME-VERSION.txt, "
+                    "MODULE.txt and NAME.txt (NAME, VERSION: the adapter's name and version attributes; MODULE: "
+                    "the last part of the module name)")
+    pc.add_argument("--no-expectations", action="store_true", help="apply no expectation file (every difference "
+                    "shows as fail/error)")
     pc.add_argument("--strict", action="store_true", help="also exit 1 on xpass results and stale expectations")
     pc.add_argument("--json", action="store_true", help="print a JSON summary instead of the table")
     pc.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -498,6 +546,18 @@ def build_parser() -> argparse.ArgumentParser:
     pan.add_argument("--out", default=".", help="folder to write into (default: the current one)")
     pan.add_argument("--force", action="store_true", help="overwrite existing files")
     pan.set_defaults(func=cmd_adapter)
+
+    px = sub.add_parser("expectations", help="draft an expectation file from a report (one line per unexpected case)",
+                        description="Read a report.json written by `rlspec check` and write an expectation file "
+                        "with one line per unexpected case (fail or error): the case id, the placeholder status "
+                        "'xfail|deviation' and the case's message. Edit each line: keep xfail (a bug) or deviation "
+                        "(by design) and replace the message by the cause or an upstream link; a file that still "
+                        "holds the placeholder does not load. Glob lines may then replace families of ids; a glob "
+                        "applies only to cases that differ.", epilog="exit codes: 0 ok, 2 usage error")
+    px.add_argument("--from", dest="source", required=True, metavar="REPORT", help="a report.json of rlspec check")
+    px.add_argument("--out", metavar="FILE", help="write here (default: print)")
+    px.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    px.set_defaults(func=cmd_expectations)
 
     psite = sub.add_parser("site", help="build the documentation site (mkdocs-material; tox -e docs installs it)",
                            description="Stage docs/, the algorithm pages and the figures computed from the reference "

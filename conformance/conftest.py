@@ -19,7 +19,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="implementation under test: built-in adapter name or module:attr "
                          "(default: $RLSPEC_IMPL or 'optimized')")
     group.addoption("--expectations", action="store", default=None,
-                    help="expectation file (default: conformance/expectations/<impl>[-<version>].txt)")
+                    help="expectation file (default: as rlspec check: beside a module:attr adapter's module "
+                         "NAME-VERSION.txt, MODULE.txt or NAME.txt; conformance/expectations/ for built-in ones)")
 
 
 @pytest.fixture(scope="session")

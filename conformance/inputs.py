@@ -4,7 +4,7 @@ Two families, per kind of registry entry (see :mod:`rlspec.reference.registry`):
 
 * **named fixed cases** — deterministic batches that each exercise one hazard: ragged masks,
   fully-masked rows, an all-false mask, singleton and negative/sparse group ids, NaN/±inf/huge
-  garbage at masked positions, extra all-padding columns, log-ratios of ±20 and ±50, ratios
+  garbage at masked positions, extra all-padding columns, log-ratios of ±19.75 and ±50, ratios
   beyond the dual-clip bound with both advantage signs, sequences of very different lengths;
   advantage batches with all-equal groups, singletons, batch sizes that are not a multiple of the
   group size;
@@ -140,7 +140,8 @@ def fixed_policy_batches() -> list[Named]:
         Named("sparse-negative-groups", _policy(6, 6, 5, group=np.array([-7, -7, 1000, 1000, 3, -7])),
               ("garbage",)),
         Named("extra-padding-columns", _policy(7, 4, 9, mask=lengths_mask([5, 2, 4, 3], 9)), ("garbage",)),
-        Named("log-ratio-20", _policy(8, 4, 6, mask=lengths_mask([6, 4, 5, 2], 6), log_ratio=_alternating(4, 6, 20.0)),
+        # ±19.75, not ±20: a log-ratio exactly on a ±20 clamp (verl's, VESPO's, R2VPO's) is a tie (see _beyond_dual_clip)
+        Named("log-ratio-20", _policy(8, 4, 6, mask=lengths_mask([6, 4, 5, 2], 6), log_ratio=_alternating(4, 6, 19.75)),
               ("extreme", "garbage")),
         Named("log-ratio-50", _policy(9, 4, 6, mask=lengths_mask([6, 3, 5, 6], 6), log_ratio=_alternating(4, 6, 50.0)),
               ("extreme", "garbage")),
@@ -158,8 +159,14 @@ def fixed_policy_batches() -> list[Named]:
 
 
 def _beyond_dual_clip() -> dict[str, np.ndarray]:
-    """Ratios 0.05 … 10 (beyond 1±ε and beyond a dual-clip c = 3) against Â > 0 and Â < 0."""
-    r = np.array([0.05, 0.5, 0.9, 1.1, 1.5, 4.0, 10.0])
+    """Ratios 0.05 … 12 (beyond 1±ε, between and beyond the dual-clip bounds c = 3 and c = 10) against Â > 0 and Â < 0.
+
+    Ties: no ratio of a fixed case sits on a clip boundary of a default config (1 ± 0.2, 1 + 0.28, c = 3 or 10,
+    TRL's δ = 4, ...; tests/test_user_expectations_and_cells.py checks it), so that an implementation is never
+    judged on a sub-gradient choice (torch splits a tie of min/max/clamp 50/50 or to one side, the paper does
+    not say). Where rounding to float32/bfloat16 moves a value across a boundary, the perturbation rule of
+    :mod:`rlspec.conformance.tolerances` accepts either branch."""
+    r = np.array([0.05, 0.5, 0.9, 1.1, 1.5, 4.5, 12.0])  # 4.5 and 12, not 4 and 10: off δ = 4 and c = 10
     B, T = 4, r.size
     log_ratio = np.tile(np.log(r), (B, 1))
     adv = np.repeat(np.array([[1.3], [-0.7], [-2.0], [0.4]]), T, axis=1)

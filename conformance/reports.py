@@ -3,8 +3,9 @@
 :func:`write_all` writes the four files of one implementation's run. :func:`matrix_rows` /
 :func:`markdown_matrix` / :func:`render_matrix` also take several runs at once
 (``{implementation: results}``) for the compatibility page: rows are algorithms, columns are
-``implementation/dtype``; a cell shows the verdict of its worst case, the pass count and the
-largest error.
+``implementation/dtype``; a cell shows how many cases got each verdict (``pass 30 · xfail 7 ·
+unsupported 3``), each judged verdict with the largest relative error among its cases, and is
+coloured by its worst verdict.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ COLOURS = {
 }
 SYMBOLS = {"pass": "✓", "fail": "✗", "error": "E", "xfail": "xfail", "deviation": "dev", "xpass": "XPASS",
            "unsupported": "—", "not-installed": "n/i", "planned": "planned"}
+#: the order in which a cell lists its verdicts
+CELL_ORDER = ("pass", "fail", "error", "xfail", "deviation", "xpass", "unsupported", "not-installed", "planned")
+#: verdicts whose cases were compared with the reference (a relative error is shown for them)
+JUDGED = ("pass", "fail", "xfail", "deviation", "xpass")
+#: short labels for the PNG, where cells are narrow
+SHORT = {"unsupported": "unsup", "deviation": "dev", "not-installed": "n/i", "error": "err"}
+CELL_LEGEND = ("cell: cases per verdict; in parentheses the largest relative error |got − ref| / max(|ref|, atol/rtol) "
+               "of that verdict's cases, against the reference that judged them")
 
 
 def _fmt_err(x: float) -> str:
@@ -42,10 +51,12 @@ def _fmt_err(x: float) -> str:
 
 # --------------------------------------------------------------------------- matrix
 def matrix_rows(runs: Mapping[str, Iterable[Result]]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
-    """(algorithms, columns "impl/dtype" (or "dtype" for one run), cells) with cell = status, counts, largest error.
+    """(algorithms, columns "impl/dtype" (or "dtype" for one run), cells).
 
-    The error shown is the largest relative error |got − ref| / max(|ref|, atol/rtol) of the cell's
-    judged cases (see :func:`rlspec.conformance.tolerances.close`)."""
+    A cell holds ``counts`` (verdict → number of cases), ``errors`` (judged verdict → largest relative
+    error |got − ref| / max(|ref|, atol/rtol) of its cases, as :func:`rlspec.conformance.harness.compare`
+    measured it against the reference that judged each value), ``status`` (the worst verdict, which
+    colours it), ``passed`` (pass count), ``judged`` and ``max_rel_err`` (over every judged case)."""
     single = len(runs) == 1
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     algos: list[str] = []
@@ -64,28 +75,40 @@ def matrix_rows(runs: Mapping[str, Iterable[Result]]) -> tuple[list[str], list[s
             targets = [d if single else f"{impl}/{d}" for d in dts] if r.dtype == "*" else \
                 [r.dtype if single else f"{impl}/{r.dtype}"]
             for col in targets:
-                cell = cells.setdefault((r.algorithm, col), {"counts": {}, "max_rel_err": 0.0, "n": 0})
+                cell = cells.setdefault((r.algorithm, col), {"counts": {}, "errors": {}, "max_rel_err": 0.0, "n": 0})
                 cell["counts"][r.status] = cell["counts"].get(r.status, 0) + 1
                 cell["n"] += 1
-                if r.status in ("pass", "fail", "xfail", "deviation", "xpass") and r.max_rel_err > cell["max_rel_err"]:
-                    cell["max_rel_err"] = r.max_rel_err
+                if r.status in JUDGED:
+                    err = r.max_rel_err if not (isinstance(r.max_rel_err, float) and math.isnan(r.max_rel_err)) else 0.0
+                    cell["errors"][r.status] = max(cell["errors"].get(r.status, 0.0), err)
+                    cell["max_rel_err"] = max(cell["max_rel_err"], err)
     for cell in cells.values():
         cell["status"] = next(s for s in SEVERITY if s in cell["counts"]) if cell["counts"] else "planned"
-        ok = sum(cell["counts"].get(s, 0) for s in ("pass", "xfail", "deviation", "xpass"))
         judged = sum(cell["counts"].get(s, 0) for s in ("pass", "fail", "error", "xfail", "deviation", "xpass"))
-        cell["passed"], cell["judged"] = ok, judged
+        cell["passed"], cell["judged"] = cell["counts"].get("pass", 0) + cell["counts"].get("xpass", 0), judged
     return sorted(algos), cols, cells
 
 
-def cell_text(cell: dict | None, markdown: bool = True) -> str:
+def cell_text(cell: dict | None, markdown: bool = True, errors: bool = True) -> str:
+    """``pass 30 (2.1e-07) · xfail 7 (5.9e+02) · unsupported 3``: every verdict present, in
+    :data:`CELL_ORDER`, with its number of cases and (for judged verdicts) its largest relative error."""
     if cell is None:
         return ""
-    st = cell["status"]
-    if cell["judged"] == 0:
-        return SYMBOLS.get(st, st)
-    err = _fmt_err(cell["max_rel_err"])
-    text = f"{SYMBOLS.get(st, st)} {cell['passed']}/{cell['judged']}"
-    return f"{text} ({err})" if err else text
+    parts = []
+    for st in CELL_ORDER:
+        n = cell["counts"].get(st, 0)
+        if not n:
+            continue
+        err = _fmt_err(cell.get("errors", {}).get(st)) if errors and st in JUDGED else ""
+        parts.append(f"{st} {n}" + (f" ({err})" if err else ""))
+    return " · ".join(parts) if parts else cell["status"]
+
+
+def png_cell_text(cell: dict) -> str:
+    """Two lines for the PNG: the counts (short labels), then the passing cases' largest relative error."""
+    counts = " · ".join(f"{SHORT.get(st, st)} {cell['counts'][st]}" for st in CELL_ORDER if cell["counts"].get(st))
+    err = _fmt_err(cell.get("errors", {}).get("pass"))
+    return counts + (f"\npass err {err}" if err else "")
 
 
 def markdown_matrix(runs: Mapping[str, Iterable[Result]]) -> str:
@@ -120,8 +143,8 @@ def render_matrix(runs: Mapping[str, Iterable[Result]], path: str | os.PathLike,
 
     algos, cols, cells = matrix_rows(runs)
     n_r, n_c = max(len(algos), 1), max(len(cols), 1)
-    fig_w = 2.4 + 1.55 * n_c
-    fig_h = 1.4 + 0.32 * n_r
+    fig_w = 2.4 + 2.1 * n_c
+    fig_h = 1.4 + 0.42 * n_r
     fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=110)
     for i, a in enumerate(algos):
         for j, c in enumerate(cols):
@@ -130,8 +153,8 @@ def render_matrix(runs: Mapping[str, Iterable[Result]], path: str | os.PathLike,
             ax.add_patch(Rectangle((j, n_r - 1 - i), 1, 1, facecolor=COLOURS.get(st, "#ffffff"), edgecolor="white"))
             if cell:
                 dark = st in ("error", "fail")
-                ax.text(j + 0.5, n_r - 1 - i + 0.5, cell_text(cell).replace("✓ ", "").replace("✗ ", "✗"),
-                        ha="center", va="center", fontsize=7, color="white" if dark else "black")
+                ax.text(j + 0.5, n_r - 1 - i + 0.5, png_cell_text(cell),
+                        ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
     ax.set_xlim(0, n_c)
     ax.set_ylim(0, n_r)
     ax.set_xticks([j + 0.5 for j in range(len(cols))], cols, rotation=30, ha="right", fontsize=8)
@@ -142,7 +165,8 @@ def render_matrix(runs: Mapping[str, Iterable[Result]], path: str | os.PathLike,
     present = sorted({cells[k]["status"] for k in cells}, key=SEVERITY.index)
     ax.legend(handles=[Patch(color=COLOURS[s], label=s) for s in present], loc="upper left",
               bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-    ax.set_title(title or "rlspec conformance: passed/judged (largest relative error)", fontsize=9)
+    ax.set_title((title or "rlspec conformance") + "\ncases per verdict (colour: the worst); pass err: largest "
+                 "relative error of the passing cases", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
@@ -229,8 +253,10 @@ def to_markdown(results: Results, max_failures: int = 50) -> str:
         lines += [f"{len(results.planned)} planned registry entries (no reference yet) were not checked.", ""]
     if getattr(results, "dropped", 0):
         lines += [f"{results.dropped} generated case(s) were dropped because the reference rejects them.", ""]
-    lines += ["## Matrix", "", "Cell: verdict of the worst case, passed/judged, largest relative error "
-              "|got − ref| / max(|ref|, atol/rtol).", "",
+    lines += ["## Matrix", "", "Cell: the number of cases per verdict; after each judged verdict, in parentheses, "
+              "the largest relative error |got − ref| / max(|ref|, atol/rtol) of its cases, measured against the "
+              "reference that judged each value (the perturbed reference where the branch rule of the tolerances "
+              "excused an element).", "",
               markdown_matrix({impl: list(results)}), ""]
     bad = [r for r in results if r.status in ("fail", "error")]
     if bad:
@@ -240,7 +266,8 @@ def to_markdown(results: Results, max_failures: int = 50) -> str:
             if r.reproduction:
                 lines += ["Reproduction:", "", "```python", r.reproduction.rstrip(), "```", ""]
         if len(bad) > max_failures:
-            lines += [f"… and {len(bad) - max_failures} more (see report.json).", ""]
+            lines += [f"### {len(bad) - max_failures} more (reproductions in report.json)", ""]
+            lines += [f"- `{r.case_id}` — {r.status}: {' '.join(r.message.split())}" for r in bad[max_failures:]] + [""]
     known = [r for r in results if r.status in ("xfail", "deviation")]
     if known:
         lines += [f"## Known failures and deviations ({len(known)})", "",
@@ -253,11 +280,18 @@ def to_markdown(results: Results, max_failures: int = 50) -> str:
             lines += [f"### {status}: {reason}", "", f"Largest error in `{first.case_id}`: {first.message}", ""]
             if first.reproduction:
                 lines += ["Reproduction:", "", "```python", first.reproduction.rstrip(), "```", ""]
-            lines += ["Cases: " + ", ".join(f"`{r.case_id}`" for r in rs[:max_failures])
-                      + (f" … and {len(rs) - max_failures} more" if len(rs) > max_failures else ""), ""]
+            lines += [f"Cases ({len(rs)}): " + ", ".join(f"`{r.case_id}`" for r in rs), ""]
     xp = [r for r in results if r.status == "xpass"]
     if xp:
-        lines += [f"## Unexpectedly passing ({len(xp)})", ""] + [f"- `{r.case_id}`: {r.message}" for r in xp] + [""]
+        lines += [f"## Unexpectedly passing ({len(xp)})", "",
+                  "Cases an exact expectation line classifies but that pass: the line is out of date (remove it). "
+                  "Grouped by expectation line, every case listed.", ""]
+        by_line: dict[str, list[Result]] = {}
+        for r in xp:
+            by_line.setdefault(r.message, []).append(r)
+        for msg, rs in by_line.items():
+            lines.append(f"- {msg} ({len(rs)}): " + ", ".join(f"`{r.case_id}`" for r in rs))
+        lines.append("")
     if getattr(results, "stale", None):
         lines += ["## Stale expectation entries", ""] + [f"- {s}" for s in results.stale] + [""]
     uns = [r for r in results if r.status in ("unsupported", "not-installed")]

@@ -54,9 +54,10 @@ def module_text(name: str) -> str:
 
         Check it with
 
-            rlspec check {name}:{cls} --expectations {name}.txt
+            rlspec check {name}:{cls}
 
-        run from this folder (or with it on PYTHONPATH). Walk-through: docs/adapters.md in rlspec.
+        run from this folder (or with it on PYTHONPATH); the expectation file {name}.txt beside this module
+        is read by default. Walk-through: docs/adapters.md in rlspec.
 
         Every registry entry with a reference is listed below as a commented-out ``run_<entry>`` method
         whose comment is its input contract (``rlspec show ENTRY`` prints the same). Uncomment the methods
@@ -109,8 +110,9 @@ def expectation_text(name: str) -> str:
         # Expectation file of {name}: known differences from the reference, one per line.
         #   CASE-ID-OR-GLOB          xfail|deviation   reason or upstream link
         # xfail = a bug (link the issue); deviation = differs from the paper by design (say where it is documented).
-        # Case ids are those of the report (e.g. grpo/float32/singletons); globs use fnmatch.
-        # Pass it with: rlspec check {name}:{class_name(name)} --expectations {name}.txt
+        # Case ids are those of the report (e.g. grpo/float32/singletons); globs use fnmatch and apply only to
+        # cases that differ. `rlspec check {name}:{class_name(name)}` reads this file (beside {name}.py) by default;
+        # `rlspec expectations --from reports/.../report.json` drafts its lines from a report.
         """)
 
 

@@ -60,7 +60,7 @@ def test_guide_has_the_example_files():
 
 def _cli_verdicts(example: Path, out: Path, expectations: Path | None) -> tuple[int, dict[str, str]]:
     args = ["check", TARGET, "--algorithms", "ppo,grpo", "--no-progress", "--json", "--out", str(out)]
-    code = main(args + (["--expectations", str(expectations)] if expectations else []))
+    code = main(args + (["--expectations", str(expectations)] if expectations else ["--no-expectations"]))
     report = json.loads((out / "report.json").read_text())
     return code, {r["case_id"]: r["status"] for r in report["results"]}
 
@@ -81,6 +81,17 @@ def test_guide_adapter_report_is_the_one_the_guide_reads(example, tmp_path, caps
     assert verdicts["ppo/float64/log-ratio-50"] == "deviation"
     assert verdicts["grpo/float32/random-9"] == "xfail"
     assert "xpass" not in verdicts.values()
+    # the file beside the adapter module is read by default: tinyrl.txt (the adapter's name)
+    code, default = _cli_verdicts_default(example, tmp_path / "default")
+    capsys.readouterr()
+    assert code == 0 and default == verdicts
+
+
+def _cli_verdicts_default(example: Path, out: Path) -> tuple[int, dict[str, str]]:
+    code = main(["check", TARGET, "--algorithms", "ppo,grpo", "--no-progress", "--json", "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert report["expectations"] == str((example / "tinyrl.txt").resolve())
+    return code, {r["case_id"]: r["status"] for r in report["results"]}
 
 
 def test_guide_reproduction_runs_with_the_framework_alone(example):

@@ -81,9 +81,21 @@ def test_apply_expectations_statuses_and_staleness():
     res = Results([_res("ppo/float32/a", "fail"), _res("ppo/float32/b", "pass"), _res("grpo/float64/basic", "error"),
                    _res("ppo/float64/a", "fail"), _res("gone/float64/y", "pass")])
     stale = expectations.apply(res, expectations.parse(TEXT, "f.txt"))
-    assert [r.status for r in res] == ["xfail", "xpass", "deviation", "fail", "pass"]
-    assert res[0].reason.startswith("known bug") and "expects xfail" in res[1].message
+    # ppo/float32/b passes and only a glob covers it: globs apply only to cases that differ
+    assert [r.status for r in res] == ["xfail", "pass", "deviation", "fail", "pass"]
+    assert res[0].reason.startswith("known bug") and res[1].reason == ""
     assert len(stale) == 1 and "gone/float64/x" in stale[0] and res.stale == stale
+
+
+def test_only_an_exact_id_turns_a_pass_into_xpass():
+    text = "ppo/float64/a  xfail  exact line\nppo/*/b  xfail  glob line\ngrpo/*  deviation  covers passing cases only\n"
+    res = Results([_res("ppo/float64/a", "pass"), _res("ppo/float64/b", "pass"), _res("ppo/float32/b", "fail"),
+                   _res("grpo/float64/c", "pass")])
+    stale = expectations.apply(res, expectations.parse(text, "f.txt"))
+    assert [r.status for r in res] == ["xpass", "pass", "xfail", "pass"]
+    assert "f.txt:1" in res[0].message
+    assert len(stale) == 1 and "grpo/*" in stale[0]  # a glob that classifies no differing case is stale
+    assert expectations.match(expectations.parse(text, "f.txt"), "ppo/float64/b", differs=False) is None
 
 
 def test_entries_of_algorithms_not_run_are_not_stale():
