@@ -47,6 +47,31 @@ class AggregationOptions:
             choice(self.seq_denominator, "seq_denominator", aggregation.SEQ_DENOMINATORS)
 
 
+@dataclass(frozen=True)
+class CriticAggregationOptions:
+    """How a critic (``value_loss``) is aggregated over its valid tokens; shared by every critic-loss config.
+
+    agg: a mode of :data:`rlspec.reference.aggregation.MODES` other than ``group-token-mean`` (a critic loss takes
+    no prompt ids); default token-mean. normalizer / const / seq_denominator: as in :class:`AggregationOptions`.
+    """
+
+    agg: str = "token-mean"
+    normalizer: float | None = None
+    const: float | None = None
+    seq_denominator: str | None = None
+
+    def __post_init__(self) -> None:
+        choice(self.agg, "agg", aggregation.MODES)
+        if self.agg == "group-token-mean":
+            raise fail("agg", "'group-token-mean'", "a mode without prompt groups (the critic loss takes no group)")
+        if self.normalizer is not None:
+            positive(self.normalizer, "normalizer")
+        if self.const is not None:
+            positive(self.const, "const")
+        if self.seq_denominator is not None:
+            choice(self.seq_denominator, "seq_denominator", aggregation.SEQ_DENOMINATORS)
+
+
 def log_ratio(logp: np.ndarray, old_logp: np.ndarray, clamp: float | None) -> tuple[np.ndarray, np.ndarray]:
     """log r = logp − old_logp, optionally clamped; returns (log_r, ∂log_r/∂logp ∈ {0, 1})."""
     d = logp - old_logp

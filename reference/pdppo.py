@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlspec.reference import aggregation
+from rlspec.reference import aggregation, common
 from rlspec.reference._validate import as_2d, as_mask, choice, fail, in_range, masked_array, positive
 from rlspec.reference.envs import lot_sizing, tabular_mdp
 from rlspec.reference.registry import Equation, Paper, Spec, register
@@ -86,27 +86,15 @@ class PDPPOConfig:
 
 
 @dataclass(frozen=True)
-class PDPPOCriticConfig:
+class PDPPOCriticConfig(common.CriticAggregationOptions):
     """c_v: weight of the squared error (code: 0.5·MSE, i.e. c_v = 0.5); agg/normalizer/const/seq_denominator:
     the aggregation over valid steps (code: the mean over the buffer = token-mean)."""
 
     c_v: float = 0.5
-    agg: str = "token-mean"
-    normalizer: float | None = None
-    const: float | None = None
-    seq_denominator: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         positive(self.c_v, "c_v", allow_zero=True)
-        choice(self.agg, "agg", aggregation.MODES)
-        if self.agg == "group-token-mean":
-            raise fail("agg", "'group-token-mean'", "a mode without prompt groups (the critic loss takes no group)")
-        if self.normalizer is not None:
-            positive(self.normalizer, "normalizer")
-        if self.const is not None:
-            positive(self.const, "const")
-        if self.seq_denominator is not None:
-            choice(self.seq_denominator, "seq_denominator", aggregation.SEQ_DENOMINATORS)
 
 
 # ---------------------------------------------------------------------------- returns and advantages

@@ -33,36 +33,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlspec.reference import aggregation
-from rlspec.reference._validate import as_2d, as_mask, choice, fail, masked_array, positive
+from rlspec.reference import aggregation, common
+from rlspec.reference._validate import as_2d, as_mask, masked_array, positive
 from rlspec.reference.registry import Equation, Paper, Spec, register
 
 PPO_PAPER = Paper(arxiv="1707.06347", title="Proximal Policy Optimization Algorithms", year=2017)
 
 
 @dataclass(frozen=True)
-class ValueClipConfig:
+class ValueClipConfig(common.CriticAggregationOptions):
     """eps: value clip range (None = no clip, the paper's L^VF). agg/normalizer/const/seq_denominator: the
-    aggregation, as for policy losses (see :mod:`rlspec.reference.aggregation`); default token-mean."""
+    aggregation (:class:`rlspec.reference.common.CriticAggregationOptions`); default token-mean."""
 
     eps: float | None = 0.2
-    agg: str = "token-mean"
-    normalizer: float | None = None
-    const: float | None = None
-    seq_denominator: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.eps is not None:
             positive(self.eps, "eps", allow_zero=True)
-        choice(self.agg, "agg", aggregation.MODES)
-        if self.agg == "group-token-mean":
-            raise fail("agg", "'group-token-mean'", "a mode without prompt groups (the critic loss takes no group)")
-        if self.normalizer is not None:
-            positive(self.normalizer, "normalizer")
-        if self.const is not None:
-            positive(self.const, "const")
-        if self.seq_denominator is not None:
-            choice(self.seq_denominator, "seq_denominator", aggregation.SEQ_DENOMINATORS)
 
 
 def clipped_value(V: np.ndarray, V_old: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:

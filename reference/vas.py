@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlspec.reference import aggregation
+from rlspec.reference import aggregation, common
 from rlspec.reference._validate import as_2d, as_mask, choice, fail, in_range, masked_array, positive
 from rlspec.reference.envs import token_tree as tt
 from rlspec.reference.gae import GAEConfig, gae_advantage
@@ -77,23 +77,9 @@ class VASConfig:
 
 
 @dataclass(frozen=True)
-class VASValueConfig:
+class VASValueConfig(common.CriticAggregationOptions):
     """Critic loss aggregation: token-mean (the code's masked_mean) by default; ``normalizer`` (the global
     count when the batch is sharded), ``const`` and ``seq_denominator`` as in :mod:`rlspec.reference.aggregation`."""
-
-    agg: str = "token-mean"
-    normalizer: float | None = None
-    const: float | None = None
-    seq_denominator: str | None = None
-
-    def __post_init__(self) -> None:
-        choice(self.agg, "agg", tuple(m for m in aggregation.MODES if m != "group-token-mean"))
-        if self.normalizer is not None:
-            positive(self.normalizer, "normalizer")
-        if self.const is not None:
-            positive(self.const, "const")
-        if self.seq_denominator is not None:
-            choice(self.seq_denominator, "seq_denominator", aggregation.SEQ_DENOMINATORS)
 
 
 # ---------------------------------------------------------------------------- decoding
