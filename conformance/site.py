@@ -282,6 +282,11 @@ PROVENANCE = {"paper": "confirmed in the paper's text",
               "reconstructed": "reconstructed by rlspec where the paper and code leave it open"}
 
 
+def _md_text(text: str) -> str:
+    """Plain text for a markdown heading: no markup characters."""
+    return re.sub(r"([\\`*_\[\]{}<>#|])", r"\\\1", text)
+
+
 def provenance_badge(source: str) -> str:
     return f'<span class="rl-prov rl-prov-{source}" title="{PROVENANCE.get(source, source)}">{source}</span>'
 
@@ -453,6 +458,7 @@ def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = p
     for spec in built:
         page = _site_page(badge_equations(algorithm_page(spec), spec), pages_dir / f"{spec.name}.md", dead)
         page = link_sources(page, root, source_refs)
+        page = page.replace("\n## Background\n", f"\n## Background: {_md_text(spec.paper.title)} {{#background}}\n", 1)
         if spec.name in ratio_names:
             draw_ratio_figure(spec, fig_dir / f"{spec.name}-ratio.png")
             page = _insert_section(page, ratio_section(spec, f"fig/{spec.name}-ratio.png"))
