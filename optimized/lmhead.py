@@ -34,8 +34,8 @@ from rlspec.reference._validate import fail
 __all__ = ["fused_logprobs", "fused_policy_loss", "default_chunks"]
 
 
-def default_chunks(n_tokens: int, vocab: int, budget: int = 1 << 23) -> tuple[int, int]:
-    """(token chunk, vocabulary tile) with chunk·tile ≤ ``budget`` elements (8M: 32 MB of float32 logits).
+def default_chunks(n_tokens: int, vocab: int, budget: int = 1 << 22) -> tuple[int, int]:
+    """(token chunk, vocabulary tile) with chunk·tile ≤ ``budget`` elements (4M: 16 MB of float32 logits).
 
     Tiles are as wide as the budget allows with every token in one chunk (each weight tile is then read once per
     pass, and ∂W of a tile is written once); only beyond budget/128 tokens are the tokens chunked too."""
