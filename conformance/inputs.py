@@ -13,7 +13,8 @@ Two families, per kind of registry entry (see :mod:`rlspec.reference.registry`):
 
 Batches hold every canonical input of the kind (``logp``, ``old_logp``, ``ref_logp``, ``adv``,
 ``mask``, ``group`` for policy losses and KL terms; ``rewards``, ``group``, ``mask`` for
-advantages; ``values``, ``old_values``, ``returns``, ``mask`` for critic (value) losses); the harness passes each entry only the arguments its reference function accepts.
+advantages; ``values``, ``old_values``, ``returns``, ``mask`` for critic (value) losses); the harness passes
+each entry only the arguments its reference function accepts.
 Kinds without a default generator use the registry entry's ``make_inputs(rng)``.
 
 Tags: ``"extreme"`` marks batches whose log-ratios are ±20/±50 (not run in bfloat16, where a

@@ -19,8 +19,7 @@ import torch
 
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
-from rlspec.reference.dgpo_graph import (DGPOAdvantageConfig, DGPOConfig, DGPOState, check_state, slice_scale,
-                                         time_budget)
+from rlspec.reference.dgpo_graph import DGPOAdvantageConfig, DGPOConfig, DGPOState, check_state, slice_scale, time_budget
 
 __all__ = ["DGPOConfig", "DGPOAdvantageConfig", "DGPOState", "eager_pg_loss_value", "eager_pg_loss",
            "dgpo_advantage", "slice_scale", "time_budget"]

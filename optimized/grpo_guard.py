@@ -9,6 +9,7 @@ Half-precision inputs are computed in float32 (:func:`rlspec.optimized.common.up
 from __future__ import annotations
 
 import torch
+
 from rlspec.optimized import common
 from rlspec.optimized.ppo import clipped_surrogate
 from rlspec.optimized.registry import implements

@@ -15,8 +15,16 @@ from rlspec.optimized.ppo import clipped_surrogate, dual_clip
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import choice, fail, in_range
 from rlspec.reference.grpo import GRPOConfig
-from rlspec.reference.hapo import (ENTROPY_FLOOR, SIGMA_FLOOR, SIGMAS, SIGNS, EntropyStats, HAPOAdvantageConfig,
-                                   HAPOConfig, HAPOTemperatureConfig)
+from rlspec.reference.hapo import (
+    ENTROPY_FLOOR,
+    SIGMA_FLOOR,
+    SIGMAS,
+    SIGNS,
+    EntropyStats,
+    HAPOAdvantageConfig,
+    HAPOConfig,
+    HAPOTemperatureConfig,
+)
 
 __all__ = ["HAPOConfig", "HAPOAdvantageConfig", "HAPOTemperatureConfig", "EntropyStats", "log_entropy",
            "entropy_statistics", "entropy_signal", "token_entropy_signal", "adaptive_temperature",

@@ -146,7 +146,8 @@ def fused_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor
         raise fail("weight", f"shape {tuple(getattr(weight, 'shape', ()))}", f"(V, {hidden.shape[-1]}) (the LM-head weight)")
     lead = hidden.shape[:-1]
     if not isinstance(ids, torch.Tensor) or tuple(ids.shape) != tuple(lead) or ids.dtype.is_floating_point:
-        raise fail("ids", f"{getattr(ids, 'dtype', None)} {tuple(getattr(ids, 'shape', ()))}", f"integer ids of shape {tuple(lead)}")
+        raise fail("ids", f"{getattr(ids, 'dtype', None)} {tuple(getattr(ids, 'shape', ()))}",
+                   f"integer ids of shape {tuple(lead)}")
     V = weight.shape[0]
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != V):
         raise fail("bias", f"shape {tuple(bias.shape)}", f"({V},) or None")

@@ -161,7 +161,7 @@ def test_optimal_router_easy_to_instant_hard_to_cheapest_adequate():
     for x in range(3):
         P = mb.P_CORRECT[x]
         want = np.zeros(3)
-        for (k0, k1, k2), prob in mb.forced_outcomes(P, 2):
+        for (k0, _k1, _k2), prob in mb.forced_outcomes(P, 2):
             easy = k0 / 2 >= 0.5
             want += prob * P * np.array([1.0, 1 - 0.2 * easy, 1 - 0.2 * easy])
         np.testing.assert_allclose(expected_reward_by_mode(P, 2, cfg), want, rtol=1e-13)

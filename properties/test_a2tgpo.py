@@ -17,8 +17,16 @@ from hypothesis import strategies as st
 from properties.strategies import clean, finite_difference, seeds
 from rlspec.reference import aggregation
 from rlspec.reference._validate import RLSpecValueError
-from rlspec.reference.a2tgpo import (A2TGPOAdvantageConfig, A2TGPOConfig, a2tgpo_advantage, a2tgpo_loss,
-                                     a2tgpo_signals, accumulate_ig, turn_clip_scale, turn_group_normalize)
+from rlspec.reference.a2tgpo import (
+    A2TGPOAdvantageConfig,
+    A2TGPOConfig,
+    a2tgpo_advantage,
+    a2tgpo_loss,
+    a2tgpo_signals,
+    accumulate_ig,
+    turn_clip_scale,
+    turn_group_normalize,
+)
 from rlspec.reference.grpo import GRPOConfig, grpo_outcome_advantage
 from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 

@@ -16,8 +16,7 @@ from scipy import optimize
 from scipy.special import expit
 
 from properties.strategies import clean, finite_difference, policy_batches, seeds
-from rlspec.reference import aggregation
-from rlspec.reference import brrl
+from rlspec.reference import aggregation, brrl
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.envs import finite_mdp
 from rlspec.reference.grpo import GRPOConfig, grpo_advantage
@@ -300,7 +299,8 @@ def test_ppo_is_a_one_sided_hinge_to_the_bang_bang_target(batch, eps):
     m = batch["mask"]
     A, r = clean(batch["adv"], m), r_of(batch)
     c = aggregation.coefficients(m, "token-mean")
-    loss_ppo, d_ppo = ppo_clip_loss(batch["logp"], batch["old_logp"], batch["adv"], m, config=PPOConfig(eps_low=eps, eps_high=eps))
+    loss_ppo, d_ppo = ppo_clip_loss(batch["logp"], batch["old_logp"], batch["adv"], m,
+                                    config=PPOConfig(eps_low=eps, eps_high=eps))
     rA = 1 + eps * np.sign(A)
     hinge = np.abs(A) * np.maximum(np.sign(A) * (rA - r), 0.0) - A * rA
     assert loss_ppo == pytest.approx(float((c * hinge).sum()), rel=1e-10, abs=1e-12)

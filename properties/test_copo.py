@@ -15,8 +15,15 @@ from hypothesis import strategies as st
 from properties.strategies import finite_difference, ragged_mask, seeds
 from rlspec.reference import registry
 from rlspec.reference._validate import RLSpecValueError
-from rlspec.reference.copo import (COPOConfig, COPOLossConfig, answer_entropy, copo_advantage, copo_components,
-                                   copo_loss, entropy_coefficient)
+from rlspec.reference.copo import (
+    COPOConfig,
+    COPOLossConfig,
+    answer_entropy,
+    copo_advantage,
+    copo_components,
+    copo_loss,
+    entropy_coefficient,
+)
 from rlspec.reference.grpo import GRPOConfig, grpo_advantage
 
 

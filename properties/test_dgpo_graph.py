@@ -21,8 +21,18 @@ from hypothesis import strategies as st
 from rlspec import optimized
 from rlspec.reference import registry
 from rlspec.reference._validate import RLSpecValueError
-from rlspec.reference.dgpo_graph import (DGPOAdvantageConfig, DGPOConfig, DGPOState, dgpo_advantage, eager_pg_loss,
-                                         logits_grad_to_theta, make_inputs, tabular_logits, train, update)
+from rlspec.reference.dgpo_graph import (
+    DGPOAdvantageConfig,
+    DGPOConfig,
+    DGPOState,
+    dgpo_advantage,
+    eager_pg_loss,
+    logits_grad_to_theta,
+    make_inputs,
+    tabular_logits,
+    train,
+    update,
+)
 from rlspec.reference.envs import dag_diffusion as dd
 
 SPACE = dd.DagSpace()

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlspec import optimized
 from properties.strategies import outcome_batches, seeds
+from rlspec import optimized
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.grpo import DrGRPOConfig, GRPOConfig, dr_grpo_advantage, grpo_advantage
 

@@ -14,6 +14,9 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy import stats
+
+from properties.strategies import seeds
 from rlspec.reference import aggregation
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.envs import gaussian_sde as env
@@ -26,9 +29,6 @@ from rlspec.reference.grpo_guard import (
     rationorm_log_ratio,
 )
 from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
-from scipy import stats
-
-from properties.strategies import seeds
 
 configs = st.builds(
     GRPOGuardConfig,

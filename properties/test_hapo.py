@@ -18,9 +18,18 @@ from properties.strategies import clean, finite_difference, seeds
 from rlspec.reference import aggregation
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.grpo import GRPOConfig, grpo_advantage
-from rlspec.reference.hapo import (HAPOAdvantageConfig, HAPOConfig, HAPOTemperatureConfig, adaptive_clip,
-                                   adaptive_temperature, entropy_statistics, hapo_advantage, hapo_loss,
-                                   redistribution_factor, token_entropy_signal)
+from rlspec.reference.hapo import (
+    HAPOAdvantageConfig,
+    HAPOConfig,
+    HAPOTemperatureConfig,
+    adaptive_clip,
+    adaptive_temperature,
+    entropy_statistics,
+    hapo_advantage,
+    hapo_loss,
+    redistribution_factor,
+    token_entropy_signal,
+)
 from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
 GARBAGE = (np.nan, np.inf, -np.inf, 1e30)

@@ -23,9 +23,19 @@ from rlspec import optimized
 from rlspec.reference import registry
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.envs import masked_diffusion as md
-from rlspec.reference.igpo_inpainting import (IGPOConfig, IGPOLossConfig, chunk_spans, entropy_filter, hint_positions,
-                                              igpo_inpainting, igpo_inpainting_loss, igpo_rollouts, inpaint_ratios,
-                                              make_inputs, make_loss_inputs, n_revealed)
+from rlspec.reference.igpo_inpainting import (
+    IGPOConfig,
+    IGPOLossConfig,
+    chunk_spans,
+    entropy_filter,
+    hint_positions,
+    igpo_inpainting,
+    igpo_inpainting_loss,
+    igpo_rollouts,
+    inpaint_ratios,
+    make_inputs,
+    make_loss_inputs,
+)
 
 
 @st.composite

@@ -16,8 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from properties.strategies import clean, finite_difference, outcome_batches, policy_batches, seeds
-from rlspec.reference import aggregation
-from rlspec.reference import riskpo
+from rlspec.reference import aggregation, riskpo
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.gspo import GSPOConfig, gspo_loss
 from rlspec.reference.ppo import PPOConfig, ppo_clip_loss

@@ -17,9 +17,19 @@ from hypothesis import strategies as st
 from properties.strategies import GARBAGE, seeds
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.gae import GAEConfig, gae_advantage
-from rlspec.reference.spo_segment import (SPOChainConfig, SPOTreeConfig, make_chain_inputs, make_tree_inputs,
-                                          mc_value, random_tree, segment_index, segment_starts,
-                                          spo_segment_advantage, spo_tree_advantage, tree_node_values)
+from rlspec.reference.spo_segment import (
+    SPOChainConfig,
+    SPOTreeConfig,
+    make_chain_inputs,
+    make_tree_inputs,
+    mc_value,
+    random_tree,
+    segment_index,
+    segment_starts,
+    spo_segment_advantage,
+    spo_tree_advantage,
+    tree_node_values,
+)
 
 rhos = st.sampled_from([0.5, 0.9, 0.95])
 intervals = st.sampled_from([1, 2, 3, 5])

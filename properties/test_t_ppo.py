@@ -15,8 +15,14 @@ from hypothesis import strategies as st
 from properties.strategies import GARBAGE, finite_difference, seeds
 from rlspec.reference._validate import RLSpecValueError
 from rlspec.reference.gae import GAEConfig, gae_advantage
-from rlspec.reference.t_ppo import (TPPOConfig, TPPOValueConfig, make_tppo_inputs, make_value_inputs,
-                                    tppo_advantage, tppo_value_loss)
+from rlspec.reference.t_ppo import (
+    TPPOConfig,
+    TPPOValueConfig,
+    make_tppo_inputs,
+    make_value_inputs,
+    tppo_advantage,
+    tppo_value_loss,
+)
 from rlspec.reference.value_clip import ValueClipConfig, value_clip_loss
 
 gammas = st.sampled_from([1.0, 0.99, 0.9, 0.5, 0.0])

@@ -52,6 +52,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from rlspec.reference import common
 from rlspec.reference._validate import choice, fail, masked_array, policy_batch, positive
 from rlspec.reference.envs import gaussian_sde

@@ -71,8 +71,17 @@ from typing import Any
 import numpy as np
 
 from rlspec.reference import common
-from rlspec.reference._validate import (as_mask, choice, fail, finite_vector, group_ids, in_range, masked_array,
-                                        policy_batch, positive)
+from rlspec.reference._validate import (
+    as_mask,
+    choice,
+    fail,
+    finite_vector,
+    group_ids,
+    in_range,
+    masked_array,
+    policy_batch,
+    positive,
+)
 from rlspec.reference.grpo import GRPOConfig, broadcast_to_tokens, grpo_outcome_advantage
 from rlspec.reference.ppo import PPOConfig, clipped_surrogate
 from rlspec.reference.registry import Equation, Paper, Spec, register
@@ -331,7 +340,8 @@ def igpo_inpainting_loss(logp, old_logp, adv, mask, ref_logp=None, config: IGPOL
 
     Args: logp, old_logp, adv (B, T); mask (B, T) bool (the row's loss positions before filtering);
     hint_mask (B, T) bool: inpainted hint tokens (None = none); entropy (B, T): the policy's token entropy
-    from the no-grad pass that gives old_logp (as in the code), read only at hint positions; ref_logp needed when beta > 0; group only for agg='group-token-mean'.
+    from the no-grad pass that gives old_logp (as in the code), read only at hint positions; ref_logp needed when
+    beta > 0; group only for agg='group-token-mean'.
     Returns: (loss, dlogp (B, T)), dlogp zero outside the kept positions (token ratio) or outside mask.
     """
     cfg = config or IGPOLossConfig()
@@ -417,7 +427,8 @@ EQUATIONS = (
              "official-code", "replace_with_inpainted",
              note=f"{_CODE}: max_replacements = 4 (run script; field default 1), a random subset via randperm "
                   "when more are correct (select='random'), max_resamples = 0 (no second attempt)"),
-    Equation("advantage", "A_i = r_i − (1/G) Σ_j r_j on the mixed group", "arXiv 2509.10396, background (via a third-party summary: "
+    Equation("advantage", "A_i = r_i − (1/G) Σ_j r_j on the mixed group",
+             "arXiv 2509.10396, background (via a third-party summary: "
              "A_i = r(o_i) − mean_j r(o_j))", "official-code", "group_advantage",
              note=f"{_CODE}: advantages = rewards − mean_grouped_rewards, std computed but unused; "
                   "std_normalize=True gives GRPO's z-score"),

@@ -359,7 +359,8 @@ def _conformance_configs():
 
 
 EQUATIONS_LOSS = (
-    Equation("riskpo-mvar", "MVaR^ω_{α:β} = (1 + ω)∫_0^α F⁻¹(u)du + ∫_α^β F⁻¹(u)du", "arXiv 2510.00911, MVaR objective (section not read)",
+    Equation("riskpo-mvar", "MVaR^ω_{α:β} = (1 + ω)∫_0^α F⁻¹(u)du + ∫_α^β F⁻¹(u)du",
+             "arXiv 2510.00911, MVaR objective (section not read)",
              "secondary", "mvar", note=_NOTES + "; α = 0.2, β = 0.8 also in a third-party summary"),
     Equation("riskpo-theorem1", "∇RVaR_{α:β} = (1/(β − α))E[g(R, q_α, q_β)∇log π],  g = (z − a)⁺ − (z − b)⁺ + a − b",
              "arXiv 2510.00911 Theorem 1", "official-code", "g_rvar",

@@ -32,6 +32,7 @@ them and differentiate through them by finite differences.
 from __future__ import annotations
 
 import numpy as np
+
 from rlspec.reference._validate import choice, fail
 
 REDUCES = ("sum", "mean")
