@@ -25,13 +25,13 @@ read (the composition test feeds the advantages into the registry's PPO loss).
 Provenance, honestly:
 
 * read in the authors' figure (official repository, ``assets/rl.jpg``): the forced/adaptive split with prefix
-  injection without loss; the reward acc × fmt; "the accuracies of the three modes are 1/2, 0/2, 1/2, so this
-  question is easy"; the correct adaptive rollouts of the easy question rewarded 0.8 in the reasoning and agentic
-  modes and 1 in the instant mode; the "mixed-group" advantages 1.06, −1.10, 0.62 — which are exactly the
+  injection without loss; the reward acc × fmt; per-mode accuracies 1/2, 0/2, 1/2 marking the
+  question as easy; the correct adaptive rollouts of the easy question rewarded 0.8 in the reasoning and agentic
+  modes and 1 in the instant mode; the mixed-group advantages 1.06, −1.10, 0.62 — which are exactly the
   population-std z-scores of the nine rewards (1, 0, 0, 0, 0, 1, 0.8, 0.8, 1). The figure prints 0.6 for the
   reasoning adaptive rollout where the z-score is 0.62 (rounding in the figure; its agentic twin shows 0.62).
-* README: the model "leverages the accuracy rate in inter-group rollouts … using the difficulty level of
-  problems". Abstract: "enforces adaptive sampling across modes and applies a cost-regularized reward".
+* README and abstract (in our words): the per-mode accuracy of the group's rollouts measures how hard a query is;
+  sampling is spread across the modes on purpose, and the reward is regularized by the mode's cost.
 * reconstructed (ours): the form of the penalty. The figure fixes only one point, 1 − 0.2 at p̂_inst = 1/2; we
   implement the family r₀·(1 − λ p̂_inst^α), whose default λ = 0.2, α = 0 (a constant 20 % cut) reproduces it,
   and α > 0 makes the cut grow with how well the instant mode does. The threshold τ = 1/2 is the smallest value

@@ -39,8 +39,8 @@ Backups (``backup``):
   N(u) = Σ_children N(c) + (iterations ending at u) and Q(u) is the mean of the returns backed up
   through u, and UCT is the textbook Q/N + c√(ln N(p)/N).
 
-Provenance. Only the paper's abstract was reachable (it names the stage: "MCTS to construct high-reward
-interaction trajectories to supervise the model"); every formula above is from the official code. The
+Provenance. Only the paper's abstract was reachable (it names the stage: a Monte-Carlo tree search builds
+high-reward dialogue trajectories that then supervise the model); every formula above is from the official code. The
 code's runs differ from its defaults: ``mcts.py``'s ``__main__`` uses 5 iterations, softmax weights with
 τ = 1 and no correctness bonus; ``async_mcts.py`` (the README's entry point) uses 5 iterations and the
 non-incremental LLM-judge score ``get_llm_evalute_score`` instead of SIG. We keep the class defaults
