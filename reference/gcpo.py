@@ -161,8 +161,8 @@ def make_inputs(rng: np.random.Generator) -> dict:
             "fmt": rng.choice([0.0, 0.5, 1.0], size=B)}
 
 
-_RECON = ("our reconstruction (papers_B.md §10) of the abstract's 'adaptively provides positive or negative "
-          "reward signals for auxiliary construction based on contextual utility'; not confirmed in the paper text")
+_RECON = ("our reconstruction (papers_B.md §10) of what the abstract describes — a construction reward whose sign "
+          "depends on whether constructing helps in the group's context; not confirmed in the paper text")
 
 register(Spec(
     name="gcpo", kind="reward", family="reward", paper=GCPO_PAPER, status="partial",
