@@ -4,7 +4,8 @@ A tiny random-init transformers model (:mod:`rlspec.optimized.e2e.models`) learn
 task on a 16-token vocabulary (:mod:`rlspec.optimized.e2e.tasks`) with any registered policy loss and any
 outcome advantage estimator, looked up BY NAME in the registry (:mod:`rlspec.optimized.e2e.loop`).
 :mod:`rlspec.optimized.e2e.matrix` runs every algorithm and writes a table and learning curves; the CPU
-learning gate is ``tests/test_e2e_gate.py``. See ``docs/e2e.md``.
+learning gate is ``tests/test_e2e_gate.py``. :mod:`rlspec.optimized.e2e.pipeline` plugs the registry's sampler /
+curriculum entries into the loop's ``prompt_sampler`` / ``rollout_filter`` hooks. See ``docs/e2e.md``.
 
 This subpackage needs ``transformers`` (the ``e2e`` extra); ``optimized`` itself does not import it.
 """

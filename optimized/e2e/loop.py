@@ -25,6 +25,19 @@ to any loss, read from autograd), the behaviour-vs-trainer log-prob mismatch, an
 
 A seed fixes the model init, the prompts, the sampling and the minibatch order: on one machine a
 run is bit-reproducible (also across 1 or 2 torch threads, as measured in the notes).
+
+Two optional hooks (both ``None`` by default, and then the loop is exactly the one above) let the registry's
+``sampler`` / ``curriculum`` entries act on it; :mod:`rlspec.optimized.e2e.pipeline` has one adapter per entry:
+
+* ``prompt_sampler`` replaces step 1: ``prompt_sampler.draw(step, n, generator) -> prompts (n, P)`` chooses
+  the prompts (e.g. from the task's pool, by per-prompt weights), and after step 3
+  ``prompt_sampler.observe(step, prompts, rollout, rewards)`` updates its state (pass-rate history, EMA,
+  curriculum stage), which it carries across steps;
+* ``rollout_filter`` acts between steps 5 and 6: ``rollout_filter(FilterInputs) -> keep (B, L) bool`` keeps
+  rollouts or tokens (a subset of ``mask``); the updates then use ``keep`` as the loss mask, the advantages
+  stay those of the full groups, and a minibatch with no kept token is skipped. :class:`FilterInputs` gives
+  the step, the rollout, rewards, advantages, old log-probs and, on demand, the token entropies
+  ``entropy()`` (B, L) of the trainer model at the sampling temperature.
 """
 
 from __future__ import annotations
@@ -130,6 +143,35 @@ def sequence_logp(model: torch.nn.Module, prompts: torch.Tensor, responses: torc
     return torch.log_softmax(logits, dim=-1).gather(2, responses.unsqueeze(2)).squeeze(2)  # (B, L)
 
 
+@dataclass
+class FilterInputs:
+    """What a ``rollout_filter`` sees at one step (B = n·G rollouts of length L)."""
+
+    step: int  # 0-based
+    steps: int  # total steps of the run (progress = step / max(1, steps - 1))
+    rollout: Rollout
+    rewards: torch.Tensor  # (B,)
+    adv: torch.Tensor  # (B, L)
+    mask: torch.Tensor  # (B, L) bool
+    old_logp: torch.Tensor  # (B, L)
+    model: torch.nn.Module
+    temperature: float
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(1, self.steps - 1)
+
+    def entropy(self) -> torch.Tensor:
+        """H_t = −Σ_v π log π (B, L) of the trainer model (logits / temperature), 0 at masked positions."""
+        P = self.rollout.prompts.shape[1]
+        with torch.no_grad():
+            ids = torch.cat([self.rollout.prompts, self.rollout.responses], dim=1)
+            z = self.model(input_ids=ids).logits[:, P - 1:-1].float() / self.temperature  # (B, L, V)
+            lp = torch.log_softmax(z, dim=-1)
+            H = -(lp.exp() * lp).sum(-1)
+        return torch.where(self.mask, H, torch.zeros(()))
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
     n = int(mask.sum())
     return float(torch.where(mask, x, torch.zeros(())).sum() / n) if n else 0.0
@@ -154,7 +196,8 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
           old_logp: str = "trainer", reward_components: bool = False, task_kw: dict | None = None,
           model: torch.nn.Module | None = None,
           backend: RolloutBackend | None = None, threads: int | None = None,
-          callback: Callable[[int, History], None] | None = None) -> History:
+          callback: Callable[[int, History], None] | None = None, prompt_sampler: Any = None,
+          rollout_filter: Callable[[FilterInputs], torch.Tensor] | None = None) -> History:
     """Train a tiny LM on ``task`` with the registry's ``policy_loss`` and ``advantage``; return the History.
 
     ``loss_config`` / ``adv_config`` override fields of the entries' paper-default configs.
@@ -163,6 +206,8 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
     ``advantage_sign=-1`` flips the advantages (a broken variant that must not learn).
     ``threads``: torch intra-op threads for this run (restored afterwards); None leaves them alone.
     ``callback(step, history)`` is called after each step (progress bars).
+    ``prompt_sampler`` (``draw`` / ``observe``) chooses each step's prompts and ``rollout_filter`` keeps
+    rollouts or tokens before the loss (module docstring); None (the default) leaves the loop unchanged.
     """
     if not isinstance(steps, int) or steps < 1:
         raise fail("steps", repr(steps), "a positive int")
@@ -198,11 +243,16 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
         for step in range(steps):
             # 1-3. prompts, rollouts, rewards
             backend.sync(model)
-            prompts = task.prompts(prompts_per_step, gen_prompts)  # (n, P)
+            if prompt_sampler is None:
+                prompts = task.prompts(prompts_per_step, gen_prompts)  # (n, P)
+            else:
+                prompts = prompt_sampler.draw(step, prompts_per_step, gen_prompts)  # (n, P)
             ro: Rollout = backend.generate(prompts, G, task.max_new_tokens, temperature,
                                            seed=seed * 1_000_003 + step, eos_id=task.eos_id)
             R = task.reward(ro.prompts, ro.responses, ro.mask)  # (B,)
             mask = ro.mask  # (B, L)
+            if prompt_sampler is not None:
+                prompt_sampler.observe(step, prompts, ro, R)
             # 4. advantages by name
             R_adv = task.reward_components(ro.prompts, ro.responses, mask) if reward_components else R  # (B,) | (B, K)
             adv = advantage_sign * adv_fn(rewards=R_adv, group=ro.group, mask=mask, config=adv_cfg).float()  # (B, L)
@@ -211,6 +261,13 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
                 trainer_old = sequence_logp(model, ro.prompts, ro.responses, temperature)  # (B, L)
             old = trainer_old if old_logp == "trainer" else ro.logp
             mismatch = masked_mean((ro.logp - trainer_old).abs(), mask)
+            if rollout_filter is not None:  # keep rollouts / tokens: the updates use keep as their loss mask
+                keep = rollout_filter(FilterInputs(step=step, steps=steps, rollout=ro, rewards=R, adv=adv, mask=mask,
+                                                   old_logp=old, model=model, temperature=temperature))
+                keep = torch.as_tensor(keep, dtype=torch.bool)
+                if keep.shape != mask.shape:
+                    raise fail("rollout_filter", f"keep of shape {tuple(keep.shape)}", f"shape {tuple(mask.shape)}")
+                mask = keep & mask
             # 6. epochs × minibatches updates
             losses, kls, zero_w = [], [], []
             B = mask.shape[0]
@@ -218,6 +275,8 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
                 perm = torch.randperm(B, generator=gen_shuffle)
                 for idx in perm.chunk(minibatches):
                     m = mask[idx]
+                    if rollout_filter is not None and not bool(m.any()):
+                        continue  # nothing kept in this minibatch
                     logp = sequence_logp(model, ro.prompts[idx], ro.responses[idx], temperature)
                     logp.retain_grad()
                     extra = {"group": ro.group[idx]} if takes_group else {}  # prompt ids, for losses that use them
@@ -234,8 +293,8 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
                             zero_w.append(float((logp.grad[live] == 0).float().mean()))
                     losses.append(float(loss.detach()))
             hist.reward.append(float(R.mean()))
-            hist.loss.append(sum(losses) / len(losses))
-            hist.kl.append(sum(kls) / len(kls))
+            hist.loss.append(sum(losses) / len(losses) if losses else 0.0)
+            hist.kl.append(sum(kls) / len(kls) if kls else 0.0)
             hist.zero_weight_frac.append(sum(zero_w) / len(zero_w) if zero_w else 0.0)
             hist.logp_mismatch.append(mismatch)
             hist.wall_s.append(time.perf_counter() - t0)
