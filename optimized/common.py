@@ -80,9 +80,40 @@ def policy_batch(logp, old_logp, adv, mask, ref_logp=None):
     if not isinstance(logp, torch.Tensor) or logp.ndim != 2:
         raise fail("logp", f"{type(logp).__name__} {getattr(logp, 'shape', '')}", "a (B, T) torch.Tensor")
     mask = check_mask(mask, logp.shape)
-    out = [upcast(clean(logp, mask, "logp")), upcast(clean(old_logp, mask, "old_logp")).detach(),
-           upcast(clean(adv, mask, "adv")).detach()]
-    return (*out, mask, None if ref_logp is None else upcast(clean(ref_logp, mask, "ref_logp")).detach())
+    named = [(logp, "logp"), (old_logp, "old_logp"), (adv, "adv")] + ([] if ref_logp is None else [(ref_logp, "ref_logp")])
+    for x, name in named:
+        if not isinstance(x, torch.Tensor):
+            raise fail(name, type(x).__name__, "a torch.Tensor")
+        if x.shape != mask.shape:
+            raise fail(name, f"shape {tuple(x.shape)}", f"the shape of mask, {tuple(mask.shape)}")
+    # One probe for all inputs (the hot path): a NaN/inf at a valid position of any of them makes this sum
+    # non-finite; only then is each input checked on its own, to name it (a sum that merely overflows passes).
+    probe = logp.detach() + old_logp + adv
+    if ref_logp is not None:
+        probe = probe + ref_logp
+    if not bool(torch.isfinite(torch.where(mask, probe, torch.zeros((), dtype=probe.dtype, device=probe.device)).sum())):
+        for x, name in named:
+            clean(x, mask, name)  # raises naming the first input with a non-finite valid value
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    out = [upcast(torch.where(mask, logp, zero)), upcast(torch.where(mask, old_logp, zero.to(old_logp.dtype))).detach(),
+           upcast(torch.where(mask, adv, zero.to(adv.dtype))).detach()]
+    ref = None if ref_logp is None else upcast(torch.where(mask, ref_logp, zero.to(ref_logp.dtype))).detach()
+    return (*out, mask, ref)
+
+
+class _SafeExp(torch.autograd.Function):
+    """exp with the backward grad·exp(x) taken as 0 where the incoming gradient is 0 (so 0·inf is 0, not NaN)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        r = torch.exp(x)
+        ctx.save_for_backward(r)
+        return r
+
+    @staticmethod
+    def backward(ctx, g):
+        (r,) = ctx.saved_tensors
+        return torch.where(g == 0, torch.zeros((), dtype=g.dtype, device=g.device), g * r)
 
 
 def exp(x: torch.Tensor) -> torch.Tensor:
@@ -90,12 +121,10 @@ def exp(x: torch.Tensor) -> torch.Tensor:
 
     A ratio beyond the dtype's range is inf; a clip or a gate that cuts it off passes it a zero gradient,
     and autograd's exp backward would make that 0 · inf = NaN (the reference's dlogp there is 0). The value
-    stays inf, so a loss that does use it is inf, and :func:`finite_loss` refuses it.
+    stays inf, so a loss that does use it is inf, and :func:`finite_loss` refuses it. One exp forward and one
+    multiply backward, as plain ``torch.exp``.
     """
-    with torch.no_grad():
-        over = torch.isinf(torch.exp(x)) & (x > 0)
-    inside = torch.exp(torch.where(over, torch.zeros((), dtype=x.dtype, device=x.device), x))
-    return torch.where(over, torch.full((), math.inf, dtype=x.dtype, device=x.device), inside)
+    return _SafeExp.apply(x) if x.requires_grad else torch.exp(x)
 
 
 def ratio(logp: torch.Tensor, old_logp: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
