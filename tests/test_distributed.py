@@ -154,6 +154,8 @@ def _worker(rank: int, world: int, init_file: str) -> None:
 
 
 def test_data_parallel_gloo_two_ranks_uneven(tmp_path):
+    """Two gloo ranks with uneven shares: each rank's worker asserts sharded loss and gradients equal the
+    full-batch ones (any failed assertion in a worker makes mp.spawn raise, failing this test)."""
     import torch.multiprocessing as mp
 
     init_file = os.path.join(tmp_path, "dist_init")

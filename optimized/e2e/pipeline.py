@@ -30,6 +30,7 @@ temperatures, a variable number of rollouts per prompt, or the per-minibatch cur
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ def uniforms(n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=generator, dtype=torch.float64).clamp(max=1 - 1e-12)
 
 
-class PoolSampler:
+class PoolSampler(abc.ABC):
     """Base prompt sampler over :func:`digit_pool`: subclasses implement :meth:`choose` (pool indices (n,)) and
     :meth:`observe` (state update after the rewards); ``draws`` logs the pool indices drawn at every step."""
 
@@ -61,8 +62,9 @@ class PoolSampler:
         self.draws: list[np.ndarray] = []
         self.last_idx: torch.Tensor | None = None
 
+    @abc.abstractmethod
     def choose(self, step: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
+        """Pool indices (n,) of this step's prompts."""
 
     def draw(self, step: int, n: int, generator: torch.Generator) -> torch.Tensor:
         idx = torch.as_tensor(self.choose(step, n, generator), dtype=torch.int64)
@@ -167,15 +169,16 @@ class CraftGUI(PoolSampler):
         self.probs = np.asarray(probs, dtype=np.float64)
 
 
-class Filter:
+class Filter(abc.ABC):
     """Base rollout filter: logs the kept share of valid tokens and of rollouts per step."""
 
     def __init__(self):
         self.kept_token_frac: list[float] = []
         self.kept_rollout_frac: list[float] = []
 
+    @abc.abstractmethod
     def select(self, x: FilterInputs) -> torch.Tensor:
-        raise NotImplementedError
+        """Tokens to keep (B, L) bool."""
 
     def __call__(self, x: FilterInputs) -> torch.Tensor:
         keep = torch.as_tensor(self.select(x), dtype=torch.bool) & x.mask
