@@ -79,8 +79,8 @@ class PoolSampler(abc.ABC):
         cnt = torch.zeros(n, dtype=torch.float64).index_add_(0, rollout.group, torch.ones_like(rewards).double())
         return self.last_idx, p / cnt
 
-    def observe(self, step, prompts, rollout, rewards) -> None:
-        pass
+    def observe(self, step, prompts, rollout, rewards) -> None:  # noqa: B027 - a stateless sampler keeps this no-op
+        """Update the sampler's state after the step's rewards (stateless samplers keep this no-op)."""
 
     def counts(self, skip: int = 0) -> np.ndarray:
         """How often each pool item was drawn (10,), over the steps after the first ``skip``."""
