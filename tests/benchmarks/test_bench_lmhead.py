@@ -39,7 +39,7 @@ def step_fused(hidden, W, ids, mask, old, adv):
     h, w = hidden.clone().requires_grad_(True), W.clone().requires_grad_(True)
     loss = fused_policy_loss("ppo", h, w, ids, mask, old_logp=old, adv=adv)
     loss.backward()
-    return float(loss) + float(w.grad.abs().sum())
+    return float(loss.detach()) + float(w.grad.abs().sum())
 
 
 def step_materialized(hidden, W, ids, mask, old, adv):
@@ -49,7 +49,7 @@ def step_materialized(hidden, W, ids, mask, old, adv):
     lp = torch.log_softmax(h @ w.T, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     loss = optimized.get("ppo")(logp=lp, old_logp=old, adv=adv, mask=mask)
     loss.backward()
-    return float(loss) + float(w.grad.abs().sum())
+    return float(loss.detach()) + float(w.grad.abs().sum())
 
 
 def step_liger(hidden, W, ids, mask, old, adv):
@@ -60,7 +60,7 @@ def step_liger(hidden, W, ids, mask, old, adv):
     out = loss_fn(h, w, ids, mask.long(), adv[:, 0], old_per_token_logps=old)
     loss = out[0] if isinstance(out, tuple) else out
     loss.backward()
-    return float(loss) + float(w.grad.abs().sum())
+    return float(loss.detach()) + float(w.grad.abs().sum())
 
 
 def step_limit(hidden, W, ids, mask, old, adv):
