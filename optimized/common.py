@@ -191,8 +191,14 @@ def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = 
 
 def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str, **kw) -> torch.Tensor:
     """Σ c ⊙ ℓ with masked entries of ``loss_mat`` never read."""
+    mask = check_mask(mask)
+    masked = torch.where(mask, loss_mat, torch.zeros((), dtype=loss_mat.dtype, device=loss_mat.device))
+    if mode == "token-mean":  # the common case without the (B, T) coefficient matrix: Σ ℓ / N
+        normalizer = kw.get("normalizer")
+        n = positive(normalizer, "normalizer") if normalizer is not None else int(mask.sum())
+        return masked.sum() / n if n > 0 else masked.sum() * 0.0
     c = coefficients(mask, mode, dtype=loss_mat.dtype, **kw)
-    return (c * torch.where(check_mask(mask), loss_mat, torch.zeros((), dtype=loss_mat.dtype))).sum()
+    return (c * masked).sum()
 
 
 def aggregate_token_loss(ell: torch.Tensor, mask: torch.Tensor, opts: AggregationOptions,
