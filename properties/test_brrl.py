@@ -1,7 +1,7 @@
 """Properties of BRRL / BPO / GBPO (Bounded Ratio Reinforcement Learning, arXiv 2604.18578).
 
 The per-state problem is checked exactly on small categorical distributions (scipy's LP and SLSQP solvers
-are the independent references), Thm 4.2 on exact tabular MDPs (``reference/envs/finite_mdp.py``), the
+are the independent references), Thm 4.2 on exact tabular MDPs (``reference/envs/tabular_mdp.py``), the
 losses by central finite differences; expected values are written here from closed forms (scipy's expit,
 numpy's median), never read from the code under test.
 """
@@ -18,7 +18,7 @@ from scipy.special import expit
 from properties.strategies import clean, finite_difference, policy_batches, seeds
 from rlspec.reference import aggregation, brrl
 from rlspec.reference._validate import RLSpecValueError
-from rlspec.reference.envs import finite_mdp
+from rlspec.reference.envs import tabular_mdp
 from rlspec.reference.grpo import GRPOConfig, grpo_advantage
 from rlspec.reference.ppo import PPOConfig, ppo_clip_loss
 
@@ -169,15 +169,15 @@ def test_monotonic_improvement_on_tabular_mdps(rng, eps, gamma):
     """Thm 4.2 (monotonic improvement): η(π*) − η(π0) ≥ ε·B ≥ 0 on random tabular MDPs solved exactly, with our
     B = E_{s∼d0} E_{a∼π0}|Q(s,a) − μ(s)|; and the exact performance-difference form
     η(π*) − η(π0) = (1/(1−γ))·Σ_s d_{π*}(s)·ε·E_{π0}|Q(s,·) − μ(s)| (B > 0 iff the median advantage ≠ 0)."""
-    mdp = finite_mdp.random_mdp(rng, int(rng.integers(2, 6)), int(rng.integers(2, 5)), gamma)
+    mdp = tabular_mdp.random_mdp(rng, int(rng.integers(2, 6)), int(rng.integers(2, 5)), gamma)
     pi0 = rng.dirichlet(np.ones(mdp.A), size=mdp.S)
-    _, Q = finite_mdp.evaluate(mdp, pi0)
+    _, Q = tabular_mdp.evaluate(mdp, pi0)
     pi_star = brrl.optimal_policy(pi0, Q, eps, eps)
     mad = np.array([pi0[s] @ np.abs(Q[s] - _weighted_median(pi0[s], Q[s])) for s in range(mdp.S)])
-    gain = finite_mdp.expected_return(mdp, pi_star) - finite_mdp.expected_return(mdp, pi0)
+    gain = tabular_mdp.expected_return(mdp, pi_star) - tabular_mdp.expected_return(mdp, pi0)
     B = float(mdp.d0 @ mad)
     assert gain >= eps * B - 1e-10 * (1 + abs(gain)) and B > 0
-    exact = (finite_mdp.visitation(mdp, pi_star) @ (eps * mad)) / (1 - gamma)
+    exact = (tabular_mdp.visitation(mdp, pi_star) @ (eps * mad)) / (1 - gamma)
     np.testing.assert_allclose(gain, exact, rtol=1e-8, atol=1e-12)
 
 
@@ -185,13 +185,13 @@ def test_monotonic_improvement_on_tabular_mdps(rng, eps, gamma):
 @given(rng=seeds(), eps=st.floats(0.05, 0.5))
 def test_iterating_the_optimum_improves_monotonically(rng, eps):
     """Thm 4.2 iterated (the notes' tabular experiment): π_{k+1} = π*(π_k) never decreases η, for 30 steps."""
-    mdp = finite_mdp.random_mdp(rng, 4, 3, 0.9)
+    mdp = tabular_mdp.random_mdp(rng, 4, 3, 0.9)
     pi = rng.dirichlet(np.ones(mdp.A), size=mdp.S)
-    eta = finite_mdp.expected_return(mdp, pi)
+    eta = tabular_mdp.expected_return(mdp, pi)
     for _ in range(30):
-        _, Q = finite_mdp.evaluate(mdp, pi)
+        _, Q = tabular_mdp.evaluate(mdp, pi)
         pi = brrl.optimal_policy(pi, Q, eps, eps)
-        new = finite_mdp.expected_return(mdp, pi)
+        new = tabular_mdp.expected_return(mdp, pi)
         assert new >= eta - 1e-10 * (1 + abs(eta))
         eta = new
 

@@ -22,10 +22,10 @@ Finite horizon H (any γ ∈ [0, 1], γ = 1 allowed)::
 
 Conventions: greedy ties go to the lowest action index; every solver returns a :class:`Solution`
 (V, Q, pi, iterations). The solvers only read the fields ``P``, ``R``, ``gamma`` and ``d0``, so any
-object carrying them (for example :class:`rlspec.reference.envs.finite_mdp.FiniteMDP`) can be passed.
+object carrying them can be passed.
 
 Stable API (other entries import it): :class:`TabularMDP`, :class:`Solution`, :func:`random_mdp`,
-:func:`policy_kernel`, :func:`q_values`, :func:`evaluate`, :func:`expected_return`,
+:func:`policy_kernel`, :func:`q_values`, :func:`evaluate`, :func:`expected_return`, :func:`visitation`,
 :func:`bellman_optimality`, :func:`greedy`, :func:`value_iteration`, :func:`policy_iteration`,
 :func:`deterministic_policies`, :func:`brute_force_optimum`, :func:`evaluate_finite`,
 :func:`backward_induction`; for random rewards :class:`RewardKernelMDP` and :func:`random_reward_kernel_mdp`.
@@ -166,6 +166,16 @@ def evaluate(mdp, pi) -> tuple[np.ndarray, np.ndarray]:
 def expected_return(mdp, pi) -> float:
     """J(π) = d0 · V_π."""
     return float(mdp.d0 @ evaluate(mdp, pi)[0])
+
+
+def visitation(mdp, pi) -> np.ndarray:
+    """d_π = (1 − γ) d0ᵀ (I − γ P_π)⁻¹ (S,), the normalised discounted state-visitation distribution.
+
+    With it the performance-difference lemma (Kakade & Langford, ICML 2002, Lemma 6.1) is exact here:
+    J(π') − J(π) = (1/(1 − γ)) Σ_s d_π'(s) Σ_a π'(a|s) A_π(s, a), and d_π'(s) ≥ (1 − γ) d0(s)."""
+    _discounted(mdp)
+    P_pi, _ = policy_kernel(mdp, pi)
+    return (1.0 - mdp.gamma) * np.linalg.solve((np.eye(P_pi.shape[0]) - mdp.gamma * P_pi).T, mdp.d0)
 
 
 def bellman_optimality(mdp, V) -> np.ndarray:
