@@ -160,23 +160,11 @@ def _rows(inputs: dict, idx: np.ndarray) -> dict:
             for k, v in inputs.items()}
 
 
-def _global_normalizer(mode: str, inputs: dict, seq_denominator: str | None = None) -> float:
-    M = inputs["mask"]
-    if mode == "token-mean":
-        return float(M.sum())
-    if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
-        return float(M.shape[0] if seq_denominator == "all" else (M.sum(axis=1) > 0).sum())
-    if mode == "seq-mean-token-sum-norm":
-        return float(M.shape[0])
-    g = inputs["group"]
-    return float(sum(1 for k in np.unique(g) if M[g == k].sum() > 0))
-
-
 @given(data=st.data())
 def test_sharding_with_global_normalizer(sharding_target: str, info: dict, data) -> None:
     """Sum over shards (micro-batches / ranks) of loss and gradient, each computed with the global
     normalizer, equals the full-batch loss and gradient (design: aggregation is linear)."""
-    from rlspec.reference import registry
+    from rlspec.reference import aggregation, registry
     from rlspec.reference.aggregation import MODES
 
     spec = registry.get(sharding_target)
@@ -190,7 +178,8 @@ def test_sharding_with_global_normalizer(sharding_target: str, info: dict, data)
     mode = data.draw(st.sampled_from(modes), label="agg")
     B = inputs["mask"].shape[0]
     assume(B >= 2)
-    norm = _global_normalizer(mode, inputs, getattr(spec.config(), "seq_denominator", None))
+    norm = aggregation.global_normalizer(inputs["mask"], mode, group=inputs.get("group"),
+                                         seq_denominator=getattr(spec.config(), "seq_denominator", None))
     assume(norm > 0)
     cfg_full = spec.config(agg=mode)
     assume(harness.accepts(spec, inputs, {"agg": mode})[0])

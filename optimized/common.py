@@ -33,12 +33,17 @@ def check_mask(mask: torch.Tensor, shape: torch.Size | None = None, name: str = 
     return mask
 
 
-def clean(x: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:
-    """``x`` with masked positions replaced by 0; raises on non-finite values at unmasked positions."""
+def check_like_mask(x: torch.Tensor, mask: torch.Tensor, name: str) -> None:
+    """``x`` is a tensor of the mask's shape (RLSpecValueError naming ``name`` otherwise)."""
     if not isinstance(x, torch.Tensor):
         raise fail(name, type(x).__name__, "a torch.Tensor")
     if x.shape != mask.shape:
         raise fail(name, f"shape {tuple(x.shape)}", f"the shape of mask, {tuple(mask.shape)}")
+
+
+def clean(x: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` with masked positions replaced by 0; raises on non-finite values at unmasked positions."""
+    check_like_mask(x, mask, name)
     bad = ~torch.isfinite(x) & mask
     if bool(bad.any()):
         b, t = (int(i) for i in bad.nonzero()[0])
@@ -82,10 +87,7 @@ def policy_batch(logp, old_logp, adv, mask, ref_logp=None):
     mask = check_mask(mask, logp.shape)
     named = [(logp, "logp"), (old_logp, "old_logp"), (adv, "adv")] + ([] if ref_logp is None else [(ref_logp, "ref_logp")])
     for x, name in named:
-        if not isinstance(x, torch.Tensor):
-            raise fail(name, type(x).__name__, "a torch.Tensor")
-        if x.shape != mask.shape:
-            raise fail(name, f"shape {tuple(x.shape)}", f"the shape of mask, {tuple(mask.shape)}")
+        check_like_mask(x, mask, name)
     # One probe for all inputs (the hot path): a NaN/inf at a valid position of any of them makes this sum
     # non-finite; only then is each input checked on its own, to name it (a sum that merely overflows passes).
     probe = logp.detach() + old_logp + adv
