@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-
 from rlspec import optimized
 from rlspec.reference import registry
-
-#: what a trainer hands every entry of a kind (``ref_logp``/``group`` optional everywhere)
-BATCH = {"policy_loss": {"logp", "old_logp", "adv", "mask", "config", "group", "ref_logp"},
-         "advantage": {"rewards", "group", "mask", "config"}}
 
 
 def missing_inputs(name: str) -> list[str]:
@@ -17,15 +11,14 @@ def missing_inputs(name: str) -> list[str]:
 
     An advantage whose e2e recipe feeds K reward components (B, K) counts as needing ``reward_components``."""
     from rlspec.optimized.e2e.loop import RECIPES, is_outcome_advantage
+    from rlspec.optimized.e2e.matrix import LOOP_INPUTS, unsupplied_inputs  # what a trainer hands each kind
 
     spec = registry.get(name)
-    if spec.kind not in BATCH or spec.name not in optimized.names():
+    if spec.kind not in LOOP_INPUTS or spec.name not in optimized.names():
         return [f"a torch implementation of kind policy_loss/advantage (got kind {spec.kind!r})"]
     if spec.kind == "advantage" and not is_outcome_advantage(spec.name):
         return ["the (rewards, group, mask) signature"]
-    params = inspect.signature(optimized.get(spec.name)).parameters.values()
-    need = [p.name for p in params if p.name not in BATCH[spec.kind] and p.default is inspect.Parameter.empty
-            and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    need, _ = unsupplied_inputs(spec.name)  # required inputs beyond the canonical batch (the e2e loop's rule)
     if RECIPES.get(spec.name, {}).get("reward_components"):
         need.append("reward_components (B, K)")
     return need
