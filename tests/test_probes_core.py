@@ -140,3 +140,34 @@ def test_runner_reports_raise_nan_and_hang(monkeypatch):
     out = core.run_probes(["toy"], timeout=0.5)
     assert [o.status for o in out] == ["error", "error", "error", "ok"]
     assert "ZeroDivisionError" in out[0].summary and "timed out" in out[1].summary
+
+
+def test_findings_page_groups_probes_and_harness(tmp_path):
+    """docs/findings.md: probe outcomes with the same framework/path/key are one row with their count; harness
+    xfail cases with the same algorithm and reason are one row; deviations and passes are not findings."""
+    from rlspec.conformance.probes import findings
+
+    outs = [core.Outcome("fw", "1.0", "combination", "fw.loss", f"mode={m!r}", "finding", "wrong value",
+                         "the loss depends on padding width", {}, "assert False" * (i + 1), "", "pad", 0.1)
+            for i, m in enumerate("abc")]
+    outs.append(core.Outcome("fw", "1.0", "defaults", "fw.loss", "defaults", "ok", "", "", {}, "", "", "", 0.1))
+    core.save(outs, str(tmp_path / "probes.json"))
+    rep = {"implementation": "fw", "version": "1.0", "results": [
+        {"case_id": f"ppo/float32/c{i}", "algorithm": "ppo", "dtype": "float32", "status": "xfail", "output": "dlogp",
+         "max_abs_err": 0.5, "reason": "clamps the ratio; https://example.org/issue/1", "reproduction": "x = 1"}
+        for i in range(2)] + [
+        {"case_id": "ppo/float64/d", "algorithm": "ppo", "dtype": "float64", "status": "deviation", "output": "loss",
+         "max_abs_err": 0.1, "reason": "design"},
+        {"case_id": "ppo/float64/p", "algorithm": "ppo", "dtype": "float64", "status": "pass", "output": "loss",
+         "max_abs_err": 0.0, "reason": ""}]}
+    (tmp_path / "all" / "fw").mkdir(parents=True)
+    (tmp_path / "all" / "fw" / "report.json").write_text(__import__("json").dumps(rep))
+    fs = findings.write(tmp_path / "findings.md", tmp_path / "probes.json", tmp_path / "all")
+    assert len(fs) == 2
+    probe = next(f for f in fs if f.source.startswith("probe"))
+    harness = next(f for f in fs if f.source.startswith("harness"))
+    assert probe.count == 3 and probe.reproduction == "assert False"
+    assert harness.count == 2 and harness.severity == "wrong gradient"
+    assert harness.upstream == "https://example.org/issue/1"
+    text = (tmp_path / "findings.md").read_text()
+    assert "| fw | 1.0 | 2 |" in text and "1 / 3 / 0 / 0" in text
