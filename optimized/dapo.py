@@ -1,24 +1,31 @@
-"""DAPO (torch). Mirrors :mod:`rlspec.reference.dapo`; gradients come from autograd."""
+"""DAPO (torch). Mirrors :mod:`rlspec.reference.dapo`;
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`)."""
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.ppo import clipped_surrogate
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
 from rlspec.reference.dapo import DAPOConfig, DynamicSamplingConfig, OverlongConfig
 
 
-@implements("dapo")
-def dapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: DAPOConfig | None = None, group=None):
+def dapo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: DAPOConfig | None = None, group=None):
     """Scalar DAPO loss (clip-higher surrogate, token-mean by default); no KL term."""
     cfg = config or DAPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
     r = common.ratio(logp, old_logp, cfg.log_ratio_clamp)
     return common.aggregate_token_loss(clipped_surrogate(r, adv, cfg.eps_low, cfg.eps_high), mask, cfg, group)
 
+
+@implements("dapo")
+def dapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: DAPOConfig | None = None, group=None):
+    """Scalar dapo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`dapo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("dapo", dapo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or DAPOConfig(), group, ref_logp=ref_logp)
 
 def soft_overlong_penalty(length: torch.Tensor, L_max: float, L_cache: float,
                           beyond_max: str = "paper") -> torch.Tensor:

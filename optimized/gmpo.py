@@ -1,10 +1,11 @@
-"""GMPO (torch). Mirrors :mod:`rlspec.reference.gmpo`; the coupled gradient comes from autograd."""
+"""GMPO (torch). Mirrors :mod:`rlspec.reference.gmpo`;
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`)."""
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.gspo import sequence_advantage
 from rlspec.optimized.registry import implements
 from rlspec.reference.gmpo import GMPOConfig
@@ -21,8 +22,7 @@ def geometric_mean_ratio(dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.exp(torch.where(mask, dt, torch.zeros((), dtype=dt.dtype, device=dt.device)).sum(dim=1) / n)
 
 
-@implements("gmpo")
-def gmpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GMPOConfig | None = None, group=None):
+def gmpo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: GMPOConfig | None = None, group=None):
     """Scalar GMPO loss: −Â_i s_i per sequence, broadcast to its tokens, then aggregated."""
     cfg = config or GMPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -33,3 +33,11 @@ def gmpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GMPOConfig | Non
     s = geometric_mean_ratio(sign_aware_clip(d, A.unsqueeze(1), cfg.eps_low, cfg.eps_high), mask)  # (B,)
     ell = (-A * s).unsqueeze(1).expand_as(logp)  # (B, T)
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+@implements("gmpo")
+def gmpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GMPOConfig | None = None, group=None):
+    """Scalar gmpo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`gmpo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("gmpo", gmpo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or GMPOConfig(), group, ref_logp=ref_logp)

@@ -1,10 +1,11 @@
-"""GSPO and GSPO-token (torch). Mirrors :mod:`rlspec.reference.gspo`; gradients come from autograd."""
+"""GSPO and GSPO-token (torch). Mirrors :mod:`rlspec.reference.gspo`;
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`)."""
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.ppo import clipped_surrogate
 from rlspec.optimized.registry import implements
 from rlspec.reference.gspo import GSPOConfig
@@ -30,8 +31,7 @@ def sequence_advantage(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, adv, torch.zeros((), dtype=adv.dtype)).sum(dim=1) / n
 
 
-@implements("gspo")
-def gspo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | None = None, group=None):
+def gspo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | None = None, group=None):
     """Scalar GSPO loss: per-sequence clipped loss broadcast to tokens, then aggregated."""
     cfg = config or GSPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -40,11 +40,25 @@ def gspo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | Non
     return common.aggregate_token_loss(ell.unsqueeze(1).expand_as(logp), mask, cfg, group)
 
 
-@implements("gspo_token")
-def gspo_token_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | None = None, group=None):
+@implements("gspo")
+def gspo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | None = None, group=None):
+    """Scalar gspo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`gspo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("gspo", gspo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or GSPOConfig(), group, ref_logp=ref_logp)
+
+def gspo_token_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | None = None, group=None):
     """Scalar GSPO-token loss with s_it = sg[s_i]·π_θ/sg[π_θ] (value s_i, token-local gradient)."""
     cfg = config or GSPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
     log_s = torch.log(sequence_ratio(logp, old_logp, mask, cfg.log_ratio_clamp)).detach()  # (B,)
     s_t = common.exp(log_s.unsqueeze(1) + logp - logp.detach())  # (B, T)
     return common.aggregate_token_loss(clipped_surrogate(s_t, adv, cfg.eps_low, cfg.eps_high), mask, cfg, group)
+
+
+@implements("gspo_token")
+def gspo_token_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | None = None, group=None):
+    """Scalar gspo_token loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`gspo_token_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("gspo_token", gspo_token_loss_autograd, logp, old_logp, adv, mask,
+                                   config or GSPOConfig(), group, ref_logp=ref_logp)

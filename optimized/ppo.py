@@ -1,10 +1,11 @@
-"""PPO clipped surrogate (torch). Mirrors :mod:`rlspec.reference.ppo`; gradients come from autograd."""
+"""PPO clipped surrogate (torch). Mirrors :mod:`rlspec.reference.ppo`;
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`)."""
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference.ppo import PPOConfig
 
@@ -21,8 +22,7 @@ def dual_clip(ell: torch.Tensor, adv: torch.Tensor, c: float) -> torch.Tensor:
     return torch.where((adv < 0) & (ell > cap), cap, ell)
 
 
-@implements("ppo")
-def ppo_clip_loss(logp, old_logp, adv, mask, ref_logp=None, config: PPOConfig | None = None, group=None):
+def ppo_clip_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: PPOConfig | None = None, group=None):
     """Scalar PPO loss; ``loss.backward()`` gives the per-token weights ∂loss/∂logp."""
     cfg = config or PPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -31,3 +31,11 @@ def ppo_clip_loss(logp, old_logp, adv, mask, ref_logp=None, config: PPOConfig | 
     if cfg.dual_clip_c is not None:
         ell = dual_clip(ell, adv, cfg.dual_clip_c)
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+@implements("ppo")
+def ppo_clip_loss(logp, old_logp, adv, mask, ref_logp=None, config: PPOConfig | None = None, group=None):
+    """Scalar ppo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`ppo_clip_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("ppo", ppo_clip_loss_autograd, logp, old_logp, adv, mask,
+                                   config or PPOConfig(), group, ref_logp=ref_logp)

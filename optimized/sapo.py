@@ -1,4 +1,5 @@
-"""SAPO soft-gate policy loss (torch). Mirrors :mod:`rlspec.reference.sapo`; gradients come from autograd.
+"""SAPO soft-gate policy loss (torch). Mirrors :mod:`rlspec.reference.sapo`;
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`).
 
 f_τ(r) = (4/τ)·σ(τ(r − 1)), ℓ = −f·Â. ``torch.sigmoid`` is stable for any finite argument, so
 log-ratios of ±50 give finite values and gradients in float32 as well as float64 (r = e^{50} ≈ 5·10²¹
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import positive
 from rlspec.reference.sapo import SAPOConfig
@@ -39,8 +40,7 @@ def sapo_weight(r: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
     return 4.0 * torch.sigmoid(x) * torch.sigmoid(-x)
 
 
-@implements("sapo")
-def sapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: SAPOConfig | None = None, group=None):
+def sapo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: SAPOConfig | None = None, group=None):
     """Scalar SAPO loss; ``loss.backward()`` gives ∂loss/∂logp = −c·Â·w(r)·r."""
     cfg = config or SAPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -48,3 +48,11 @@ def sapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: SAPOConfig | Non
     tau = temperature(adv, cfg.tau_pos, cfg.tau_neg)  # (B, T)
     ell = -sapo_gate(r, tau) * adv
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+@implements("sapo")
+def sapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: SAPOConfig | None = None, group=None):
+    """Scalar sapo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`sapo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("sapo", sapo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or SAPOConfig(), group, ref_logp=ref_logp)

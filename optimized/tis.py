@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.ppo import clipped_surrogate, dual_clip
 from rlspec.optimized.registry import implements
 from rlspec.reference.tis import TISConfig
@@ -20,8 +20,7 @@ def truncated_is_weight(old_logp: torch.Tensor, rollout_logp: torch.Tensor, C: f
     return torch.where((rho >= lo) & (rho <= C), rho, torch.zeros_like(rho))
 
 
-@implements("tis")
-def tis_loss(logp, old_logp, adv, mask, rollout_logp=None, ref_logp=None, config: TISConfig | None = None,
+def tis_loss_autograd(logp, old_logp, adv, mask, rollout_logp=None, ref_logp=None, config: TISConfig | None = None,
              group=None):
     """Scalar TIS-weighted PPO loss Σ c ⊙ w ⊙ ℓ_PPO."""
     cfg = config or TISConfig()
@@ -32,3 +31,11 @@ def tis_loss(logp, old_logp, adv, mask, rollout_logp=None, ref_logp=None, config
     if cfg.dual_clip_c is not None:
         ell = dual_clip(ell, adv, cfg.dual_clip_c)
     return common.aggregate_token_loss(w * ell, mask, cfg, group)
+
+
+@implements("tis")
+def tis_loss(logp, old_logp, adv, mask, rollout_logp=None, ref_logp=None, config: TISConfig | None = None, group=None):
+    """Scalar TIS loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`tis_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("tis", tis_loss_autograd, logp, old_logp, adv, mask,
+                                   config or TISConfig(), group, extra=rollout_logp, rollout_logp=rollout_logp, ref_logp=ref_logp)
