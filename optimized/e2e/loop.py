@@ -38,6 +38,20 @@ Two optional hooks (both ``None`` by default, and then the loop is exactly the o
   stay those of the full groups, and a minibatch with no kept token is skipped. :class:`FilterInputs` gives
   the step, the rollout, rewards, advantages, old log-probs and, on demand, the token entropies
   ``entropy()`` (B, L) of the trainer model at the sampling temperature.
+
+Two more optional hooks (also ``None`` by default) let an entry change the rollouts themselves or the mask of
+each minibatch:
+
+* ``rollout_hook`` (a :class:`RolloutHook`): ``generate(RolloutRequest) -> Rollout`` replaces step 2 (e.g. per-token
+  temperatures, a rollout tree), and after step 5 ``rework(FilterInputs) -> Rework | None`` may return a new
+  batch (rows added, replaced or dropped: unequal groups, hinted or inpainted rows, shared external rollouts)
+  with its rewards and, optionally, its own advantages (else the registry advantage is computed on the new
+  rewards); the loop then recomputes the old log-probs for the new batch. The logged reward stays the mean
+  task reward of the rollouts ``generate`` returned;
+* ``minibatch_filter(MinibatchInputs) -> keep`` ((b, L) or (b,) bool) runs inside step 6 for each minibatch,
+  after the current log-probs are computed and before the loss: the loss mask becomes ``keep ∧ mask``
+  (masks that depend on π_θ, which differs from π_old from the second minibatch on); a minibatch left with
+  no token is skipped.
 """
 
 from __future__ import annotations
@@ -156,6 +170,10 @@ class FilterInputs:
     old_logp: torch.Tensor  # (B, L)
     model: torch.nn.Module
     temperature: float
+    task: Task | None = None  # the task (verifier) of the run
+    backend: RolloutBackend | None = None  # the rollout backend (for hooks that sample more)
+    optimizer: torch.optim.Optimizer | None = None  # the trainer's optimizer (its state, e.g. Adam moments)
+    seed: int = 0  # the sampling seed of this step's rollouts
 
     @property
     def progress(self) -> float:
@@ -170,6 +188,58 @@ class FilterInputs:
             lp = torch.log_softmax(z, dim=-1)
             H = -(lp.exp() * lp).sum(-1)
         return torch.where(self.mask, H, torch.zeros(()))
+
+
+@dataclass
+class RolloutRequest:
+    """What a ``rollout_hook.generate`` gets at one step (the arguments the loop would pass to the backend)."""
+
+    step: int
+    steps: int
+    prompts: torch.Tensor  # (n, P)
+    G: int
+    max_new_tokens: int
+    temperature: float
+    seed: int
+    eos_id: int | None
+    backend: RolloutBackend
+    model: torch.nn.Module
+    task: Task
+
+
+@dataclass
+class Rework:
+    """A new batch from ``rollout_hook.rework``: its rollout (B', L'), rewards (B',) and advantages (B', L') or
+    None (then the loop's registry advantage is computed on ``rewards``). ``rollout.mask`` is the loss mask."""
+
+    rollout: Rollout
+    rewards: torch.Tensor
+    adv: torch.Tensor | None = None
+
+
+class RolloutHook:
+    """Base ``rollout_hook``: ``generate`` samples as the loop would, ``rework`` keeps the batch (returns None)."""
+
+    def generate(self, req: RolloutRequest) -> Rollout:
+        return req.backend.generate(req.prompts, req.G, req.max_new_tokens, req.temperature, seed=req.seed,
+                                    eos_id=req.eos_id)
+
+    def rework(self, x: FilterInputs) -> Rework | None:
+        return None
+
+
+@dataclass
+class MinibatchInputs:
+    """What a ``minibatch_filter`` sees for one minibatch of b rows (indices ``idx`` into the step's batch)."""
+
+    step: int
+    epoch: int
+    update: int  # 0-based index of this update within the step
+    idx: torch.Tensor  # (b,)
+    logp: torch.Tensor  # (b, L) current log-probs, detached
+    old_logp: torch.Tensor  # (b, L)
+    adv: torch.Tensor  # (b, L)
+    mask: torch.Tensor  # (b, L) bool, the loss mask so far
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
@@ -197,7 +267,9 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
           model: torch.nn.Module | None = None,
           backend: RolloutBackend | None = None, threads: int | None = None,
           callback: Callable[[int, History], None] | None = None, prompt_sampler: Any = None,
-          rollout_filter: Callable[[FilterInputs], torch.Tensor] | None = None) -> History:
+          rollout_filter: Callable[[FilterInputs], torch.Tensor] | None = None,
+          rollout_hook: RolloutHook | None = None,
+          minibatch_filter: Callable[[MinibatchInputs], torch.Tensor] | None = None) -> History:
     """Train a tiny LM on ``task`` with the registry's ``policy_loss`` and ``advantage``; return the History.
 
     ``loss_config`` / ``adv_config`` override fields of the entries' paper-default configs.
@@ -207,7 +279,9 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
     ``threads``: torch intra-op threads for this run (restored afterwards); None leaves them alone.
     ``callback(step, history)`` is called after each step (progress bars).
     ``prompt_sampler`` (``draw`` / ``observe``) chooses each step's prompts and ``rollout_filter`` keeps
-    rollouts or tokens before the loss (module docstring); None (the default) leaves the loop unchanged.
+    rollouts or tokens before the loss, ``rollout_hook`` (``generate`` / ``rework``) samples or rebuilds the
+    batch and ``minibatch_filter`` masks each minibatch with the current policy (module docstring); None (the
+    default) leaves the loop unchanged.
     """
     if not isinstance(steps, int) or steps < 1:
         raise fail("steps", repr(steps), "a positive int")
@@ -247,8 +321,14 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
                 prompts = task.prompts(prompts_per_step, gen_prompts)  # (n, P)
             else:
                 prompts = prompt_sampler.draw(step, prompts_per_step, gen_prompts)  # (n, P)
-            ro: Rollout = backend.generate(prompts, G, task.max_new_tokens, temperature,
-                                           seed=seed * 1_000_003 + step, eos_id=task.eos_id)
+            if rollout_hook is None:
+                ro: Rollout = backend.generate(prompts, G, task.max_new_tokens, temperature,
+                                               seed=seed * 1_000_003 + step, eos_id=task.eos_id)
+            else:
+                ro = rollout_hook.generate(RolloutRequest(
+                    step=step, steps=steps, prompts=prompts, G=G, max_new_tokens=task.max_new_tokens,
+                    temperature=temperature, seed=seed * 1_000_003 + step, eos_id=task.eos_id, backend=backend,
+                    model=model, task=task))
             R = task.reward(ro.prompts, ro.responses, ro.mask)  # (B,)
             mask = ro.mask  # (B, L)
             if prompt_sampler is not None:
@@ -261,9 +341,29 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
                 trainer_old = sequence_logp(model, ro.prompts, ro.responses, temperature)  # (B, L)
             old = trainer_old if old_logp == "trainer" else ro.logp
             mismatch = masked_mean((ro.logp - trainer_old).abs(), mask)
+            R_log = R
+            if rollout_hook is not None:  # the hook may rebuild the batch (its rewards, its advantages)
+                rw = rollout_hook.rework(FilterInputs(
+                    step=step, steps=steps, rollout=ro, rewards=R, adv=adv, mask=mask, old_logp=old, model=model,
+                    temperature=temperature, task=task, backend=backend, optimizer=opt,
+                    seed=seed * 1_000_003 + step))
+                if rw is not None:
+                    ro, R = rw.rollout, rw.rewards
+                    mask = ro.mask
+                    if rw.adv is None:
+                        adv = advantage_sign * adv_fn(rewards=R, group=ro.group, mask=mask, config=adv_cfg).float()
+                    else:
+                        adv = torch.as_tensor(rw.adv).float()
+                    if adv.shape != mask.shape or R.shape != mask.shape[:1]:
+                        raise fail("rollout_hook", f"rework with adv {tuple(adv.shape)}, rewards {tuple(R.shape)}",
+                                   f"adv of the mask's shape {tuple(mask.shape)} and one reward per row")
+                    with torch.no_grad():
+                        trainer_old = sequence_logp(model, ro.prompts, ro.responses, temperature)
+                    old = trainer_old if old_logp == "trainer" else ro.logp
             if rollout_filter is not None:  # keep rollouts / tokens: the updates use keep as their loss mask
                 keep = rollout_filter(FilterInputs(step=step, steps=steps, rollout=ro, rewards=R, adv=adv, mask=mask,
-                                                   old_logp=old, model=model, temperature=temperature))
+                                                   old_logp=old, model=model, temperature=temperature, task=task,
+                                                   backend=backend, optimizer=opt, seed=seed * 1_000_003 + step))
                 keep = torch.as_tensor(keep, dtype=torch.bool)
                 if keep.shape != mask.shape:
                     raise fail("rollout_filter", f"keep of shape {tuple(keep.shape)}", f"shape {tuple(mask.shape)}")
@@ -271,13 +371,27 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
             # 6. epochs × minibatches updates
             losses, kls, zero_w = [], [], []
             B = mask.shape[0]
-            for _ in range(epochs):
+            n_update = 0
+            for epoch in range(epochs):
                 perm = torch.randperm(B, generator=gen_shuffle)
                 for idx in perm.chunk(minibatches):
                     m = mask[idx]
-                    if rollout_filter is not None and not bool(m.any()):
+                    if (rollout_filter is not None or rollout_hook is not None) and not bool(m.any()):
                         continue  # nothing kept in this minibatch
                     logp = sequence_logp(model, ro.prompts[idx], ro.responses[idx], temperature)
+                    if minibatch_filter is not None:  # a mask that reads the current policy
+                        mk = torch.as_tensor(minibatch_filter(MinibatchInputs(
+                            step=step, epoch=epoch, update=n_update, idx=idx, logp=logp.detach(), old_logp=old[idx],
+                            adv=adv[idx], mask=m)), dtype=torch.bool)
+                        n_update += 1
+                        if mk.shape == m.shape[:1]:
+                            mk = mk[:, None]
+                        if mk.shape not in (m.shape, (m.shape[0], 1)):
+                            raise fail("minibatch_filter", f"keep of shape {tuple(mk.shape)}",
+                                       f"shape {tuple(m.shape)} or ({m.shape[0]},)")
+                        m = m & mk
+                        if not bool(m.any()):
+                            continue
                     logp.retain_grad()
                     extra = {"group": ro.group[idx]} if takes_group else {}  # prompt ids, for losses that use them
                     loss = loss_fn(logp=logp, old_logp=old[idx], adv=adv[idx], mask=m, config=loss_cfg, **extra)
@@ -292,7 +406,7 @@ def train(task: str | Task = "repeat", policy_loss: str = "ppo", advantage: str 
                         if bool(live.any()):
                             zero_w.append(float((logp.grad[live] == 0).float().mean()))
                     losses.append(float(loss.detach()))
-            hist.reward.append(float(R.mean()))
+            hist.reward.append(float(R_log.mean()))
             hist.loss.append(sum(losses) / len(losses) if losses else 0.0)
             hist.kl.append(sum(kls) / len(kls) if kls else 0.0)
             hist.zero_weight_frac.append(sum(zero_w) / len(zero_w) if zero_w else 0.0)

@@ -115,11 +115,28 @@ class HFBackend(RolloutBackend):
         self.model = model
 
     @torch.no_grad()
-    def generate(self, prompts, G, max_new_tokens, temperature=1.0, seed=0, eos_id=None) -> Rollout:
+    def generate(self, prompts, G, max_new_tokens, temperature=1.0, seed=0, eos_id=None, forced=None,
+                 temperature_fn=None) -> Rollout:
+        """As :meth:`RolloutBackend.generate`, with two optional extras of this backend (None: unchanged):
+
+        * ``forced`` (B, max_new_tokens) int64, B = n·G: where ≥ 0, that token is written at that response
+          position instead of the sampled one (teacher forcing: prefixes shared by a rollout tree, revealed hint
+          tokens); its ``logp`` is the log-prob the sampling distribution gives it. −1: sample as usual. The
+          random draws are the same as without forcing (a forced position still consumes its draw);
+        * ``temperature_fn(logits (B, V), t) -> T (B,)``: a per-row temperature for response position t (e.g.
+          from the entropy of ``logits``), used instead of ``temperature`` for sampling and for ``logp``.
+        """
         check_generate_args(prompts, G, max_new_tokens, temperature)
         gen = torch.Generator().manual_seed(int(seed))
         x = prompts.repeat_interleave(G, dim=0)  # (B, P), B = n·G
         B = x.shape[0]
+        if forced is not None:
+            forced = torch.as_tensor(forced)
+            if forced.shape != (B, max_new_tokens) or forced.dtype != torch.int64:
+                raise fail("forced", f"{forced.dtype} {tuple(forced.shape)}",
+                           f"int64 token ids (−1 = sample) of shape ({B}, {max_new_tokens})")
+        if temperature_fn is not None and not callable(temperature_fn):
+            raise fail("temperature_fn", type(temperature_fn).__name__, "a callable (logits, t) -> T (B,)")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -127,8 +144,17 @@ class HFBackend(RolloutBackend):
             tokens, logps = [], []
             done = torch.zeros(B, dtype=torch.bool)
             for t in range(max_new_tokens):
-                logprobs = torch.log_softmax(logits / temperature, dim=-1)  # (B, V)
+                if temperature_fn is None:
+                    logprobs = torch.log_softmax(logits / temperature, dim=-1)  # (B, V)
+                else:
+                    T = torch.as_tensor(temperature_fn(logits, t), dtype=logits.dtype)
+                    if T.shape != (B,) or not bool((T > 0).all()):
+                        raise fail("temperature_fn", f"temperatures {tuple(T.shape)} (min {float(T.min()):.3g})",
+                                   f"positive temperatures of shape ({B},)")
+                    logprobs = torch.log_softmax(logits / T[:, None], dim=-1)
                 y = torch.multinomial(logprobs.exp(), 1, generator=gen)  # (B, 1)
+                if forced is not None:
+                    y = torch.where(forced[:, t:t + 1] >= 0, forced[:, t:t + 1], y)
                 tokens.append(y[:, 0])
                 logps.append(logprobs.gather(1, y)[:, 0])
                 if eos_id is not None:
