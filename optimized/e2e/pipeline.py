@@ -1,7 +1,8 @@
 """Registry ``sampler`` / ``curriculum`` entries as hooks of the e2e loop (:func:`rlspec.optimized.e2e.loop.train`).
 
 Each adapter maps one entry's optimized function (and the state functions in its ``Spec.extras``) onto
-``train(prompt_sampler=...)`` or ``train(rollout_filter=...)``, using what the tiny task has:
+``train(prompt_sampler=...)``, ``train(rollout_filter=...)``, ``train(rollout_hook=...)`` or
+``train(minibatch_filter=...)`` (or, for ProMed stage 1, a stage before ``train``), using what the tiny task has:
 
 * the prompt POOL is the task's 10 distinct prompts ``<bos> d <sep>`` (d = 0..9); a sampler draws pool
   indices, and a pool item's pass rate at a step is the mean (partial-credit) reward of its G rollouts;
@@ -23,9 +24,27 @@ Adapters (``ADAPTERS``; build one with :func:`make`):
   the loop does not re-sample to refill the batch (DAPO does);
 * ``high_entropy_mask`` (rollout filter): only the top-20 % entropy tokens of the batch get gradient.
 
-Entries that cannot run on the tiny task (``NOT_ADAPTABLE`` gives the reason): they need an LLM callable,
-hint text, inpainting spans decoded into the rollout, a tree search, other swarm nodes, per-token sampling
-temperatures, a variable number of rollouts per prompt, or the per-minibatch current policy.
+Adapters that rebuild the rollouts (``rollout_hook``), with the stand-ins they use where the paper needs what the
+tiny task lacks (the correct answer of a prompt, :func:`reference_answer`, is what the verifier scores 1):
+
+* ``xrpo``: extra rollouts per prompt from the allocator (unequal groups), ``xrpo_sharpen`` advantages; the
+  in-context seeding is not run (a seeded prompt would be longer than the 3-token prompts the loop batches);
+* ``sapo_swarm``: the other swarm nodes are simulated by frozen copies of this node's policy, refreshed every
+  ``lag`` steps, sampling their own prompts;
+* ``scaf_grpo``: the hint of level k is the first k answer tokens, teacher-forced at the start of the response
+  and left out of the loss (tier "solution" only); correctness = reward 1;
+* ``igpo_inpainting``: answer tokens are teacher-forced at the hint positions of an autoregressive sample (a
+  revealed token conditions only later positions, unlike diffusion inpainting);
+* ``hapo_temperature``: per-token sampling temperatures through the HF backend's ``temperature_fn``;
+* ``ib_tpo_score``: a token-level rollout tree per prompt (shared prefixes teacher-forced), IB-TPO step
+  advantages with π_ref from the initial model.
+
+``capo_curvature_mask`` is a rollout filter that reads the trainer's AdamW moments (:attr:`FilterInputs.optimizer`);
+``off_policy_sequence_mask`` is a ``minibatch_filter`` (it needs π_θ after some updates); ``promed_mcts_init``
+(no optimized implementation) runs the reference's MCTS with the policy as the "doctor", one token per turn,
+and fine-tunes on the best trajectories before RL.
+
+``NOT_ADAPTABLE`` names the entries left out and why (only ``m2po``, which has no implementation).
 """
 
 from __future__ import annotations
