@@ -343,6 +343,9 @@ def check_one(impl: str, args: argparse.Namespace, algorithms, dtypes, out: Path
             print(f"  ... {len(xpass) - 10} more XPASS in {paths['markdown']}")
         if unexpected:
             print(f"  classify them: rlspec expectations --from {paths['json']} --out FILE, then edit FILE")
+        for f in harness.bias_flags(results):
+            print(f"  BIAS {f['algorithm']}/{f['dtype']}: the loss errs with sign {f['sign']} in {f['same_sign']} of "
+                  f"{f['cases']} cases (median relative error {f['median_rel_err']:.1e}), see {paths['markdown']}")
         for s in results.stale:
             print(f"  STALE expectation {s}")
         if not_installed:
@@ -586,6 +589,10 @@ def build_parser() -> argparse.ArgumentParser:
     from rlspec.conformance.probes import cli as probes_cli
 
     probes_cli.add_parsers(sub)
+
+    from rlspec.optimized import bench as bench_cli  # rlspec bench: losses and LM head vs peers and limits
+
+    bench_cli.add_parser(sub)
 
     pe = sub.add_parser("e2e", help="end-to-end learning matrix on a tiny model (needs transformers)", add_help=False,
                         description="Train a tiny model with every registered policy loss and advantage estimator "
