@@ -210,3 +210,14 @@ def test_promed_mcts_init_warm_starts_the_policy():
     base = train(steps=1, threads=1)
     assert finite(h) and len(a.best) == 10 and all(len(y) == 3 for y, _, _ in a.best)
     assert a.sft_loss[-1] < a.sft_loss[0] and h.reward[0] > base.reward[0] + 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n, a in P.ADAPTERS.items() if a[0] in ("rollout_hook", "minibatch_filter",
+                                                                                      "init")
+                                       or n == "capo_curvature_mask"))
+def test_new_adapters_complete_a_longer_run(name):
+    """Claim: each adapter of a rollout hook, the minibatch filter, the curvature filter and the warm-start stage
+    completes 20 steps with finite logs (state carried over many steps: trackers, EMA statistics, snapshots)."""
+    h, _ = P.run(name, steps=20)
+    assert len(h.reward) == 20 and finite(h)
