@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance import site_families
+from rlspec.conformance import site_data, site_families, site_tabular
 
 ASSETS = Path(__file__).resolve().parent / "site_assets"
 #: the ratio grid of the gradient-weight figures (log-spaced 0.2..5)
@@ -249,6 +249,225 @@ def _insert_section(page: str, section: list[str]) -> str:
     return page.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
 
 
+# --------------------------------------------------------------------------- conformance and e2e sections
+#: what each verdict of a conformance cell means (the legend under an entry's status table)
+VERDICTS = {"pass": "agrees with the reference within the dtype's tolerance",
+            "xfail": "differs, classified as a bug of that implementation",
+            "deviation": "differs, classified as a documented design choice",
+            "xpass": "classified as a difference but agrees (the classification is out of date)",
+            "fail": "differs, not classified", "error": "raised, not classified",
+            "unsupported": "not checked: the adapter cannot express the case (reason below)",
+            "not-installed": "not checked: the framework was not installed"}
+
+
+def _cell_md(cell: dict[str, Any] | None) -> str:
+    if not cell:
+        return "—"
+    errs = cell.get("max_rel_err", {})
+    return " · ".join(f"{st} {n}" + (f" ({errs[st]})" if st in errs else "") for st, n in cell["counts"].items())
+
+
+def _judged(e: dict[str, Any]) -> int:
+    return sum(n for c in e["cells"].values() for st, n in c["counts"].items() if st not in ("unsupported", "not-installed"))
+
+
+def _inline(text: str) -> str:
+    """A reason as markdown text: no TeX delimiters, no table pipes."""
+    return text.replace("$", r"\$").replace("|", "/")
+
+
+def conformance_section(spec: Any, summary: dict[str, Any] | None) -> list[str]:
+    """The entry's conformance status in each framework, from docs/compatibility/summary.json: cases per verdict
+    per dtype, which frameworks compute it, and the reasons of every difference and every case not checked."""
+    head = ["## Conformance", "", f"Golden vectors: `conformance/vectors/{spec.name}/`."]
+    per = (summary or {}).get("entries", {}).get(spec.name)
+    if not per:
+        when = f" ({summary['date']})" if summary else ""
+        return head + ["", f"**Not in the committed compatibility run{when}**: the entry was added after it. "
+                       "`rlspec check all --page docs/compatibility.md` (the peers environment) adds it; "
+                       "`rlspec check optimized --algorithms " + spec.name + "` checks the torch version.", ""]
+    impls = summary["implementations"]
+    dtypes = [d for d in ("float64", "float32", "bfloat16")
+              if any(d in e["cells"] for e in per.values())]
+    dtypes += sorted({d for e in per.values() for d in e["cells"]} - set(dtypes))
+    lines = head + ["", f"Checked against the reference in each framework by `{summary['source'].split(' --page')[0]}` "
+                    f"on {summary['date']} (all entries: the [compatibility page](../compatibility.md)). A cell "
+                    "counts this entry's cases per verdict in one dtype; in parentheses, the largest relative error "
+                    "|got − ref| / max(|ref|, atol/rtol) among the cases of a compared verdict.", "",
+                    "| implementation | version | " + " | ".join(dtypes) + " |", "|---|---|" + "---|" * len(dtypes)]
+    computed, absent, unchecked = [], [], []
+    for impl, info in impls.items():
+        e = per.get(impl)
+        report = f"[{impl}](../compatibility/{impl}.md)"
+        if e is None:
+            lines.append(f"| {report} | {info['version']} | " + " | ".join("not in this run" for _ in dtypes) + " |")
+            continue
+        lines.append(f"| {report} | {info['version']} | " + " | ".join(_cell_md(e["cells"].get(d)) for d in dtypes) + " |")
+        if _judged(e):
+            computed.append(impl)
+        elif e["not_checked"] and all(site_data.NOT_IMPLEMENTED.match(r["reason"]) for r in e["not_checked"]):
+            absent.append(impl)
+        else:
+            unchecked.append(impl)
+    used = sorted({st for e in per.values() for c in e["cells"].values() for st in c["counts"]},
+                  key=list(VERDICTS).index)
+    lines += ["", "Verdicts: " + "; ".join(f"*{st}* = {VERDICTS[st]}" for st in used) + ".", ""]
+    say = []
+    if computed:
+        say.append("**compared with the reference** in " + ", ".join(computed))
+    if absent:
+        say.append("**not implemented** by " + ", ".join(absent))
+    if unchecked:
+        say.append("**present but not checkable** in " + ", ".join(unchecked) + " (reasons below)")
+    lines += ["Summary: " + "; ".join(say) + ".", ""]
+    known = [(impl, it) for impl, e in per.items() for it in e["known"]]
+    if known:
+        lines += ["Known differences (each framework's report has a reproduction):", ""]
+        lines += [f"- **{impl} {impls[impl]['version']}**, *{it['status']}* ({it['cases']} case"
+                  f"{'s' if it['cases'] != 1 else ''}): {_inline(it['reason'])}" for impl, it in known] + [""]
+    skipped = [(impl, it) for impl, e in per.items() for it in e["not_checked"]
+               if not site_data.NOT_IMPLEMENTED.match(it["reason"])]
+    if skipped:
+        lines += ["Cases not checked:", ""]
+        lines += [f"- **{impl}**, *{it['status']}* ({it['cases']} case{'s' if it['cases'] != 1 else ''}): "
+                  f"{_inline(it['reason'].removeprefix('adapter: '))}" for impl, it in skipped] + [""]
+    return lines
+
+
+#: docs/e2e.md's heading "Samplers and curricula in the loop (`optimized/e2e/pipeline.py`)" as mkdocs slugs it
+E2E_PIPELINE_ANCHOR = "samplers-and-curricula-in-the-loop-optimizede2epipelinepy"
+#: the run every e2e figure shows in grey for comparison (the plain PPO loss with GRPO advantages)
+E2E_BASELINE = "ppo"
+
+
+def e2e_no_run_reason(spec: Any) -> str:
+    """Why an entry has no learning curve of its own (it is not in the committed e2e runs)."""
+    import inspect
+
+    loop = ("The e2e loop ([end-to-end](../e2e.md)) plugs in a policy loss and an outcome advantage estimator by "
+            "name, plus sampler/curriculum hooks")
+    if spec.kind == "tabular":
+        return ("A method on a small exact problem (`reference/envs/`), not a loss for the LLM training loop: "
+                "the figure above shows it on such a problem.")
+    if spec.kind == "value_loss":
+        return f"{loop}; it trains no critic (outcome advantages need none), so a critic loss has no slot in it."
+    if spec.kind == "advantage" and spec.fn is not None:
+        params = [p.name for p in inspect.signature(spec.fn).parameters.values()
+                  if p.default is inspect.Parameter.empty and p.name not in ("rewards", "group", "mask", "config")]
+        if params:
+            return (f"{loop}; an advantage estimator must take the outcome signature (rewards, group, mask), and "
+                    f"this one also needs {', '.join(params)}, which the tiny task does not produce.")
+    return f"{loop}; a `{spec.kind}` entry is none of these, so it has no learning curve of its own."
+
+
+def e2e_data(curves: dict[str, Any] | None, name: str) -> tuple[str, dict[str, Any]] | None:
+    """("matrix" | "pipeline" | "not adaptable", row) for an entry in the committed e2e runs, else None."""
+    if not curves:
+        return None
+    if name in curves.get("matrix", {}).get("rows", {}):
+        return "matrix", curves["matrix"]["rows"][name]
+    pipe = curves.get("pipeline", {})
+    if name in pipe.get("rows", {}):
+        return "pipeline", pipe["rows"][name]
+    if name in pipe.get("not_adaptable", {}):
+        return "not adaptable", {"note": pipe["not_adaptable"][name]}
+    return None
+
+
+def draw_e2e_figure(name: str, row: dict[str, Any], baseline: dict[str, Any] | None, threshold: float | None,
+                    path: Path) -> None:
+    """Reward per step of each seed's run; the baseline's seed mean in grey; the gate's threshold dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    if baseline is not None and baseline.get("runs"):
+        rs = [np.array([np.nan if v is None else v for v in r["reward"]]) for r in baseline["runs"]]
+        n = min(len(r) for r in rs)
+        ax.plot(np.arange(1, n + 1), np.nanmean([r[:n] for r in rs], axis=0), color="0.65", lw=1.4,
+                label=f"{E2E_BASELINE} + grpo (seed mean, for comparison)")
+    for k, r in enumerate(row["runs"]):
+        y = [np.nan if v is None else v for v in r["reward"]]
+        ax.plot(np.arange(1, len(y) + 1), y, color=f"C{k}", lw=1.6, label=f"{name}, seed {r['seed']}")
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"gate threshold {threshold:g}")
+    ax.set(xlabel="training step", ylabel="mean reward of the batch", ylim=(0, 1.02))
+    ax.set_title(f"{name}: reward per step on the tiny task", fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def e2e_section(spec: Any, curves: dict[str, Any] | None, fig_dir: Path | None) -> list[str]:
+    """The entry's e2e learning curve (figure + per-seed numbers), or why it has none; draws into ``fig_dir``."""
+    head = ["## End-to-end learning curve", ""]
+    found = e2e_data(curves, spec.name)
+    if found is None:
+        why = e2e_no_run_reason(spec)
+        if curves is None:
+            why = "No e2e data is committed (`docs/e2e/curves.json`). " + why
+        return head + [f"**No run.** {why}", ""]
+    where, row = found
+    if where == "not adaptable":
+        return head + [f"**Not run**: {_inline(row['note'])} (`rlspec.optimized.e2e.pipeline.NOT_ADAPTABLE`).", ""]
+    img = f"fig/{spec.name}-e2e.png"
+    when = f"Run on {curves['date']}" + (f" ({curves['machine']})" if curves.get("machine") else "")
+    if where == "pipeline":
+        st = curves["pipeline"]["settings"]
+        lines = head + [f"{when}: the entry as the loop's `{row['hook']}` hook ({_inline(row['what'])}), task "
+                        f"`{row['task']}`, seed {st['seed']}, {st['steps']} steps. Eight steps show that the loop runs "
+                        "with the entry, not that it learns faster: rewards are still near the random-policy level "
+                        "(the gate needs about 30 steps to reach 0.8). Settings and the other hooks: "
+                        f"[samplers and curricula in the loop](../e2e.md#{E2E_PIPELINE_ANCHOR}).", ""]
+        if fig_dir is not None:
+            draw_e2e_figure(spec.name, row, None, None, fig_dir / f"{spec.name}-e2e.png")
+            lines += [f"![{spec.name}: reward per step with the hook in the loop]({img})", ""]
+        r = row["runs"][0]["reward"]
+        return lines + [f"Reward at step 1 → step {len(r)}: {_fmt_plain(r[0])} → {_fmt_plain(r[-1])}.", ""]
+    m = curves["matrix"]
+    st, gate = m["settings"], m["gate"]
+    if row.get("verdict") == "not run":
+        return head + [f"**Not run** in the e2e matrix ({curves['date']}): {_inline(row.get('note', ''))}.", ""]
+    if row.get("verdict") == "error":
+        return head + [f"**The run raised** ({curves['date']}): `{row.get('error', '')}`.", ""]
+    cfg = row.get("loss_config") or {}
+    lines = head + [
+        f"{when}: `{row['policy_loss']}` loss with `{row['advantage']}` advantages"
+        + (f" ({', '.join(f'{k}={v}' for k, v in cfg.items())})" if cfg else "")
+        + f" on the tiny `{st['task']}` task (a tiny random-init {st['arch']} model): {st['steps']} steps "
+        f"of {st['prompts_per_step']} prompts × G={st['G']}, {st['epochs']} epochs × {st['minibatches']} "
+        f"minibatches, AdamW lr {st['lr']:g}, seeds {', '.join(str(r['seed']) for r in row['runs'])}. "
+        f"Gate: mean reward of the last {gate['window']} steps ≥ {gate['threshold']:g} and ≥ the first "
+        f"{gate['window']} + {gate['min_gain']:g}. Verdict: **{row['verdict']}**."
+        + (f" Note: {_inline(row['note'])}." if row.get("note") else ""), ""]
+    if fig_dir is not None:
+        base = m["rows"].get(E2E_BASELINE)
+        if base is not None and (row.get("policy_loss"), row.get("advantage")) == (base.get("policy_loss"),
+                                                                                    base.get("advantage")):
+            base = None  # the entry's run is the baseline run
+        draw_e2e_figure(spec.name, row, base, gate["threshold"], fig_dir / f"{spec.name}-e2e.png")
+        lines += [f"![{spec.name}: reward per step, each seed]({img})", ""]
+    lines += [f"| seed | first {gate['window']} → last {gate['window']} steps (mean reward) | first step whose "
+              f"{gate['window']}-step mean ≥ {m['hit']:g} | passes the gate |", "|---|---|---|---|"]
+    for r in row["runs"]:
+        hit = "—" if r["steps_to_hit"] is None else str(r["steps_to_hit"])
+        lines.append(f"| {r['seed']} | {r['first']:.2f} → {r['last']:.2f} | {hit} | {'yes' if r['passes'] else 'no'} |")
+    return lines + ["", "All runs side by side: [end-to-end](../e2e.md).", ""]
+
+
+def _fmt_plain(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _replace_conformance(page: str, section: list[str]) -> str:
+    k = page.find("\n## Conformance\n")
+    if k < 0:
+        return page.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+    nxt = page.find("\n## ", k + 1)
+    return page[:k + 1] + "\n".join(section) + ("\n" + page[nxt + 1:] if nxt >= 0 else "\n")
+
+
+
+
 _REPO_LINK = re.compile(r"\[`([^`\]]+)`\]\(\.\./\.\./([^)\s]+)\)")
 
 
@@ -422,9 +641,11 @@ def index_page(specs: list[Any]) -> str:
         "- How the aggregation modes weight short and long responses, and what micro-batching does to them: "
         "[aggregation modes](families/aggregation.md).",
         "- Every outcome advantage estimator on one example group: [the group-advantage family](families/advantages.md).",
+        "- Small calculations to check by hand, executed by the test suite: [worked examples](examples.md).",
         "- Symbols: [notation](notation.md).",
         "- Which framework computes what the paper says: [compatibility](compatibility.md).",
-        "- Every algorithm trains a tiny model: [end-to-end](e2e.md).", ""])
+        "- Every algorithm trains a tiny model: [end-to-end](e2e.md).",
+        "- The Python API, from the docstrings: [API](api/index.md).", ""])
 
 
 # --------------------------------------------------------------------------- staging and build
@@ -455,6 +676,8 @@ def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = p
     adv_names = {s.name for s in outcome_advantage_specs()} if figures else set()
     dead: list[str] = []
     source_refs: dict[str, set[str]] = {}
+    compat = site_data.load_summary(root / "docs" / "compatibility" / "summary.json")
+    curves = site_data.load_curves(root / "docs" / "e2e" / "curves.json")
     for spec in built:
         page = _site_page(badge_equations(algorithm_page(spec), spec), pages_dir / f"{spec.name}.md", dead)
         page = link_sources(page, root, source_refs)
@@ -466,6 +689,13 @@ def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = p
             adv = example_advantages(spec)
             draw_advantage_figure(spec, adv, fig_dir / f"{spec.name}-example.png")
             page = _insert_section(page, advantage_section(spec, adv, f"fig/{spec.name}-example.png"))
+        if figures and site_tabular.needs_figure(spec):
+            drawn = site_tabular.draw(spec, fig_dir)
+            page = _insert_section(page, ["## The problem, its optimum and the method", ""] + (
+                [f"![{spec.name}: the problem, the exact optimum and the method]({drawn[0]})", "", f"*{drawn[1]}*", ""]
+                if drawn else [site_tabular.no_figure_reason(spec), ""]))
+        page = _replace_conformance(page, conformance_section(spec, compat)
+                                    + e2e_section(spec, curves, fig_dir if figures else None))
         (pages_dir / f"{spec.name}.md").write_text(page + "\n", encoding="utf-8")
     log(f"staged {len(built)} algorithm pages ({len(ratio_names)} ratio figures, {len(adv_names)} worked examples)")
     if dead:
@@ -493,18 +723,38 @@ def stage(src_dir: Path, *, figures: bool = True, log: Callable[[str], None] = p
     compat = ["compatibility.md"] + [f"compatibility/{p.name}" for p in sorted((docs / "compatibility").glob("*.md"))]
     families = [{"The ratio family": "families/ratio.md"}, {"Aggregation modes": "families/aggregation.md"},
                 {"The group-advantage family": "families/advantages.md"}]
+    api = [f"api/{p.name}" for p in sorted((docs / "api").glob("*.md"), key=lambda p: (p.name != "index.md", p.name))]
     nav = [{"Home": "index.md"}, {"Catalogue": "catalogue.md"}, {"Families": families},
            {"Algorithms": by_kind}, {"Compatibility": compat}, {"End-to-end": "e2e.md"}, {"Notation": "notation.md"}]
-    listed = {"index.md", "catalogue.md", "e2e.md", "notation.md", *compat, *sources,
+    if (docs / "examples.md").is_file():
+        nav.insert(2, {"Worked examples": "examples.md"})
+    if api:
+        nav.append({"API": api})
+    listed = {"index.md", "catalogue.md", "e2e.md", "notation.md", "examples.md", *compat, *sources, *api,
               *(next(iter(f.values())) for f in families), *(f"algorithms/{s.name}.md" for s in built)}
     extra = sorted(str(p.relative_to(docs)) for p in docs.rglob("*.md") if str(p.relative_to(docs)) not in listed)
     if extra:  # hand-written pages under docs/ that the registry does not know: listed at the end
         nav.append({"More": extra})
     config = {"INHERIT": str(root / "mkdocs.yml"), "docs_dir": "docs", "nav": nav,
               "not_in_nav": "/source/"}  # the source pages are reached from the algorithm pages' links
+    api_source_tree(src_dir / "api-src", root)
     # JSON is YAML: no PyYAML needed to write the config
     (src_dir / "mkdocs.yml").write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return nav
+
+
+def api_source_tree(dest: Path, root: Path) -> Path:
+    """``dest/rlspec/`` laid out as the installed package (``rlspec/{reference,optimized,conformance}``), made of
+    links into the checkout, where the layers are folders beside ``rlspec/``: mkdocstrings reads the API pages'
+    modules from it by their ``rlspec.*`` names (mkdocs.yml: ``paths: [api-src]``) without importing them."""
+    pkg = dest / "rlspec"
+    if dest.exists():
+        shutil.rmtree(dest)
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").symlink_to(root / "rlspec" / "__init__.py")
+    for layer in ("reference", "optimized", "conformance"):
+        (pkg / layer).symlink_to(root / layer, target_is_directory=True)
+    return dest
 
 
 def build_site(out: Path | str | None = None, *, src_dir: Path | str | None = None, strict: bool = True,
@@ -532,10 +782,11 @@ def cmd_site(args: Any) -> int:
     try:
         import material  # noqa: F401
         import mkdocs  # noqa: F401
+        import mkdocstrings  # noqa: F401
         import pymdownx  # noqa: F401
     except ImportError as e:
         print(f"rlspec site: {e}; install with: pip install mkdocs mkdocs-material pymdown-extensions "
-              "(or run tox -e docs)", file=sys.stderr)
+              "'mkdocstrings[python]' (or run tox -e docs)", file=sys.stderr)
         return 2
     try:
         build_site(args.out, strict=not args.no_strict)

@@ -13,6 +13,9 @@ import pytest
 pytest.importorskip("mkdocs")
 pytest.importorskip("material")
 pytest.importorskip("pymdownx")
+pytest.importorskip("mkdocstrings")
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 class _Page(HTMLParser):
@@ -151,3 +154,88 @@ def test_provenance_badges_and_property_links(site):
                 assert (site / "source" / f"{path.removesuffix('.py')}.html").is_file()
     css = (site / "assets" / "extra.css").read_text(encoding="utf-8")
     assert ".rl-prov-reconstructed" in css
+
+
+def _section(html: str, heading_id: str) -> str:
+    """The HTML of one h2 section (from its heading to the next h2)."""
+    k = html.find(f'id="{heading_id}"')
+    assert k >= 0, heading_id
+    nxt = html.find("<h2", k)
+    return html[k:nxt if nxt >= 0 else len(html)]
+
+
+def test_every_page_shows_conformance_counts_per_framework(site):
+    """Claim: each built entry's page shows, per framework, its cases per verdict in each dtype as the committed
+    compatibility data (docs/compatibility/summary.json, checked against the reports by test_docs_examples) says."""
+    import html as html_mod
+
+    from rlspec.conformance import site_data
+    from rlspec.reference import registry
+
+    data = site_data.load_summary(DOCS / "compatibility" / "summary.json")
+    assert data is not None
+    for spec in registry.specs():
+        if spec.status == "planned":
+            continue
+        sec = html_mod.unescape(_section((site / "algorithms" / f"{spec.name}.html").read_text(encoding="utf-8"),
+                                         "conformance"))
+        per = data["entries"].get(spec.name)
+        if per is None:
+            assert "Not in the committed compatibility run" in sec, spec.name
+            continue
+        for impl, e in per.items():
+            assert f"../compatibility/{impl}.html" in sec, (spec.name, impl)
+            for cell in e["cells"].values():
+                for st, n in cell["counts"].items():
+                    assert f"{st} {n}" in sec, (spec.name, impl, st, n)
+
+
+def test_every_page_has_its_e2e_curve_or_says_why_not(site):
+    """Claim: an entry with a committed e2e run shows its learning-curve figure (the image exists); every other
+    entry's page states that it has no run and why."""
+    from rlspec.conformance import site as site_mod
+    from rlspec.conformance import site_data
+    from rlspec.reference import registry
+
+    curves = site_data.load_curves(DOCS / "e2e" / "curves.json")
+    for spec in registry.specs():
+        if spec.status == "planned":
+            continue
+        sec = _section((site / "algorithms" / f"{spec.name}.html").read_text(encoding="utf-8"),
+                       "end-to-end-learning-curve")
+        found = site_mod.e2e_data(curves, spec.name)
+        ran = found is not None and found[0] in ("matrix", "pipeline") and found[1].get("runs")
+        if ran:
+            assert f"fig/{spec.name}-e2e.png" in sec and (site / "algorithms" / "fig" / f"{spec.name}-e2e.png").is_file()
+        else:
+            assert re.search(r"No run|Not run|raised", sec), spec.name
+
+
+def test_tabular_entries_have_a_figure(site):
+    """Claim: every built tabular entry's page embeds a figure: its own (registry extras) or one drawn from the
+    reference on its problem (site_tabular), and the image file exists."""
+    from rlspec.reference import registry
+
+    for spec in registry.specs():
+        if spec.kind != "tabular" or spec.status == "planned":
+            continue
+        page = site / "algorithms" / f"{spec.name}.html"
+        parser = _Page()
+        parser.feed(page.read_text(encoding="utf-8"))
+        figs = [src for src in parser.images if "-ratio" not in src and "-e2e" not in src and "-example" not in src]
+        assert figs, spec.name
+        assert all((page.parent / src).is_file() for src in figs), spec.name
+
+
+def test_api_pages_render_the_docstrings(site):
+    """Claim: the API pages hold mkdocstrings output: the documented functions with their docstrings' text."""
+    reg = (site / "api" / "registry.html").read_text(encoding="utf-8")
+    assert 'class="doc doc-object doc-function"' in reg
+    for name in ("get", "specs", "register", "Spec"):
+        assert f'id="rlspec.reference.registry.{name}"' in reg, name
+    assert "replaces a planned one" in reg  # register's docstring
+    for page, ident in (("aggregation", "rlspec.reference.aggregation.coefficients"),
+                        ("harness", "rlspec.conformance.harness.compare"),
+                        ("adapters", "rlspec.conformance.adapters.base.Adapter"),
+                        ("optimized", "rlspec.optimized.common.ratio"), ("common", "rlspec.reference.common.ratio")):
+        assert f'id="{ident}"' in (site / "api" / f"{page}.html").read_text(encoding="utf-8"), ident
