@@ -12,7 +12,15 @@ How one case is judged (:func:`run_case`):
    only at valid positions; a gradient output (name starting with ``d``) must also be finite at
    masked positions (a NaN gradient on padding poisons back-propagation);
 5. an exception, a NaN/inf output, a missing output or a timeout is a ``fail``/``error`` result that
-   carries its message and a copy-pasteable reproduction; the run goes on.
+   carries its message and a copy-pasteable reproduction; the run goes on. A gradient that is zero (or
+   ``None``) where the reference's is not, a gradient that misses while the value matches (not the gradient
+   of the computed objective), and a non-finite gradient at a masked position (inf·0) each say so.
+
+Timeouts: each adapter call runs in its own daemon thread. After ``timeout`` seconds the harness raises an
+exception inside that thread (``PyThreadState_SetAsyncExc``), which stops a call that is looping in Python
+code; a call blocked in native code (a C kernel, a lock) cannot be stopped from Python: its thread is left
+running as a daemon (it does not keep the process alive at exit) and the result says so. Either way the
+case is an ``error`` whose message starts with "timed out" and the run goes on.
 
 Statuses (:data:`STATUSES`): ``pass``, ``fail`` (wrong value), ``error`` (raised, timed out,
 malformed output), ``unsupported`` (the adapter does not implement the entry / dtype / config, or
@@ -27,16 +35,25 @@ log-ratio clamp, a dual clip of c = 3, each boolean flag flipped, and any overri
 lists in ``Spec.extras["conformance_configs"]()``), draws of ``Spec.make_inputs(rng)`` where the
 entry has one, and seeded random batches. Only the arguments the reference function accepts are
 passed; a generated case that the reference itself rejects is dropped (counted in
-``Results.dropped``). Cases tagged ``extreme`` (log-ratios ±20/±50) are not run in bfloat16.
+``Results.dropped``). Cases tagged ``extreme`` (log-ratios ±20/±50) are not run in bfloat16; the
+``overflow`` cases (±89, ±100, exact in bfloat16) are. A case whose reference output lies beyond the
+range of the dtype under test (|value| > 3.4e38 in float32/bfloat16) is ``unsupported`` in that dtype:
+no implementation can return it.
+
+Padding: every default input carries finite garbage at masked positions (:mod:`rlspec.conformance.inputs`);
+``make_inputs`` draws whose padding holds NaN/±inf/huge values get finite garbage there too
+(:func:`rlspec.conformance.inputs.finite_padding`), and the first such draw is also kept as it was, as the
+case ``make-inputs-0-padding-nonfinite`` (tag ``padding-nonfinite``).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
+import ctypes
 import dataclasses
 import inspect
 import math
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -357,15 +374,22 @@ def _raw_batches(spec, n_random: int) -> list[tuple[str, dict[str, Any], tuple[s
                 out.append((nb.name, sel, nb.tags))
     mk = spec.make_inputs
     if mk is not None:
+        nonfinite = []
         for i in range(3):
-            out.append((f"make-inputs-{i}", mk(np.random.default_rng(_stable_seed(spec.name, "make", i))), ()))
+            raw = mk(np.random.default_rng(_stable_seed(spec.name, "make", i)))
+            fin, changed = gen.finite_padding(raw, np.random.default_rng(_stable_seed(spec.name, "make-pad", i)))
+            out.append((f"make-inputs-{i}", fin, ("garbage",) if changed else ()))
+            if changed:
+                nonfinite.append((f"make-inputs-{i}-padding-nonfinite", raw, ("garbage", "padding-nonfinite")))
+        out += nonfinite[:1]  # after the draws: config variants keep their base (the second fixed case)
     for i in range(n_random):
         rng = np.random.default_rng(_stable_seed(spec.name, "random", i))
         use_default = default_ok and (mk is None or i % 2 == 0)
         if not use_default and mk is None:
             break
         raw = gen.random_batch(spec.kind, rng) if use_default else mk(rng)
-        sel = select_inputs(spec, raw) if use_default else raw
+        sel = select_inputs(spec, raw) if use_default else \
+            gen.finite_padding(raw, np.random.default_rng(_stable_seed(spec.name, "random-pad", i)))[0]
         out.append((f"random-{i}", sel, ("random",)))
     return out
 
@@ -422,6 +446,21 @@ def checkable_specs(algorithms: Iterable[str] | None = None) -> tuple[list[Any],
 
 
 # --------------------------------------------------------------------------- comparison
+#: the largest finite magnitude per dtype (bfloat16 shares float32's exponent range)
+DTYPE_MAX = {"float64": float(np.finfo(np.float64).max), "float32": float(np.finfo(np.float32).max),
+             "bfloat16": 3.3895313892515355e38}
+
+
+def out_of_range(ref: dict[str, Any], dtype: str) -> str:
+    """Why the reference's outputs cannot be represented in ``dtype`` ("" if they can)."""
+    top = DTYPE_MAX[dtype]
+    for k, v in ref.items():
+        a = np.asarray(v)
+        if np.issubdtype(a.dtype, np.floating) and a.size and float(np.max(np.abs(a))) > top:
+            return f"reference output {k} reaches {float(np.max(np.abs(a))):.3g}, beyond the {dtype} range ({top:.3g})"
+    return ""
+
+
 def n_terms_of(inputs: dict[str, Any]) -> int:
     """Number of terms a case's outputs reduce over: valid tokens if there is a mask, else the largest input."""
     m = inputs.get("mask")
@@ -440,11 +479,15 @@ def compare(ref: dict[str, Any], got: dict[str, Any], dtype: str, mask: np.ndarr
     """
     alternatives = list(alternatives)
     worst = (0.0, 0.0, "")
+    values_passed: list[str] = []  # non-gradient outputs that matched (to tell "value right, gradient wrong")
     for name, r in ref.items():
         if name not in got:
             return "error", math.inf, math.inf, name, f"missing output {name!r} (got {sorted(got)})"
         g = to_numpy(got[name])
         ra = np.asarray(r)
+        grad = is_gradient(name)
+        if grad and g is None and ra.dtype != object:  # autograd left .grad unset: no path from the loss
+            g = np.zeros(ra.shape)
         if ra.dtype == object or isinstance(r, (str, type(None))):
             if not _equal_obj(r, g):
                 return "fail", math.inf, math.inf, name, f"{name}: expected {r!r}, got {g!r}"
@@ -470,17 +513,17 @@ def compare(ref: dict[str, Any], got: dict[str, Any], dtype: str, mask: np.ndarr
         refs += [np.asarray(a[name], dtype=np.float64).reshape(shape) for a in alternatives
                  if name in a and np.asarray(a[name]).size == ga.size]
         at_mask = mask is not None and shape == mask.shape and ga.ndim >= 1
-        if at_mask:
-            if name.startswith("d") and not np.isfinite(ga).all():
-                where = np.argwhere(~np.isfinite(ga))[0].tolist()
-                return "fail", math.inf, math.inf, name, (f"{name}: non-finite gradient {ga[tuple(where)]} at {where}"
-                                                          f"{' (a masked position)' if not mask[tuple(where)] else ''}")
+        if at_mask and grad and not np.isfinite(ga).all():
+            return "fail", math.inf, math.inf, name, nonfinite_gradient_message(name, ga, mask)
+
         def sel(x: np.ndarray, at_mask: bool = at_mask) -> np.ndarray:
             return x[mask] if at_mask else x
 
         gs = sel(ga)
         if not np.isfinite(gs).all():
-            return "fail", math.inf, math.inf, name, f"{name}: non-finite value(s) {gs[~np.isfinite(gs)][:3].tolist()}"
+            what = "gradient" if grad else "value(s)"
+            return "fail", math.inf, math.inf, name, (f"{name}: non-finite {what} {gs[~np.isfinite(gs)][:3].tolist()} "
+                                                      "where the reference's are finite")
         rs = [sel(x) for x in refs]
         if gs.size == 0:
             continue
@@ -509,11 +552,53 @@ def compare(ref: dict[str, Any], got: dict[str, Any], dtype: str, mask: np.ndarr
         if not ok_el.all():
             i = int(np.argmax(np.where(ok_el, -1.0, diffs[0])))
             where = f" at flat index {i}" if np.ndim(rs[0]) else ""
-            return "fail", abs_err, rel_err, name, (
-                f"{name}: max |got − ref| = {abs_err:.3g} (rel {rel_err:.3g}){where}: got {float(gs.flat[i])!r}, "
-                f"ref {float(rs[0].flat[i])!r}; tolerance atol={atol:.2g} + rtol={rtol:.2g}·|ref| "
-                f"({dtype}, n_terms={n_terms}){' [masked positions not compared]' if mask is not None else ''}")
+            msg = (f"{name}: max |got − ref| = {abs_err:.3g} (rel {rel_err:.3g}){where}: got {float(gs.flat[i])!r}, "
+                   f"ref {float(rs[0].flat[i])!r}; tolerance atol={atol:.2g} + rtol={rtol:.2g}·|ref| "
+                   f"({dtype}, n_terms={n_terms}){' [masked positions not compared]' if mask is not None else ''}")
+            if grad:
+                msg = gradient_diagnosis(name, gs, rs[0], values_passed, got_none=got[name] is None) + msg
+            return "fail", abs_err, rel_err, name, msg
+        if not grad:
+            values_passed.append(name)
     return "pass", worst[0], worst[1], worst[2], ""
+
+
+#: output-name prefixes of gradients (∂/∂logp, ∂/∂logits, ∂/∂values, ∂/∂μ, ...): the registry's gradient outputs
+GRADIENT_PREFIXES = ("dlog", "dvalues", "dmu", "dpi", "dcost")
+
+
+def is_gradient(name: str) -> bool:
+    """Whether output ``name`` is a gradient (``dlogp``, ``dvalues``, ``dlogits``, ``state.dmu``, ...)."""
+    return name.split(".")[-1].startswith(GRADIENT_PREFIXES)
+
+
+def nonfinite_gradient_message(name: str, ga: np.ndarray, mask: np.ndarray) -> str:
+    """The message for a gradient with NaN/±inf, pointing out masked positions (inf·0 in a backward pass)."""
+    bad = ~np.isfinite(ga)
+    where = np.argwhere(bad)[0].tolist()
+    at_pad = bad & ~mask
+    msg = f"{name}: non-finite gradient {ga[tuple(where)]} at {where}"
+    if at_pad.any():
+        w = np.argwhere(at_pad)[0].tolist()
+        msg = (f"{name}: non-finite gradient {ga[tuple(w)]} at masked position {w} ({int(at_pad.sum())} masked, "
+               f"{int((bad & mask).sum())} valid positions non-finite): the gradient at padding must be 0; a NaN "
+               "there is typically inf·0 (a value that overflowed at a padded or clipped position, multiplied by "
+               "a zero mask or a zero derivative) and poisons every parameter in back-propagation")
+    return msg
+
+
+def gradient_diagnosis(name: str, gs: np.ndarray, rs: np.ndarray, values_passed: list[str], got_none: bool) -> str:
+    """A leading sentence for a gradient that differs: no gradient at all, or not the gradient of the value."""
+    ref_scale = float(np.max(np.abs(rs))) if rs.size else 0.0
+    if ref_scale > 0 and not np.any(gs):
+        what = "None (no autograd path from the loss)" if got_none else "zero everywhere"
+        return (f"{name} is {what} but the reference's is not (max |ref| = {ref_scale:.3g}): the implementation's "
+                "loss carries no gradient w.r.t. this input (a detached term?). ")
+    if values_passed:
+        return (f"the value ({', '.join(values_passed)}) matches the reference but {name} does not: the gradient is "
+                "not the gradient of the objective the value computes (a detached or straight-through term, a "
+                "biased estimator). ")
+    return ""
 
 
 def perturbed_references(spec, rounded: dict[str, Any], cfg: Any, dtype: str, seed: int,
@@ -547,20 +632,53 @@ def _equal_obj(a: Any, b: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- running
-class _Runner:
-    """Runs adapter calls in one worker thread so that a hung call can be abandoned after a timeout."""
+class CaseTimeout(Exception):
+    """An adapter call ran past its timeout. ``stopped``: whether its thread could be stopped."""
 
-    def __init__(self) -> None:
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlspec-case")
+    def __init__(self, timeout: float, stopped: bool) -> None:
+        how = ("the call was interrupted" if stopped else
+               "the call could not be interrupted (blocked in native code) and keeps running in a daemon thread")
+        super().__init__(f"timed out after {timeout:g} s ({how})")
+        self.stopped = stopped
+
+
+class _Abandoned(BaseException):
+    """Raised asynchronously inside a timed-out call's thread (a BaseException: ``except Exception`` in the
+    adapter does not swallow it)."""
+
+
+def _interrupt(thread: threading.Thread, done: threading.Event, grace: float = 1.0) -> bool:
+    """Raise :class:`_Abandoned` inside ``thread``; True if the call then ended within ``grace`` seconds."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Abandoned))
+    return done.wait(grace)
+
+
+class _Runner:
+    """Runs each adapter call in its own daemon thread, so that a hung call can be abandoned after a timeout
+    (see the module docstring: a Python-level hang is stopped, a native one is left behind as a daemon)."""
 
     def call(self, fn: Callable[[], Any], timeout: float | None) -> Any:
-        fut = self.pool.submit(fn)
-        try:
-            return fut.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            self.pool.shutdown(wait=False, cancel_futures=True)  # the stuck thread is left behind (daemon-like)
-            self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlspec-case")
-            raise
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box["value"] = fn()
+            except _Abandoned:
+                box["abandoned"] = True
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["error"] = e
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=target, name="rlspec-case", daemon=True)
+        thread.start()
+        if not done.wait(timeout):
+            raise CaseTimeout(timeout, _interrupt(thread, done))
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
 
 
 _RUNNER: _Runner | None = None
@@ -605,11 +723,14 @@ def run_case(adapter, case: Case, spec=None, timeout: float | None = DEFAULT_TIM
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             return result("unsupported", message=f"case not applicable in {case.dtype}: reference output {k} "
                                                  "is not finite on the rounded inputs")
+    beyond = out_of_range(ref, case.dtype)
+    if beyond:
+        return result("unsupported", message=f"case not applicable in {case.dtype}: {beyond}")
     to_adapter = cast_value(rounded, case.dtype)  # a private copy the adapter may mutate
     try:
         got = _runner().call(lambda: adapter.run(spec, to_adapter, cfg, case.dtype), timeout)
-    except concurrent.futures.TimeoutError:
-        return result("error", math.inf, math.inf, message=f"timed out after {timeout:g} s", repro=True)
+    except CaseTimeout as e:
+        return result("error", math.inf, math.inf, message=str(e), repro=True)
     except NotImplementedError as e:
         return result("unsupported", message=f"adapter: not implemented ({e})" if str(e) else "adapter: not implemented")
     except Exception as e:  # noqa: BLE001

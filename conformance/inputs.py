@@ -3,11 +3,12 @@
 Two families, per kind of registry entry (see :mod:`rlspec.reference.registry`):
 
 * **named fixed cases** — deterministic batches that each exercise one hazard: ragged masks,
-  fully-masked rows, an all-false mask, singleton and negative/sparse group ids, NaN/±inf/huge
-  garbage at masked positions, extra all-padding columns, log-ratios of ±19.75 and ±50, ratios
-  beyond the dual-clip bound with both advantage signs, sequences of very different lengths;
-  advantage batches with all-equal groups, singletons, batch sizes that are not a multiple of the
-  group size;
+  fully-masked rows, an all-false mask, an empty batch (B = 0), masks with interior holes, singleton
+  and negative/sparse group ids, extra all-padding columns, log-ratios of ±19.75 and ±50 and at the
+  float32/bfloat16 overflow point of exp (±89, ±100), ratios beyond the dual-clip bound with both
+  advantage signs, sequences of very different lengths; advantage batches with all-equal groups
+  (also of non-dyadic rewards, whose float32 mean leaves a rounding residue), singletons, batch sizes
+  that are not a multiple of the group size;
 * **random cases** — seeded draws (:func:`random_batch`), and hypothesis strategies around the
   same generators (:func:`batches`), so a failing example can be replayed from its seed.
 
@@ -17,8 +18,18 @@ advantages; ``values``, ``old_values``, ``returns``, ``mask`` for critic (value)
 each entry only the arguments its reference function accepts.
 Kinds without a default generator use the registry entry's ``make_inputs(rng)``.
 
+Padding: a model's outputs at padded positions are finite and arbitrary, so by default every float
+input holds finite, non-zero garbage of a plausible magnitude at masked positions
+(:func:`fill_padding`: log-probabilities of a pad token, advantages, values, entropies drawn from the
+case's generator). A framework that reads padding (a GAE that bootstraps from a padded critic value,
+a normaliser that averages over padding) therefore shows. NaN/±inf/1e30 padding
+(:func:`fill_garbage`) is its own named case, tagged ``"padding-nonfinite"``.
+
 Tags: ``"extreme"`` marks batches whose log-ratios are ±20/±50 (not run in bfloat16, where a
-log-ratio of 50 cannot even be represented to within 0.1); ``"garbage"`` marks NaN/inf padding.
+log-ratio of 50 cannot even be represented to within 0.1); ``"overflow"`` marks the batches at the
+overflow point of exp (±89, ±100; exactly representable in bfloat16, so run in every dtype);
+``"garbage"`` marks batches with padded positions (finite garbage there); ``"padding-nonfinite"``
+marks NaN/±inf/1e30 padding.
 """
 
 from __future__ import annotations
@@ -49,6 +60,39 @@ def fill_garbage(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> n
     return out
 
 
+def padding_values(field: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` finite garbage values of a plausible magnitude for padded positions of input ``field``.
+
+    Log-probabilities (``*logp*``): negative, mostly −1…−15 (a pad token's log-probability under the model);
+    entropies: 0…6 nats; anything else (advantages, values, returns, rewards, logits): normal with scale 3."""
+    if "logp" in field or "logprob" in field:
+        return -rng.gamma(2.0, 2.5, size=n)
+    if "entrop" in field:
+        return rng.uniform(0.0, 6.0, size=n)
+    return rng.normal(scale=3.0, size=n)
+
+
+def fill_padding(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, field: str = "") -> np.ndarray:
+    """Copy of ``x`` with masked positions overwritten by finite garbage (:func:`padding_values`), as a
+    model's outputs at padded positions are: finite, arbitrary, not zero."""
+    out = np.array(x, dtype=np.float64, copy=True)
+    pad = np.broadcast_to(~np.asarray(mask, bool).reshape(mask.shape + (1,) * (out.ndim - mask.ndim)), out.shape)
+    out[pad] = padding_values(field, int(pad.sum()), rng)
+    return out
+
+
+def _pad(batch: dict[str, np.ndarray], keys, mask: np.ndarray, rng: np.random.Generator,
+         garbage: bool | str) -> dict[str, np.ndarray]:
+    """Padding of ``batch[keys]``: ``"finite"`` garbage, NaN/inf (``True`` or ``"nonfinite"``), or none (False)."""
+    if garbage is False or garbage is None:
+        return batch
+    if garbage not in (True, "finite", "nonfinite"):
+        raise ValueError(f"garbage: got {garbage!r}; expected 'finite', 'nonfinite', True (= 'nonfinite') or False")
+    for k in keys:
+        batch[k] = fill_padding(batch[k], mask, rng, k) if garbage == "finite" else fill_garbage(batch[k], mask, rng)
+    return batch
+
+
 def ragged_mask(rng: np.random.Generator, B: int, T: int, p_empty: float = 0.1) -> np.ndarray:
     """Right-padded response masks with random lengths; some rows fully masked (p_empty)."""
     lengths = rng.integers(1, T + 1, size=B)
@@ -74,8 +118,11 @@ def contiguous_groups(B: int, G: int, start: int = 0) -> np.ndarray:
 
 
 def policy_batch(rng: np.random.Generator, B: int, T: int, *, log_ratio_scale: float = 0.3,
-                 garbage: bool = True) -> dict[str, np.ndarray]:
-    """A canonical policy-loss batch (logp, old_logp, ref_logp, adv, mask, group)."""
+                 garbage: bool | str = True) -> dict[str, np.ndarray]:
+    """A canonical policy-loss batch (logp, old_logp, ref_logp, adv, mask, group).
+
+    ``garbage``: what padded positions hold — True / ``"nonfinite"`` NaN/±inf/1e30, ``"finite"`` finite
+    garbage (:func:`fill_padding`, what the conformance cases use), False the drawn values."""
     mask = ragged_mask(rng, B, T)
     logp = -rng.gamma(2.0, 1.0, size=(B, T))
     old_logp = logp + rng.normal(scale=log_ratio_scale, size=(B, T))
@@ -85,10 +132,7 @@ def policy_batch(rng: np.random.Generator, B: int, T: int, *, log_ratio_scale: f
     if rng.random() < 0.3:  # token-level advantages too
         adv = adv + rng.normal(scale=0.5, size=(B, T))
     batch = {"logp": logp, "old_logp": old_logp, "ref_logp": ref_logp, "adv": adv, "mask": mask, "group": g}
-    if garbage:
-        for k in ("logp", "old_logp", "ref_logp", "adv"):
-            batch[k] = fill_garbage(batch[k], mask, rng)
-    return batch
+    return _pad(batch, ("logp", "old_logp", "ref_logp", "adv"), mask, rng, garbage)
 
 
 def outcome_batch(rng: np.random.Generator, B: int, T: int, *, binary: bool | None = None) -> dict[str, np.ndarray]:
@@ -100,7 +144,7 @@ def outcome_batch(rng: np.random.Generator, B: int, T: int, *, binary: bool | No
 
 # --------------------------------------------------------------------------- fixed policy / kl batches
 def _policy(seed: int, B: int, T: int, *, mask: np.ndarray | None = None, log_ratio: np.ndarray | None = None,
-            adv: np.ndarray | None = None, group: np.ndarray | None = None, garbage: bool = True,
+            adv: np.ndarray | None = None, group: np.ndarray | None = None, garbage: bool | str = "finite",
             token_adv: bool = False) -> dict[str, np.ndarray]:
     """Deterministic policy batch; ``log_ratio`` (B, T) sets logp − old_logp and logp − ref_logp exactly."""
     rng = np.random.default_rng(seed)
@@ -119,10 +163,7 @@ def _policy(seed: int, B: int, T: int, *, mask: np.ndarray | None = None, log_ra
     g = np.arange(B) // 2 if group is None else np.asarray(group)
     batch = {"logp": logp, "old_logp": old_logp, "ref_logp": ref_logp, "adv": np.asarray(adv, dtype=np.float64),
              "mask": m, "group": g.astype(np.int64)}
-    if garbage:
-        for k in ("logp", "old_logp", "ref_logp", "adv"):
-            batch[k] = fill_garbage(batch[k], m, rng)
-    return batch
+    return _pad(batch, ("logp", "old_logp", "ref_logp", "adv"), m, rng, garbage)
 
 
 def _alternating(B: int, T: int, value: float) -> np.ndarray:
@@ -155,8 +196,56 @@ def fixed_policy_batches() -> list[Named]:
               ("garbage",)),
         Named("single-token", _policy(14, 1, 1, mask=np.ones((1, 1), bool), garbage=False)),
         Named("zero-adv", _policy(15, 3, 4, mask=lengths_mask([4, 2, 3], 4), adv=np.zeros((3, 4))), ("garbage",)),
+        Named("interior-holes", _policy(16, 4, 7, mask=INTERIOR_HOLES), ("garbage",)),
+        Named("empty-batch", _policy(17, 0, 5, mask=np.zeros((0, 5), bool))),
+        # the same batches as ragged-garbage / fully-masked-rows, with NaN/±inf/1e30 at padded positions
+        Named("padding-nonfinite", _policy(2, 6, 7, mask=lengths_mask([7, 3, 5, 1, 6, 2], 7), garbage="nonfinite"),
+              ("garbage", "padding-nonfinite")),
+        Named("padding-nonfinite-empty-rows", _policy(3, 5, 4, mask=lengths_mask([4, 0, 2, 0, 3], 4),
+                                                      garbage="nonfinite"), ("garbage", "padding-nonfinite")),
+        Named("log-ratio-89", _overflow_batch(18, 89.0, both_sides=False), ("overflow", "garbage")),
+        Named("log-ratio-100", _overflow_batch(19, 100.0, both_sides=True), ("overflow", "garbage")),
     ]
     return out
+
+
+#: a multi-turn layout: tool output (masked) between response segments, and a row that starts masked
+INTERIOR_HOLES = np.array([[1, 1, 0, 0, 1, 1, 0],
+                           [1, 0, 1, 0, 1, 0, 0],
+                           [0, 0, 1, 1, 1, 0, 1],
+                           [1, 1, 1, 1, 1, 1, 1]], dtype=bool)
+
+
+def _overflow_batch(seed: int, big: float, *, both_sides: bool) -> dict[str, np.ndarray]:
+    """A 4×6 batch whose log-ratios sit at the overflow point of exp (e^88.7 > float32/bfloat16 max) on a few
+    tokens and at mild values elsewhere; every log-prob is a multiple of 1/2 below 128 in magnitude, so it is
+    exact in bfloat16 and the case means the same in every dtype.
+
+    ``both_sides=False``: +big only where Â > 0 and −big only where Â < 0, i.e. only on the clipped side of
+    PPO-type losses: the true loss is finite and small and the true gradient there is 0, so an inf or a NaN
+    (exp overflow, then inf·0 in the backward of a clip/min) is the implementation's own.
+    ``both_sides=True``: ±big against both advantage signs (the unclipped side too: the true loss is about
+    |Â|·e^big, beyond float32 range for big = 100, where the harness then calls the case not applicable)."""
+    rng = np.random.default_rng(seed)
+    mild = np.array([0.5, -0.5, 0.0625, 1.0, -1.0, 0.375, -0.375, 0.0])  # off every clip bound (ratios 0.37…2.7)
+    B, T = 4, 6
+    lr = rng.choice(mild, size=(B, T))
+    adv_rows = np.array([1.5, -0.75, 2.0, -1.25])
+    if both_sides:
+        hot = {(0, 1): big, (0, 4): -big, (1, 2): big, (1, 5): -big, (2, 0): -big, (3, 3): big}
+    else:
+        hot = {(0, 1): big, (0, 4): big, (1, 2): -big, (2, 0): big, (3, 3): -big}
+    for (b, t), v in hot.items():
+        lr[b, t] = v
+    mask = lengths_mask([6, 6, 5, 4], T)
+    base = -0.5 * rng.integers(1, 8, size=(B, T))  # logp of the lower-probability side: −0.5 … −3.5
+    logp = np.where(lr >= 0, base, base - 0.5 * np.round(2 * np.abs(lr)))
+    old_logp = logp - lr
+    ref_lr = lr[::-1, ::-1]
+    ref_logp = logp - ref_lr
+    batch = {"logp": logp, "old_logp": old_logp, "ref_logp": ref_logp,
+             "adv": np.repeat(adv_rows[:, None], T, axis=1), "mask": mask, "group": np.arange(B) // 2}
+    return _pad(batch, ("logp", "old_logp", "ref_logp", "adv"), mask, rng, "finite")
 
 
 def _beyond_dual_clip() -> dict[str, np.ndarray]:
@@ -198,28 +287,35 @@ def fixed_outcome_batches() -> list[Named]:
         Named("extra-padding-columns", _outcome(10, n[8:14], contiguous_groups(6, 2), [2, 3, 1, 2, 3, 2], 8)),
         Named("interleaved-groups", _outcome(11, n[:8], [0, 1, 0, 1, 0, 1, 0, 1], [2, 2, 2, 2, 2, 2, 2, 2], 2)),
         Named("large-group", _outcome(12, np.round(n[:16] * 4) / 4, np.zeros(16, int), [3] * 16, 3)),
+        # groups of 7 identical non-dyadic rewards: a float32 mean of 7 copies of 0.7 / 0.35 / 1.3 is not exact, so
+        # an implementation that divides the residue by a std of the same size gets a non-zero advantage
+        Named("all-equal-non-dyadic", _outcome(13, np.repeat([0.7, 0.35, 1.3], 7), contiguous_groups(21, 7),
+                                               [3, 1, 2, 3, 3, 2, 1] * 3, 3)),
+        Named("interior-holes", {"rewards": n[:4].copy(), "group": contiguous_groups(4, 2),
+                                 "mask": INTERIOR_HOLES.copy()}),
+        Named("empty-batch", _outcome(14, np.zeros(0), np.zeros(0, int), np.zeros(0, int), 4)),
     ]
 
 
 # --------------------------------------------------------------------------- fixed critic (value-loss) batches
 def value_batch(rng: np.random.Generator, B: int, T: int, *, step: float = 0.3, mask: np.ndarray | None = None,
-                garbage: bool = True) -> dict[str, np.ndarray]:
-    """Critic batch: old predictions V_old, current V = V_old + step·noise, returns R near V_old; (B, T) each."""
+                garbage: bool | str = True) -> dict[str, np.ndarray]:
+    """Critic batch: old predictions V_old, current V = V_old + step·noise, returns R near V_old; (B, T) each.
+    ``garbage`` as in :func:`policy_batch`."""
     m = ragged_mask(rng, B, T) if mask is None else mask
     V_old = rng.normal(size=(B, T))
     V = V_old + step * rng.normal(size=(B, T))
     R = V_old + rng.normal(size=(B, T))
-    out = {"values": V, "old_values": V_old, "returns": R}
-    if garbage:
-        out = {k: fill_garbage(v, m, rng) for k, v in out.items()}
+    out = _pad({"values": V, "old_values": V_old, "returns": R}, ("values", "old_values", "returns"), m, rng, garbage)
     return {**out, "mask": m}
 
 
 def fixed_value_batches() -> list[Named]:
     """Named deterministic batches for ``value_loss`` entries (values, old_values, returns, mask)."""
-    def vb(seed, B, T, lengths=None, **kw):
+    def vb(seed, B, T, lengths=None, mask=None, garbage="finite", **kw):
         m = np.ones((B, T), bool) if lengths is None else lengths_mask(lengths, T)
-        return value_batch(np.random.default_rng(seed), B, T, mask=m, **kw)
+        m = m if mask is None else mask
+        return value_batch(np.random.default_rng(seed), B, T, mask=m, garbage=garbage, **kw)
 
     return [
         Named("basic", vb(1, 4, 5, garbage=False)),
@@ -230,6 +326,10 @@ def fixed_value_batches() -> list[Named]:
         Named("unchanged-values", vb(6, 3, 5, [5, 3, 4], step=0.0), ("garbage",)),
         Named("very-different-lengths", vb(7, 3, 48, [1, 48, 9]), ("garbage",)),
         Named("single-token", vb(8, 1, 1, garbage=False)),
+        Named("interior-holes", vb(9, 4, 7, mask=INTERIOR_HOLES.copy()), ("garbage",)),
+        Named("empty-batch", vb(10, 0, 5, mask=np.zeros((0, 5), bool))),
+        Named("padding-nonfinite", vb(2, 6, 7, [7, 3, 5, 1, 6, 2], garbage="nonfinite"),
+              ("garbage", "padding-nonfinite")),
     ]
 
 
@@ -250,7 +350,7 @@ def random_batch(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     if kind in ("policy_loss", "kl"):
         B, T = int(rng.integers(1, 9)), int(rng.integers(1, 9))
         scale = float(rng.choice([0.05, 0.3, 1.0, 3.0]))
-        return policy_batch(rng, B, T, log_ratio_scale=scale, garbage=True)
+        return policy_batch(rng, B, T, log_ratio_scale=scale, garbage="finite")
     if kind == "advantage":
         B, T = int(rng.integers(1, 13)), int(rng.integers(1, 6))
         batch = outcome_batch(rng, B, T)
@@ -262,7 +362,7 @@ def random_batch(kind: str, rng: np.random.Generator) -> dict[str, Any]:
         return batch
     if kind == "value_loss":
         B, T = int(rng.integers(1, 7)), int(rng.integers(1, 8))
-        return value_batch(rng, B, T, step=float(rng.choice([0.05, 0.3, 1.0])))
+        return value_batch(rng, B, T, step=float(rng.choice([0.05, 0.3, 1.0])), garbage="finite")
     raise ValueError(f"kind: got {kind!r}; expected one of {DEFAULT_KINDS} (other kinds use Spec.make_inputs)")
 
 
@@ -283,3 +383,33 @@ def batches(kind: str, make_inputs=None):
     """Strategy: random batches of ``kind`` (via :func:`random_batch`), or ``make_inputs(rng)`` if given."""
     gen = (lambda rng: make_inputs(rng)) if make_inputs is not None else (lambda rng: random_batch(kind, rng))
     return seeds().map(gen)
+
+
+# --------------------------------------------------------------------------- padding of drawn inputs
+def _nonfinite_padding_at(x: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """Boolean (x.shape) where ``x`` holds NaN/±inf/|x| > 1e6 at a masked position, or None if ``x`` is not a
+    float array shaped like the mask along its leading axes."""
+    if not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) and x.ndim >= mask.ndim
+            and x.shape[:mask.ndim] == mask.shape):
+        return None
+    pad = np.broadcast_to(~mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x.shape)
+    with np.errstate(invalid="ignore"):
+        return pad & ~(np.abs(x) <= 1e6)
+
+
+def finite_padding(inputs: dict[str, Any], rng: np.random.Generator) -> tuple[dict[str, Any], bool]:
+    """(copy of ``inputs`` with NaN/±inf/huge values at positions the ``mask`` excludes replaced by finite
+    garbage (:func:`padding_values`), whether anything was replaced). Inputs without a boolean ``mask`` are
+    returned as they are."""
+    mask = inputs.get("mask") if isinstance(inputs, dict) else None
+    if not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_):
+        return inputs, False
+    out, changed = dict(inputs), False
+    for k, v in inputs.items():
+        bad = _nonfinite_padding_at(v, mask)
+        if bad is None or not bad.any():
+            continue
+        v = np.array(v, copy=True)
+        v[bad] = padding_values(k, int(bad.sum()), rng)
+        out[k], changed = v, True
+    return out, changed

@@ -178,33 +178,40 @@ def test_dual_clip_beyond_bound_both_signs(adapter):
     assert got["dlogp"][0, 2] == 0 and got["dlogp"][0, 3] == 0
 
 
-def test_batch_not_multiple_of_group_size_is_unsupported(adapter):
-    """OpenRLHF needs n_samples_per_prompt rollouts for every prompt: unequal groups are 'unsupported'."""
+def test_batch_not_multiple_of_group_size_reaches_openrlhf(adapter):
+    """Inputs are passed as a user passes them, not refused: a batch of 5 with n_samples_per_prompt = 3 (the largest
+    group) reaches OpenRLHF's reshape, which raises (the report shows that error)."""
     x = {"rewards": np.array([1.0, 0.0, 0.5, 0.2, 0.3]), "group": np.array([0, 0, 0, 1, 1]),
          "mask": np.ones((5, 2), bool)}
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(RuntimeError, match="invalid for input of size 5"):
         _run(adapter, "grpo", x)
 
 
-def test_interleaved_negative_groups_use_experience_index(adapter):
-    """Arbitrary (negative, interleaved) group ids are mapped through Experience.index and match the reference."""
-    x = {"rewards": np.array([1.0, 0.3, 0.0, -0.4, 0.5, 2.0]), "group": np.array([-7, 9, -7, 9, -7, 9]),
-         "mask": np.ones((6, 2), bool)}
+def test_groups_are_consecutive_rows_not_ids(adapter):
+    """OpenRLHF takes no group ids: contiguous negative/sparse ids match the reference, interleaved ones are grouped by
+    position (rows 0-2 and 3-5), which is what its user gets."""
     spec = registry.get("grpo")
     cfg = spec.config(**adapter.conventions["grpo"])
+    x = {"rewards": np.array([1.0, 0.3, 0.0, -0.4, 0.5, 2.0]), "group": np.array([-7, -7, -7, 9, 9, 9]),
+         "mask": np.ones((6, 2), bool)}
     np.testing.assert_allclose(_run(adapter, "grpo", x)["adv"], spec(**x, config=cfg), rtol=1e-12, atol=1e-12)
+    inter = dict(x, group=np.array([-7, 9, -7, 9, -7, 9]))
+    by_position = spec(**dict(inter, group=np.array([0, 0, 0, 1, 1, 1])), config=cfg)
+    np.testing.assert_allclose(_run(adapter, "grpo", inter)["adv"], by_position, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(by_position, spec(**inter, config=cfg))
 
 
 def test_padding_garbage_propagates_nan():
     """Finding: OpenRLHF masks by multiplication, so NaN at a padded position makes the PPO loss NaN
-    (the default adapter zeroes padding first; OpenRLHFRawAdapter passes it through)."""
+    (padding is passed as given; an adapter with scrub_padding=True zeroes it first and gets a finite loss)."""
     raw = oa.OpenRLHFRawAdapter()
     x = _policy_batch(1)
     x["logp"][~x["mask"]] = np.nan
     if x["mask"].all():
         pytest.skip("no padding drawn")
     assert np.isnan(_run(raw, "ppo", x)["loss"])
-    assert np.isfinite(_run(adapters.load("openrlhf"), "ppo", x)["loss"])
+    assert np.isnan(_run(adapters.load("openrlhf"), "ppo", x)["loss"])  # the default passes padding as given
+    assert np.isfinite(_run(type("Scrub", (oa.OpenRLHFAdapter,), {"scrub_padding": True})(), "ppo", x)["loss"])
 
 
 def test_fully_masked_sequence_excluded_from_seq_mean(adapter):

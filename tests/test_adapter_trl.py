@@ -189,14 +189,14 @@ def test_log_ratio_100_overflows_float32(adapter) -> None:
 
 def test_raw_padding_poisons_trl_loss() -> None:
     """Finding: with NaN/inf at padded positions (passed through unchanged), TRL's loss is NaN, because it
-    multiplies by the mask instead of selecting. The default adapter zeroes padding (module docstring)."""
+    multiplies by the mask instead of selecting. The default adapter passes padding as given; zeroed, it is finite."""
     raw = trl_adapter.TRLRawPaddingAdapter()
     spec = registry.get("ppo")
-    batch = next(b for b in gen.fixed_policy_batches() if b.name == "ragged-garbage").inputs
+    batch = next(b for b in gen.fixed_policy_batches() if b.name == "padding-nonfinite").inputs
     out = raw.run(spec, harness.select_inputs(spec, batch), spec.config(**raw.conventions["ppo"]), "float64")
     assert not np.isfinite(out["loss"])
-    clean = trl_adapter.TRLAdapter().run(spec, harness.select_inputs(spec, batch),
-                                         spec.config(**raw.conventions["ppo"]), "float64")
+    zeroing = type("Zeroing", (trl_adapter.TRLAdapter,), {"raw_padding": False})()
+    clean = zeroing.run(spec, harness.select_inputs(spec, batch), spec.config(**raw.conventions["ppo"]), "float64")
     assert np.isfinite(clean["loss"])
 
 

@@ -263,26 +263,30 @@ def test_micro_batches_with_global_batch_info_sum_to_the_full_batch(entry, mode)
 
 
 def test_nan_padding_is_the_only_difference_on_garbage_cases():
-    """Isolates the NaN-at-padding finding: the default adapter zeroes padding (what verl's model forward leaves there
-    is finite) and every garbage case of the token-mean losses passes, while VerlRawPaddingAdapter (padding as given)
-    gives NaN gradients at masked positions."""
-    assert not VerlAdapter().raw_padding and VerlRawPaddingAdapter().raw_padding
+    """Isolates the NaN-at-padding finding: padding is passed as given by default; with finite garbage there (what a
+    model's forward leaves) every garbage case of these token-mean losses passes, while NaN/inf padding (the
+    padding-nonfinite cases) gives NaN gradients at masked positions, which zeroing padding
+    (VerlAdapter(raw_padding=False)) removes."""
+    assert VerlAdapter().raw_padding and VerlRawPaddingAdapter().raw_padding and not VerlAdapter(False, False).raw_padding
     res = harness.run(VerlAdapter(), algorithms=["cispo", "kl_k2", "gpg_loss"], dtypes=["float64", "float32"],
                       n_random=4)
     bad = [r.case_id for r in res if r.status in harness.UNEXPECTED and "all-false" not in r.case_id
-           and not r.case_id.endswith(("random-6",))]
+           and not r.case_id.endswith(("random-6", "empty-batch")) and "padding-nonfinite" not in r.case_id]
     assert not bad, bad
     garbage = _case("cispo", gen.fixed_policy_batches()[1].inputs, name="ragged-garbage")
     assert harness.run_case(load("verl"), garbage).status == "pass"
-    raw = harness.run_case(VerlRawPaddingAdapter(), garbage)
+    nonfinite = next(b for b in gen.fixed_policy_batches() if b.name == "padding-nonfinite")
+    raw = harness.run_case(VerlAdapter(), _case("cispo", nonfinite.inputs, name="padding-nonfinite"))
     assert raw.status == "fail" and "non-finite gradient" in raw.message and "masked position" in raw.message
+    zeroed = harness.run_case(VerlAdapter(raw_padding=False), _case("cispo", nonfinite.inputs, name="padding-nonfinite"))
+    assert zeroed.status == "pass"
 
 
 @pytest.mark.parametrize("mode", ["seq-mean-token-mean", "seq-mean-token-sum"])
 def test_raw_nan_padding_poisons_agg_loss_seq_mean_value(mode):
     """Finding (open upstream fix https://github.com/verl-project/verl/pull/6349): agg_loss's seq-mean branches mask by
     multiplication, so a NaN at a masked position makes the loss VALUE NaN (raw padding), while the reference, which
-    never reads masked positions, is finite; with padding zeroed (the default adapter) verl matches the reference."""
+    never reads masked positions, is finite; with padding zeroed (VerlAdapter(raw_padding=False)) verl matches it."""
     inputs = _clean_policy_batch(13, 4, 5, lengths=[5, 3, 2, 4])
     raw_in = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in inputs.items()}
     raw_in["logp"][~raw_in["mask"]] = np.nan
@@ -291,7 +295,7 @@ def test_raw_nan_padding_poisons_agg_loss_seq_mean_value(mode):
     got = VerlRawPaddingAdapter().run(spec, raw_in, cfg, "float64")
     ref, _ = _ref("kl_k1", raw_in, agg=mode)
     assert math.isfinite(ref) and math.isnan(got["loss"])
-    fixed = VerlAdapter().run(spec, raw_in, cfg, "float64")
+    fixed = VerlAdapter(raw_padding=False).run(spec, raw_in, cfg, "float64")
     assert math.isclose(fixed["loss"], ref, rel_tol=1e-12, abs_tol=1e-14)
 
 

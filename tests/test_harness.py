@@ -265,3 +265,194 @@ def test_vectors_are_small():
     sizes = [p.stat().st_size for p in vectors.files()]
     assert max(sizes) < 32_000
     assert sum(sizes) < 12_000 * len(sizes)
+
+
+# --------------------------------------------------------------------------- misbehaving implementations
+class _Toy(Adapter):
+    """A toy implementation of the policy losses: the reference's own loss and gradient, then ``spoil``."""
+
+    name = "toy"
+    dtypes = ("float64", "float32")
+
+    def __init__(self, spoil):
+        self.spoil = spoil
+
+    def supports(self, spec):
+        return spec.kind == "policy_loss"
+
+    def run(self, spec, inputs, config, dtype):
+        loss, dlogp = spec(**harness.as_float64(inputs), config=config)
+        return self.spoil(float(loss), np.array(dlogp, dtype=np.float64), inputs["mask"])
+
+
+def _ppo_case(name="ragged-garbage", dtype="float64"):
+    from rlspec.reference import registry
+
+    cases, _, _ = harness.cases_for(registry.get("ppo"), (dtype,), n_random=0)
+    return next(c for c in cases if c.name == name)
+
+
+def test_toy_that_returns_the_reference_passes():
+    """Control for the toy adapters below: unspoiled, the toy passes (so each failure below is the spoil's)."""
+    assert harness.run_case(_Toy(lambda loss, g, m: {"loss": loss, "dlogp": g}), _ppo_case()).status == "pass"
+
+
+def test_nan_output_is_a_fail_that_says_so():
+    """An implementation returning NaN is a failed case whose message names the non-finite output."""
+    res = harness.run_case(_Toy(lambda loss, g, m: {"loss": math.nan, "dlogp": g}), _ppo_case())
+    assert res.status == "fail" and res.output == "loss" and "non-finite" in res.message and res.reproduction
+
+
+@pytest.mark.parametrize("none", [False, True])
+def test_zero_or_missing_gradient_is_reported_as_no_gradient(none):
+    """A loss whose value is right but carries no gradient (zeros, or None from an unset .grad) is a fail whose
+    message says the gradient is zero/None where the reference's is not."""
+    res = harness.run_case(_Toy(lambda loss, g, m: {"loss": loss, "dlogp": None if none else np.zeros_like(g)}),
+                           _ppo_case())
+    assert res.status == "fail" and res.output == "dlogp"
+    assert ("is None" if none else "zero everywhere") in res.message and "but the reference's is not" in res.message
+
+
+def test_gradient_not_of_the_value_is_reported():
+    """Right value, wrong (here: doubled) gradient: the message says the gradient is not that of the objective."""
+    res = harness.run_case(_Toy(lambda loss, g, m: {"loss": loss, "dlogp": 2 * g}), _ppo_case())
+    assert res.status == "fail" and "value (loss) matches the reference but dlogp does not" in res.message
+
+
+def test_nan_gradient_at_masked_positions_is_reported_as_inf_times_zero():
+    """A NaN written into the gradient at padded positions only (values at valid positions right) fails and
+    is named as a masked-position non-finite gradient (the inf·0 pattern)."""
+    def spoil(loss, g, m):
+        return {"loss": loss, "dlogp": np.where(m, g, np.nan)}
+
+    res = harness.run_case(_Toy(spoil), _ppo_case())
+    assert res.status == "fail" and "masked position" in res.message and "inf·0" in res.message
+
+
+def test_raising_nan_and_hanging_adapters_do_not_stop_the_run():
+    """One run over misbehaving adapters completes and reports each: raise → error with the exception, NaN → fail,
+    hang → error 'timed out'."""
+    import time
+
+    def hang(loss, g, m):
+        while True:  # a Python-level hang: the harness interrupts it
+            pass
+
+    def boom(loss, g, m):
+        raise RuntimeError("boom")
+
+    statuses = {}
+    for label, spoil in {"raise": boom, "nan": lambda loss, g, m: {"loss": math.nan, "dlogp": g},
+                         "hang": hang}.items():
+        t0 = time.perf_counter()
+        res = harness.run(_Toy(spoil), algorithms=["ppo"], dtypes=["float64"], n_random=0, timeout=0.3)
+        statuses[label] = {r.status for r in res}
+        assert time.perf_counter() - t0 < 120, label
+        if label == "raise":
+            assert all("RuntimeError: boom" in r.message for r in res)
+        if label == "hang":
+            assert all(r.message.startswith("timed out") and "interrupted" in r.message for r in res)
+    assert statuses == {"raise": {"error"}, "nan": {"fail"}, "hang": {"error"}}
+
+
+def test_interrupted_hang_leaves_no_busy_thread():
+    """A call looping in Python is stopped at its timeout: no case thread is left running (no core kept busy)."""
+    import threading
+    import time
+
+    def spin(loss, g, m):
+        while True:
+            pass
+
+    res = harness.run_case(_Toy(spin), _ppo_case(), timeout=0.2)
+    assert res.status == "error" and "the call was interrupted" in res.message
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name == "rlspec-case" and t.is_alive()]
+
+
+def test_native_hang_is_abandoned_as_a_daemon_thread():
+    """A call blocked outside Python bytecode (here time.sleep) cannot be interrupted: the case still ends at its
+    timeout with a message that says so, and the thread left behind is a daemon (it cannot keep the process alive)."""
+    import threading
+    import time
+
+    def sleep(loss, g, m):
+        time.sleep(3)
+        return {"loss": loss, "dlogp": g}
+
+    t0 = time.perf_counter()
+    res = harness.run_case(_Toy(sleep), _ppo_case(), timeout=0.2)
+    assert time.perf_counter() - t0 < 2.5
+    assert res.status == "error" and "could not be interrupted" in res.message
+    left = [t for t in threading.enumerate() if t.name == "rlspec-case" and t.is_alive()]
+    assert left and all(t.daemon for t in left)
+
+
+def test_reference_beyond_the_dtype_range_is_not_applicable():
+    """log-ratio-100 puts e^100·|Â| into the PPO loss: beyond float32's range, so the float32 case is unsupported
+    (no implementation can return it), while float64 is compared."""
+    toy = _Toy(lambda loss, g, m: {"loss": loss, "dlogp": g})
+    f32 = harness.run_case(toy, _ppo_case("log-ratio-100", "float32"))
+    assert f32.status == "unsupported" and "beyond the float32 range" in f32.message
+    assert harness.run_case(toy, _ppo_case("log-ratio-100", "float64")).status == "pass"
+    assert harness.out_of_range({"loss": 1e39}, "bfloat16") and not harness.out_of_range({"loss": 1e39}, "float64")
+
+
+# --------------------------------------------------------------------------- padding and fixed extreme cases
+def test_default_cases_carry_finite_nonzero_padding_and_a_nonfinite_variant():
+    """Padding as real trainers have it: every default policy/value case holds finite, non-zero values at masked
+    positions; NaN/inf padding is only in the cases tagged padding-nonfinite, whose valid values are those of the
+    finite case they copy."""
+    from rlspec.conformance import inputs as gen
+
+    for batches, keys in ((gen.fixed_policy_batches(), ("logp", "old_logp", "ref_logp", "adv")),
+                          (gen.fixed_value_batches(), ("values", "old_values", "returns"))):
+        by = {nb.name: nb for nb in batches}
+        for nb in batches:
+            m = nb.inputs["mask"]
+            pads = np.concatenate([nb.inputs[k][~m] for k in keys])
+            if "padding-nonfinite" in nb.tags:
+                assert not np.isfinite(pads).all(), nb.name
+            elif pads.size:
+                assert np.isfinite(pads).all() and (pads != 0).all(), nb.name
+        a, b = by["ragged-garbage"].inputs, by["padding-nonfinite"].inputs
+        for k in keys:
+            np.testing.assert_array_equal(a[k][a["mask"]], b[k][b["mask"]])
+
+
+def test_make_inputs_padding_is_made_finite_and_kept_once_as_is():
+    """make_inputs draws with NaN/inf padding are compared with finite garbage there; one draw keeps its original
+    padding as a padding-nonfinite case."""
+    from rlspec.reference import registry
+
+    spec = next(s for s in registry.specs() if s.name == "capo_curvature")
+    cases, _, _ = harness.cases_for(spec, ("float64",), n_random=0)
+    cases = [c for c in cases if c.name.startswith("make-inputs") and "+" not in c.name]
+    nonfinite = [c for c in cases if "padding-nonfinite" in c.tags]
+    assert len(nonfinite) == 1 and nonfinite[0].name.endswith("-padding-nonfinite")
+    for c in cases:
+        m = c.inputs["mask"]
+        finite = all(np.isfinite(v[~m]).all() for v in c.inputs.values()
+                     if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.shape[:2] == m.shape)
+        assert finite == (c not in nonfinite), c.name
+
+
+def test_overflow_and_edge_cases_are_drawn():
+    """The fixed cases include log-ratios at exp's float32 overflow point (also in bfloat16), all-equal groups of
+    non-dyadic rewards, interior mask holes and empty batches (B = 0) for each default kind."""
+    from rlspec.reference import registry
+
+    ppo, _, _ = harness.cases_for(registry.get("ppo"), ("float32", "bfloat16"), n_random=0)
+    names = {(c.name, c.dtype) for c in ppo}
+    for n in ("log-ratio-89", "log-ratio-100", "interior-holes", "empty-batch", "padding-nonfinite"):
+        assert (n, "float32") in names
+    assert ("log-ratio-89", "bfloat16") in names and ("log-ratio-50", "bfloat16") not in names
+    lp = next(c for c in ppo if c.name == "log-ratio-89").inputs
+    lr = (lp["logp"] - lp["old_logp"])[lp["mask"]]
+    assert np.isclose(np.abs(lr).max(), 89.0) and np.exp(np.float32(88.8)) == np.inf
+    grpo, _, _ = harness.cases_for(registry.get("grpo"), ("float32",), n_random=0)
+    ne = next(c for c in grpo if c.name == "all-equal-non-dyadic").inputs
+    assert set(np.round(ne["rewards"], 6)) == {0.7, 0.35, 1.3}
+    assert {c.name for c in grpo} >= {"empty-batch", "interior-holes"}
+    vc, _, _ = harness.cases_for(registry.get("value_clip"), ("float64",), n_random=0)
+    assert {c.name for c in vc} >= {"empty-batch", "interior-holes", "padding-nonfinite"}

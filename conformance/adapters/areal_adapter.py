@@ -19,18 +19,21 @@ What is called (never a copy of AReaL's math):
   to compare value and gradient with the ``kl`` entries);
 * ``grpo`` / ``dr_grpo`` / ``rloo``: ``areal.utils.data.Normalization(NormConfig(...))`` with
   ``mean_level="group"`` (``mean_leave1out=True`` for RLOO) and ``std_level="group"`` or ``None``.
-  AReaL finds groups by a fixed stride of ``group_size`` consecutive rows; the adapter permutes rows
-  into group-major order before the call and back after it (layout only), which needs every group to
-  have the same size.
+  AReaL takes no group ids: it finds groups by a fixed stride of ``group_size`` consecutive rows. The rows
+  are passed in the order given with ``group_size`` = the batch's largest group (what a user configures,
+  :func:`rlspec.conformance.adapters.base.configured_group_size`), so interleaved or unequal groups and a
+  batch that is not a multiple of ``group_size`` give what AReaL gives them (its loop leaves trailing rows
+  with mean 0 and std 0).
 
 ``import areal`` runs ``areal/__init__`` (aiohttp, uvloop, flask, numba, openai, ...); everything is
 imported lazily in :func:`load`, so this module imports without AReaL. Nothing is stubbed.
 
-``scrub_padding`` (default True) zeroes values at masked positions before the call, as for OpenRLHF:
-AReaL masks with ``torch.where`` (values are right), but ``ppo_actor_loss_fn`` computes
+Padding is passed as given (``scrub_padding = False``, like every built-in adapter); the default cases hold
+finite garbage there. AReaL masks with ``torch.where`` (values are right), but ``ppo_actor_loss_fn`` computes
 ``torch.where(mask, exp(logp − prox), 0)``, whose backward multiplies the zero upstream gradient by
-``exp(NaN or ±inf)`` at padded positions and so writes NaN into ``dlogp`` there. That finding is
-reported once (tests/test_adapter_areal.py and :class:`ArealRawAdapter`, which passes padding as given).
+``exp(NaN or ±inf)`` at padded positions and so writes NaN into ``dlogp`` there: the ``padding-nonfinite``
+cases show it (expectation file; tests/test_adapter_areal.py). A subclass with ``scrub_padding = True`` zeroes
+padding first; :class:`ArealRawAdapter` is kept as a name for the default.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, zero_padding
 
 _LOCK = threading.Lock()
 _MODS: types.SimpleNamespace | None = None
@@ -70,14 +73,10 @@ def load() -> types.SimpleNamespace:
 
 
 def group_major(group: np.ndarray) -> tuple[int, np.ndarray]:
-    """(group_size, order): ``x[order]`` puts the rows of each group side by side (AReaL's fixed stride).
-    Raises NotImplementedError when groups differ in size."""
+    """(group_size, order) as a user hands the batch to AReaL: the largest group's size and the rows in the
+    order given (AReaL has no group ids; its Normalization groups a fixed stride of consecutive rows)."""
     g = np.asarray(group)
-    _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
-    if counts.size and (counts != counts[0]).any():
-        raise Unsupported(f"groups of different sizes {sorted(set(counts.tolist()))}: AReaL's Normalization "
-                                  "groups a fixed stride of group_size consecutive rows")
-    return (int(counts[0]) if counts.size else 1), np.argsort(inverse, kind="stable")
+    return configured_group_size(g), np.arange(g.size)
 
 
 class ArealAdapter(Adapter):
@@ -86,7 +85,11 @@ class ArealAdapter(Adapter):
     name = "areal"
     version = framework_version("areal")
     dtypes = ("float64", "float32", "bfloat16")
-    scrub_padding = True
+    #: AReaL's Normalization takes a fixed stride of group_size rows and takes no group ids: the adapter passes rows as given
+    #: (what a user gets), and the cases also come in the framework's own layout (each group side by side,
+    #: every group cut to one size), as its rollout buffer has them
+    group_layouts = ("any", "contiguous-equal")
+    scrub_padding = False
     conventions: dict[str, dict[str, Any]] = {
         # utils/functional.py ppo_actor_loss_fn: ratio = exp(logp - prox), no log-ratio clamp; aggregation
         # Σ_masked / loss_mask.count_nonzero() (or 1): token-mean of this call. c_clip opt-in (default None).
@@ -221,14 +224,9 @@ class ArealAdapter(Adapter):
             if cfg.std_normalize and (cfg.ddof != 1 or cfg.eps_placement != "outside"):
                 raise Unsupported(f"NormConfig divides by std (unbiased here) + eps; config asks ddof={cfg.ddof} "
                                           f"eps_placement={cfg.eps_placement}")
-            if n == 1 and cfg.singleton != "zero":
-                raise Unsupported(f"singleton={cfg.singleton!r}: AReaL gives a lone rollout x - x = 0")
             norm = m.NormConfig(mean_level="group", std_level=std_level, std_unbiased=True, eps=float(cfg.eps),
                                 group_size=n)
         else:  # rloo
-            if n == 1 and cfg.singleton != "raw":
-                raise Unsupported(f"singleton={cfg.singleton!r}: AReaL's leave-one-out mean of a lone "
-                                          "rollout is 0 (the raw reward passes through)")
             norm = m.NormConfig(mean_level="group", mean_leave1out=True, std_level=None, group_size=n)
         R = torch.as_tensor(np.asarray(x["rewards"])[order]).to(tdt)
         A_sorted = m.Normalization(norm)(R)
@@ -248,7 +246,8 @@ class ArealAdapter(Adapter):
 
 
 class ArealRawAdapter(ArealAdapter):
-    """AReaL with padding passed as given. ``rlspec check rlspec.conformance.adapters.areal_adapter:ArealRawAdapter``."""
+    """AReaL with padding passed as given: the same as :class:`ArealAdapter` (its default), kept as a name for
+    ``rlspec check rlspec.conformance.adapters.areal_adapter:ArealRawAdapter``."""
 
     scrub_padding = False
 
@@ -318,10 +317,10 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
             kw = f"mean_level='group', std_level={'group' if c('std_normalize', name == 'grpo') else None!r}, " \
                  f"eps={c('eps', 1e-5)!r}"
         lines += [
-            "_, inv, counts = np.unique(group, return_inverse=True, return_counts=True)  # equal-size groups",
-            "order = np.argsort(inv, kind='stable')  # AReaL groups consecutive rows",
-            f"A = Normalization(NormConfig({kw}, group_size=int(counts[0])))(torch.tensor(rewards[order], dtype=dt))",
-            "adv = np.empty(len(rewards)); adv[order] = A.double().numpy(); print('adv per sequence', adv)",
+            "# AReaL takes no group ids: rows in the order given, group_size = the largest group",
+            "n = int(np.unique(group, return_counts=True)[1].max()) if len(group) else 1",
+            f"A = Normalization(NormConfig({kw}, group_size=n))(torch.tensor(rewards, dtype=dt))",
+            "print('adv per sequence', A.double().numpy())",
         ]
     return "\n".join(lines) + "\n"
 

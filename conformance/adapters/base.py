@@ -20,8 +20,12 @@ kinds return the names their registry entry lists. ``dtype`` is "float64", "floa
 the precision to compute in. ``config`` is the entry's config dataclass (the paper's defaults or a
 convention the adapter declared in ``conventions``).
 
-A case the library cannot express (a config field, dtype or input it lacks) makes ``run`` raise
-:class:`Unsupported` with the reason: the harness reports it as "unsupported", never as a pass.
+A case the library's API cannot express (a config field, dtype or input it has no way to take) makes
+``run`` raise :class:`Unsupported` with a reason that says so: the harness reports it as "unsupported",
+never as a pass. An input the library accepts and computes on (groups of unequal size, a batch that is not
+a multiple of the group size, empty rows, no valid token at all, negative or sparse group ids, holes in a
+mask, finite or non-finite padding) is passed as given, as a user would pass it, and the report shows what
+the library returns; a built-in adapter never refuses or repairs such an input.
 
 ``conventions`` maps an entry name to config overrides that state the library's documented
 conventions (e.g. ``{"grpo": {"ddof": 1, "eps": 1e-6}}``): the reference is run with the same
@@ -40,7 +44,8 @@ import numpy as np
 
 
 class Unsupported(NotImplementedError):
-    """Raised by ``Adapter.run`` for a case the library cannot express (a config, dtype or input it lacks).
+    """Raised by ``Adapter.run`` for a case the library's API cannot express (a config, dtype or input it has no
+    way to take); never for an input it would accept.
 
     The harness reports the case as "unsupported" with this message; it is not a failure and not a stub.
     """
@@ -53,6 +58,11 @@ class Adapter(ABC):
     version: str = "unknown"
     conventions: dict[str, dict[str, Any]] = {}
     dtypes: tuple[str, ...] = ("float64", "float32")
+    #: group layouts the library accepts (rlspec.conformance.harness.GROUP_LAYOUTS): "any" (group ids in any order
+    #: and sizes), "contiguous" (a group's rows side by side), "equal" (every group the same size), or
+    #: "contiguous-equal" (``view(-1, K)`` code). Besides the ragged cases, which stay (a library that accepts them
+    #: silently should be seen doing so), the harness adds each group-taking case rearranged into these layouts.
+    group_layouts: tuple[str, ...] = ("any",)
 
     def available(self) -> tuple[bool, str]:
         """(True, "") if the library can be imported; else (False, why)."""
@@ -82,9 +92,10 @@ def framework_version(dist: str) -> str:
 def zero_padding(inputs: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``inputs`` with every float array's masked positions set to 0.
 
-    In a real trainer every (B, T, ...) tensor is a model output, finite at padded positions; the
-    built-in adapters apply this by default so that the NaN/inf the harness writes into padding does
-    not hide a framework's semantics (each keeps a raw-padding variant that shows what NaN does).
+    Not used by the built-in adapters: they pass padding to the framework as given, because a model's
+    outputs at padded positions are finite, arbitrary and not zero (the harness's default cases hold finite
+    garbage there, and NaN/inf padding is a separate ``padding-nonfinite`` case). Zeroing hides code that
+    reads padded positions; use it only to separate such a finding from the rest, knowingly.
     """
     m = inputs.get("mask")
     if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
@@ -97,3 +108,27 @@ def zero_padding(inputs: dict[str, Any]) -> dict[str, Any]:
             out[k] = v
     return out
 
+
+def configured_group_size(group: np.ndarray) -> int:
+    """The rollouts-per-prompt setting (``n_samples_per_prompt``, ``group_size``) a user of a framework that
+    groups rows by position would configure for this batch: the size of its largest group (smaller groups
+    arise from filtering, or from a last prompt cut short). 1 for an empty batch.
+
+    Such frameworks take no group ids: they get the rows in the order given and this group size, and group
+    consecutive blocks of rows, which is what a user of them gets."""
+    g = np.asarray(group)
+    if g.size == 0:
+        return 1
+    _, counts = np.unique(g, return_counts=True)
+    return int(counts.max())
+
+
+def position_groups_match(group: np.ndarray) -> bool:
+    """Whether consecutive blocks of :func:`configured_group_size` rows are exactly the batch's groups (so a
+    framework that groups by position sees the same groups as the ids say)."""
+    g = np.asarray(group)
+    K = configured_group_size(g)
+    if g.size % K:
+        return False
+    blocks = g.reshape(-1, K)
+    return bool((blocks == blocks[:, :1]).all()) and len(np.unique(blocks[:, 0])) == blocks.shape[0]

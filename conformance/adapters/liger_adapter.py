@@ -41,8 +41,10 @@ varies along a sequence is not expressible (NotImplementedError → unsupported)
 whose reference uses the sequence mean Â_i anyway. No advantage estimator, no entropy entry, no
 dual clip, no log-ratio or KL clamps in Liger.
 
-Padding is zeroed before the call, as in the TRL adapter (Liger multiplies by the mask; in a trainer
-padded log-probs are finite model outputs). :class:`LigerRawPaddingAdapter` passes it through.
+Padding is passed to Liger as given, as in every built-in adapter (the default cases hold finite garbage at
+padded positions, the ``padding-nonfinite`` cases NaN/inf: Liger multiplies by the mask, so NaN there
+poisons the loss). A subclass with ``raw_padding = False`` zeroes padding first; :class:`LigerRawPaddingAdapter`
+is kept as a name for the default.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def per_sequence_advantage(adv: np.ndarray, mask: np.ndarray, name: str) -> np.n
     lo = np.where(mask, adv, np.inf).min(axis=1)
     has = mask.any(axis=1)
     if (hi[has] != lo[has]).any():
-        raise Unsupported("Liger takes one advantage per sequence (advantages (B,)); this case has "
-                                  "token-level advantages")
+        raise Unsupported("Liger's API takes one advantage per sequence (advantages (B,), documented; "
+                          "ppo_loss_fn always unsqueezes it to (B, 1)): token-level advantages cannot be expressed")
     return np.where(has, hi, 0.0)  # the (exact) common value of each sequence
 
 
@@ -95,7 +97,7 @@ class LigerAdapter(Adapter):
 
     name = "liger"
     dtypes = ("float64", "float32", "bfloat16")
-    raw_padding = False
+    raw_padding = True
     path = "loss_fn"
     # Liger's documented defaults (liger_kernel/chunked_loss/grpo_loss.py, LigerFusedLinearGRPOLoss.__init__
     # and LigerFusedLinearGRPOFunction.ppo_loss_fn):
@@ -237,7 +239,7 @@ class LigerAdapter(Adapter):
 
 
 class LigerRawPaddingAdapter(LigerAdapter):
-    """Like :class:`LigerAdapter` but passes the case's padded positions (NaN/inf/huge) to Liger unchanged."""
+    """The case's padded positions passed to Liger unchanged: the same as :class:`LigerAdapter` (its default)."""
 
     raw_padding = True
 

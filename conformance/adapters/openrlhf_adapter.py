@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, zero_padding
 
 _TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16"}
 _STANDINS = ("openrlhf.models", "openrlhf.trainer.ray", "openrlhf.trainer.ray.launcher")
@@ -139,41 +139,39 @@ def _interior_holes(mask: np.ndarray) -> bool:
 
 
 def group_layout(group: np.ndarray) -> tuple[int, list[int]]:
-    """OpenRLHF's view of a batch: n_samples_per_prompt and ``Experience.index``.
+    """OpenRLHF's view of a batch as its user hands it over: ``n_samples_per_prompt`` and ``Experience.index``.
 
-    OpenRLHF reshapes the rewards to (prompts, n_samples_per_prompt), after putting sample i at slot
-    ``index[i]`` (prompt-major order). Any group ids map onto that when every group has the same
-    size n: slot = (rank of the group) · n + (occurrence within the group). Groups of different sizes
-    cannot be expressed (the framework samples n rollouts for every prompt).
+    OpenRLHF takes no group ids: ``split_rollout_samples`` sets ``index = [i]``, the sample's position in the
+    rollout order, and ``compute_advantages_and_returns`` reshapes the rewards to (-1, n_samples_per_prompt),
+    so consecutive blocks of n rows are the groups. The rows are passed in the order given, with n the size
+    of the batch's largest group (:func:`configured_group_size`, what the user configures); groups of
+    different sizes, ids that are not contiguous blocks and a batch that is not a multiple of n then give
+    what OpenRLHF gives them (another grouping, or a reshape error), not a refusal.
     """
     g = np.asarray(group)
-    _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
-    if counts.size and (counts != counts[0]).any():
-        raise _unsupported(f"groups of different sizes {sorted(set(counts.tolist()))}: OpenRLHF reshapes rewards to "
-                           "(prompts, n_samples_per_prompt), one size for every prompt")
-    order = np.argsort(inverse, kind="stable")
-    slot = np.empty(g.size, dtype=np.int64)
-    slot[order] = np.arange(g.size)
-    return (int(counts[0]) if counts.size else 1), slot.tolist()
+    return configured_group_size(g), list(range(g.size))
 
 
 class OpenRLHFAdapter(Adapter):
     """OpenRLHF's PolicyLoss / compute_approx_kl / compute_entropy / RemoteExperienceMaker advantages.
 
-    ``scrub_padding`` (default True): values at masked positions are set to 0 before the call. OpenRLHF
-    masks by multiplication everywhere (``(loss * mask).sum()`` in ``aggregate_loss``/``masked_mean``,
-    ``(log_ratio * action_mask)`` for GSPO, ``action_mask * values`` in GAE), so a NaN or ±inf at a padded
-    position turns the loss, the gradient and the advantages into NaN (0·NaN = NaN). In OpenRLHF's own
-    pipeline padded positions hold finite model outputs, so this is a robustness finding, not a wrong
-    formula; it is reported once (tests/test_adapter_openrlhf.py::test_padding_garbage_propagates_nan and
-    :class:`OpenRLHFRawAdapter`, which passes padding as given) instead of masking every other comparison
-    on the harness's garbage-padded batches.
+    Padding is passed as given (``scrub_padding = False``, like every built-in adapter): the default cases
+    hold finite garbage at masked positions. OpenRLHF masks by multiplication everywhere (``(loss *
+    mask).sum()`` in ``aggregate_loss``/``masked_mean``, ``(log_ratio * action_mask)`` for GSPO, ``action_mask
+    * values`` in GAE), so the ``padding-nonfinite`` cases (NaN or ±inf at a padded position) turn the loss,
+    the gradient and the advantages into NaN (0·NaN = NaN): a robustness finding, listed in the expectation
+    file and asserted by tests/test_adapter_openrlhf.py::test_padding_garbage_propagates_nan. A subclass with
+    ``scrub_padding = True`` zeroes padding first. Groups: see :func:`group_layout`.
     """
 
     name = "openrlhf"
     version = framework_version("openrlhf")
     dtypes = ("float64", "float32", "bfloat16")
-    scrub_padding = True
+    #: OpenRLHF reshapes rewards to (n_prompts, n_samples) and takes no group ids: the adapter passes rows as given
+    #: (what a user gets), and the cases also come in the framework's own layout (each group side by side,
+    #: every group cut to one size), as its rollout buffer has them
+    group_layouts = ("any", "contiguous-equal")
+    scrub_padding = False
     # The framework's documented/default behaviour, per registry entry (OpenRLHF 0.11.2 sources):
     conventions: dict[str, dict[str, Any]] = {
         # models/loss.py PolicyLoss.forward: ratio = exp(clamp(logp - old, -20, 20)) for policy_loss_type="ppo";
@@ -380,16 +378,12 @@ class OpenRLHFAdapter(Adapter):
                                        f"eps={cfg.eps} {cfg.eps_placement}")
             else:
                 estimator = "dr_grpo"
-            n, index = group_layout(x["group"])
-            if n == 1 and cfg.singleton != "zero" and cfg.std_normalize:
-                raise _unsupported(f"singleton={cfg.singleton!r}: OpenRLHF has no singleton rule")
+            n, index = group_layout(x["group"])  # n = 1: torch.std of one row is NaN, as a user gets it
             rewards = torch.as_tensor(x["rewards"]).to(tdt)
         elif name == "flash_reinforce":  # one rollout per prompt: n_samples_per_prompt = 1, the batch mean is used
             rewards = torch.as_tensor(x["rewards"]).to(tdt)
         elif name == "rloo":
-            n, index = group_layout(x["group"])
-            if n == 1 and cfg.singleton != "zero":
-                raise _unsupported(f"singleton={cfg.singleton!r}: OpenRLHF has no singleton rule")
+            n, index = group_layout(x["group"])  # n = 1: the baseline divides by n − 1 = 0, as a user gets it
             rewards = torch.as_tensor(x["rewards"]).to(tdt)
         elif name in ("reinforce_pp", "reinforce_pp_baseline"):
             if (cfg.ddof, cfg.eps, cfg.eps_placement) != (0, 1e-8, "clamp"):
@@ -397,20 +391,18 @@ class OpenRLHFAdapter(Adapter):
                                    f"ddof={cfg.ddof}, eps={cfg.eps} {cfg.eps_placement}")
             gamma, no_std_norm = float(cfg.gamma), not cfg.std_normalize
             if not cfg.discount_masked and gamma != 1.0 and _interior_holes(mask):
-                raise _unsupported("discount_masked=False with interior masked tokens: get_cumulative_returns "
-                                   "discounts across every position")
+                raise _unsupported("config discount_masked=False is not expressible (with interior masked tokens "
+                                   "it matters): get_cumulative_returns discounts across every position")
             if name == "reinforce_pp_baseline":
-                if gamma != 1.0:
-                    raise _unsupported("gamma: OpenRLHF forces gamma = 1 for reinforce_baseline")
+                # a gamma other than 1 is accepted: compute_advantages_and_returns logs a warning and sets it to 1
                 n, index = group_layout(x["group"])
-                if n == 1 and cfg.singleton != "zero":
-                    raise _unsupported(f"singleton={cfg.singleton!r}: a group of one gets r - r = 0")
             rewards = torch.as_tensor(x["rewards"]).to(tdt)
         else:  # gae
             gamma, lambd = float(cfg.gamma), float(cfg.lam)
             if cfg.masked_steps != "zero" and _interior_holes(mask):
-                raise _unsupported("masked_steps='skip' with interior masked tokens: OpenRLHF's GAE treats every "
-                                   "position as a step (values and rewards multiplied by the mask)")
+                raise _unsupported("config masked_steps='skip' is not expressible (with interior masked tokens it "
+                                   "matters): OpenRLHF's GAE treats every position as a step (values and rewards "
+                                   "multiplied by the mask)")
             token_rewards = torch.as_tensor(x["token_rewards"]).to(kdt)
             vals = torch.as_tensor(x["values"]).to(kdt)
             if not cfg.whiten:  # the framework's GAE function itself; whitening is a separate step of the trainer
@@ -441,9 +433,8 @@ class OpenRLHFAdapter(Adapter):
 
 
 class OpenRLHFRawAdapter(OpenRLHFAdapter):
-    """OpenRLHF with padding passed as given (NaN/inf garbage reaches the framework).
-
-    Load with ``rlspec check rlspec.conformance.adapters.openrlhf_adapter:OpenRLHFRawAdapter``."""
+    """OpenRLHF with padding passed as given: the same as :class:`OpenRLHFAdapter` (its default), kept as a name
+    for ``rlspec check rlspec.conformance.adapters.openrlhf_adapter:OpenRLHFRawAdapter``."""
 
     scrub_padding = False
 
@@ -594,9 +585,9 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
                 lines.append("n, index = 1, list(range(len(rewards)))")
             else:
                 lines += [
-                    "_, inv, counts = np.unique(group, return_inverse=True, return_counts=True)  # equal-size groups",
-                    "n = int(counts[0]); slot = np.empty(len(group), int); "
-                    "slot[np.argsort(inv, kind='stable')] = np.arange(len(group)); index = slot.tolist()",
+                    "# OpenRLHF takes no group ids: rows in the order given, n_samples_per_prompt = largest group",
+                    "n = int(np.unique(group, return_counts=True)[1].max()) if len(group) else 1",
+                    "index = list(range(len(group)))",
                 ]
             lines += [
                 f"adv, _ = openrlhf_adv({est!r}, torch.tensor(rewards, dtype=dt), mask, index, n,",

@@ -48,11 +48,14 @@ that also generates completions, calls reward functions and logs (≈700 lines);
 without copying the math, so every ``advantage`` entry is unsupported here (the semantics are in
 our notes on TRL: ddof=1, ε = 1e-4 on the std, group of one → 0).
 
-Padding: in TRL's trainer every (B, T) tensor is a model output, finite at padded positions, and the
-loss multiplies by the mask (``x * mask``) rather than selecting. The harness fills padding with
-NaN/±inf/1e30, which would turn every TRL loss into NaN; by default the adapter zeroes padded
-positions before the call (``raw_padding = False``). :class:`TRLRawPaddingAdapter` passes padding
-through unchanged, to show that behaviour (a finding, see the expectation file).
+Padding: passed to TRL as given (``raw_padding = True``, like every built-in adapter). In TRL's trainer
+every (B, T) tensor is a model output, finite at padded positions, and the loss multiplies by the mask
+(``x * mask``) rather than selecting: the harness's default cases hold finite garbage there, and the
+``padding-nonfinite`` cases NaN/inf, which turns a TRL loss into NaN (a finding, see the expectation file).
+A subclass with ``raw_padding = False`` zeroes padding first; :class:`TRLRawPaddingAdapter` is kept as a
+name for the default. Masks: the canonical ``mask`` is TRL's ``completion_mask`` (no ``tool_mask``: a
+multi-turn case states tool positions as holes in ``mask``, which is what ``completion_mask * tool_mask``
+is).
 """
 
 from __future__ import annotations
@@ -104,14 +107,14 @@ def sequence_advantage(adv: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def constant_sequence_advantage(adv: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(B,) advantages; NotImplementedError when adv varies along a sequence (the adapter then passes TRL's
-    trainer format, one advantage per sequence)."""
+    """TRL's trainer format, (B,) advantages, when ``adv`` is constant along each sequence; otherwise ``adv``
+    (B, T) as given, which ``_compute_loss`` also takes ("subclasses that provide advantages with shape
+    (B, T)": it unsqueezes only a 1-D tensor)."""
     hi = np.where(mask, adv, -np.inf).max(axis=1)
     lo = np.where(mask, adv, np.inf).min(axis=1)
     has = mask.any(axis=1)
     if (hi[has] != lo[has]).any():
-        raise Unsupported("this mapping passes one advantage per sequence (TRL's trainer format); the case "
-                                  "has token-level advantages")
+        return adv
     return np.where(has, hi, 0.0)
 
 
@@ -158,7 +161,7 @@ class TRLAdapter(Adapter):
 
     name = "trl"
     dtypes = _TORCH_DTYPES
-    raw_padding = False
+    raw_padding = True
     # The framework's documented defaults, per registry entry (GRPOConfig in trl/trainer/grpo_config.py;
     # the loss in GRPOTrainer._compute_loss, trl/trainer/grpo_trainer.py).
     conventions = {
@@ -390,7 +393,7 @@ class TRLAdapter(Adapter):
 
 
 class TRLRawPaddingAdapter(TRLAdapter):
-    """Like :class:`TRLAdapter` but passes the case's padded positions (NaN/inf/huge) to TRL unchanged."""
+    """The case's padded positions passed to TRL unchanged: the same as :class:`TRLAdapter` (its default)."""
 
     raw_padding = True
 

@@ -23,14 +23,13 @@ trainer hands those functions, and the results back:
 verl is imported lazily (this module imports without it); ``VERL_FORCE_DEVICE=cpu`` is set before the
 import because verl's device fallback is ``"cuda"`` even on a CPU-only torch (notes/peers.md §2.6).
 
-Padding: rlspec's hazard cases write NaN/inf/1e30 at masked positions, where verl's trainer only ever has
-finite model outputs. Like the other built-in adapters (trl, liger, openrlhf, areal), ``VerlAdapter()`` zeroes
-every float input at masked positions before calling verl (:func:`zero_padding`), so the cases show the
-semantics of verl's math; :class:`VerlRawPaddingAdapter` (``VerlAdapter(raw_padding=True)``,
-``rlspec check rlspec.conformance.adapters.verl_adapter:VerlRawPaddingAdapter``) passes the padding through, which
-exposes the NaN-at-padding finding (agg_loss's seq-mean branches mask by multiplication, open upstream fix
-https://github.com/verl-project/verl/pull/6349; NaN gradients reach masked positions; tests/test_adapter_verl.py
-asserts it).
+Padding: passed to verl as given, like every built-in adapter does. The harness's default cases hold finite,
+non-zero garbage at masked positions (what a model outputs there), so a verl function that reads padding
+shows; the ``padding-nonfinite`` cases hold NaN/inf/1e30 there and show the NaN-at-padding finding (agg_loss's
+seq-mean branches mask by multiplication, open upstream fix https://github.com/verl-project/verl/pull/6349; NaN
+gradients reach masked positions; tests/test_adapter_verl.py asserts it). ``VerlAdapter(raw_padding=False)``
+zeroes padding first (:func:`zero_padding`), to separate a padding finding from the rest;
+:class:`VerlRawPaddingAdapter` is kept as a name for the default.
 
 Variants: verl ships loop and vectorised versions of GRPO and RLOO. ``VerlAdapter()`` checks the loop
 versions (``grpo``, ``rloo``: the names verl's trainer configs use); ``VerlAdapter(vectorized=True)``
@@ -161,7 +160,7 @@ class VerlAdapter(Adapter):
     dtypes = TORCH_DTYPES
     conventions = CONVENTIONS
 
-    def __init__(self, vectorized: bool = False, raw_padding: bool = False) -> None:
+    def __init__(self, vectorized: bool = False, raw_padding: bool = True) -> None:
         self.vectorized = bool(vectorized)
         self.raw_padding = bool(raw_padding)
         self.version = framework_version("verl")
@@ -191,7 +190,7 @@ class VerlAdapter(Adapter):
     def run(self, spec: Any, inputs: dict[str, np.ndarray], config: Any, dtype: str) -> dict[str, Any]:
         torch = _torch()
         tdt = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-        if not self.raw_padding:  # verl's trainer only sees finite model outputs at padding
+        if not self.raw_padding:  # opt-in: padding zeroed (hides code that reads it)
             inputs = zero_padding(inputs)
         if spec.name in ADVANTAGE_ESTIMATORS:
             return self._advantage(spec, inputs, config, tdt)
@@ -481,9 +480,9 @@ def _reproduction(adapter: VerlAdapter, spec: Any, inputs: dict[str, np.ndarray]
         f"dt = torch.{dtype}",
     ]
     body: list[str] = []
-    if not getattr(adapter, "raw_padding", False):  # the inputs verl was given: padding zeroed
+    if not getattr(adapter, "raw_padding", True):  # the inputs verl was given: padding zeroed (opt-in)
         inputs = zero_padding(inputs)
-        head.append("# masked positions hold 0 (VerlAdapter zeroes padding; VerlRawPaddingAdapter passes it as given)")
+        head.append("# masked positions hold 0 (VerlAdapter(raw_padding=False) zeroes padding)")
     arrays = {k: v for k, v in inputs.items() if isinstance(v, np.ndarray)}
     for k, v in arrays.items():
         body.append(f"{k} = {_lit(v)}")
@@ -572,8 +571,8 @@ def _reproduction(adapter: VerlAdapter, spec: Any, inputs: dict[str, np.ndarray]
 
 
 class VerlRawPaddingAdapter(VerlAdapter):
-    """verl with the harness's padding (NaN/inf/1e30 at masked positions) passed through as given.
-    ``rlspec check rlspec.conformance.adapters.verl_adapter:VerlRawPaddingAdapter``."""
+    """verl with the case's padding passed through as given: the same as :class:`VerlAdapter` (whose default
+    this is); kept as a name for ``rlspec check rlspec.conformance.adapters.verl_adapter:VerlRawPaddingAdapter``."""
 
     def __init__(self, vectorized: bool = False) -> None:
         super().__init__(vectorized=vectorized, raw_padding=True)
@@ -582,7 +581,7 @@ class VerlRawPaddingAdapter(VerlAdapter):
 class VerlVectorizedAdapter(VerlAdapter):
     """verl with ``grpo_vectorized`` / ``rloo_vectorized`` in place of the loop estimators."""
 
-    def __init__(self, raw_padding: bool = False) -> None:
+    def __init__(self, raw_padding: bool = True) -> None:
         super().__init__(vectorized=True, raw_padding=raw_padding)
 
 
