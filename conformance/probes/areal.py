@@ -361,11 +361,12 @@ def actor_combination_probes(path: str, knobs: Mapping[str, Any], label: str, bs
             continue
 
         def chk(ib=ib, iname=iname) -> Verdict:
-            fin = check_finite(call, ib, header + f", input {iname}")
+            fin = check_finite(call, ib, header + f", input {iname}", what=f"the actor loss (input {iname})")
             if fin.status != "ok" or entry is None or iname == "nan-padding":
                 return fin
             dt = "float32" if ib["logp"].dtype == _dt("float32") else "float64"
-            return check_reference(call, ib, entry, cfg, header + f", input {iname}", dtype=dt)
+            return check_reference(call, ib, entry, cfg, header + f", input {iname}", dtype=dt,
+                                   what=f"on input {iname} the actor loss")
         probes.append(_probe("input", path, f"{label}: {iname}", _safe(chk)))
     return probes
 
@@ -646,7 +647,8 @@ loss, _ = ppo_critic_loss_fn(b["logp"].float(), b["old_values"].float(), b["retu
         for iname in ("no-valid-token", "empty-rows-in-group"):
             ib = input_classes()[iname]
             probes.append(_probe("input", path, f"{kind}: {iname}", _safe(
-                lambda call=call, ib=ib, header=header, iname=iname: check_finite(call, ib, header + f", {iname}"))))
+                lambda call=call, ib=ib, header=header, iname=iname: check_finite(call, ib, header + f", {iname}",
+                                                                                    what=f"the critic loss (input {iname})"))))
         probes.append(_probe("self", path, f"{kind}: uneven micro-batches with the engine's token weights", _safe(
             lambda call=call, header=header, batch=batch: check_split(_critic_weighted(call), batch, header))))
     return probes

@@ -349,7 +349,7 @@ def check_reference(call: SourceCall, batch: Mapping[str, Any], entry: str, conf
         elif not tolerances.close(ref_g[m], g[m], dtype, n)[0]:
             bad, severity, key = True, _severity(ref_g[m], g[m], "wrong gradient"), f"ref-grad:{entry}"
             err = float(np.nanmax(np.abs(ref_g[m] - g[m])))
-            summary = f"the gradient of {what or 'the loss'} differs from {label}'s by up to {err:.3g}"
+            summary = f"{what or 'the loss'}: its gradient differs from {label}'s by up to {err:.3g}"
     if not bad:
         return ok(max_abs_err=abs(v - ref_v))
     want_g = "None" if ref_g is None else _literal(ref_g[m])
@@ -1048,13 +1048,14 @@ def input_policy_probes(name: str, path: str, entry: str | None) -> list[Probe]:
                 def chk(call=call, batch=batch, header=header, iname=iname, style=style, mode=mode,
                         pol=pol) -> Verdict:
                     h = header + f", input {iname}"
-                    fin = check_finite(call, batch, h)
+                    fin = check_finite(call, batch, h, what=f"the loss (input {iname})")
                     if fin.status != "ok" or entry is None or iname == "nan-padding":
                         return fin
                     actor = _actor({"loss_agg_mode": mode}, pol, name)
                     cfg = {**knob_conventions(name, {}, actor), **agg_conventions(mode, style, batch, actor)}
                     dt = "float32" if batch["logp"].dtype == _dt("float32") else "float64"
-                    return check_reference(call, batch, entry, cfg, h, grad_only=name in SURROGATE, dtype=dt)
+                    return check_reference(call, batch, entry, cfg, h, grad_only=name in SURROGATE, dtype=dt,
+                                           what=f"on input {iname} the loss")
                 probes.append(_probe("input", path, f"loss_agg_mode={mode!r} [{style}]: {iname}", _safe(chk)))
     return probes
 
@@ -1141,7 +1142,8 @@ def ppo_loss_probes() -> list[Probe]:
                                      _safe(lambda call=call, header=header: check_padding_width(call, batch, header))))
                 probes.append(_probe("input", path, f"{label}: no-valid-token",
                                      _safe(lambda call=call, header=header: check_finite(
-                                         call, input_classes()["no-valid-token"], header + ", no valid token"))))
+                                         call, input_classes()["no-valid-token"], header + ", no valid token",
+                                         what="the trainer's loss on a mini-batch without valid tokens"))))
     return probes
 
 
@@ -1213,12 +1215,14 @@ def kl_probes() -> list[Probe]:
                 call = kl_call(kind, "token-mean", "direct")
                 header = f"verl KL loss kl_loss_type={kind!r} on input {iname}"
 
-                def chk(call=call, batch=batch, header=header, entry=entry, straight=straight) -> Verdict:
-                    fin = check_finite(call, batch, header)
+                def chk(call=call, batch=batch, header=header, entry=entry, straight=straight,
+                        iname=iname) -> Verdict:
+                    fin = check_finite(call, batch, header, what=f"the KL loss (input {iname})")
                     if fin.status != "ok":
                         return fin
                     cfg = {"straight_through_k2": True} if straight else {}
-                    return check_reference(call, batch, entry, cfg, header, dtype="float32", what="the KL loss")
+                    return check_reference(call, batch, entry, cfg, header, dtype="float32",
+                                           what=f"on input {iname} the KL loss")
                 probes.append(_probe("input", path, f"kl_loss_type={kind!r}: {iname}", _safe(chk)))
     # KL in the reward: compute_rewards(scores, old_log_prob, ref_log_prob, kl_ratio) (apply_kl_penalty)
     rpath = "verl.trainer.ppo.core_algos.compute_rewards"
@@ -1288,7 +1292,8 @@ loss, _ = ca.compute_value_loss(vpreds=b["logp"], returns=b["returns"], values=b
                 ib = input_classes()[iname]
                 probes.append(_probe("input", path, f"{case}: {iname}",
                                      _safe(lambda call=call, ib=ib, header=header, iname=iname:
-                                           check_finite(call, ib, header + f", input {iname}"))))
+                                           check_finite(call, ib, header + f", input {iname}",
+                                                        what=f"the value loss (input {iname})"))))
     return probes
 
 
@@ -1407,7 +1412,7 @@ def estimator_probes() -> list[Probe]:
             header = f"verl advantage estimator {name!r}, AlgoConfig({label}), as ray_trainer.compute_advantage calls it"
             batch = bs["random"]
 
-            def ref_chk(call=call, algo_kw=algo_kw, header=header, batch=batch, name=name) -> Verdict:
+            def ref_chk(call=call, algo_kw=algo_kw, header=header, batch=batch, name=name, label=label) -> Verdict:
                 try:
                     want = estimator_reference(name, batch, algo_kw)
                 except Exception as e:  # noqa: BLE001
@@ -1415,8 +1420,8 @@ def estimator_probes() -> list[Probe]:
                 if want is None:
                     return check_array_finite(call, batch, header)
                 return check_array_reference(call, batch, want, header,
-                                             f"the {name!r} advantages differ from {ADV_ENTRY[name]}'s "
-                                             f"({core.describe(ADV_CONV.get(name, {}))})",
+                                             f"with AlgoConfig({label}) the {name!r} advantages differ from "
+                                             f"{ADV_ENTRY[name]}'s ({core.describe(ADV_CONV.get(name, {}))})",
                                              key=f"adv-ref:{name}")
             probes.append(_probe(run, path, f"{label} vs reference", ref_chk))
             probes.append(_probe("padding", path, f"{label}: padding width", _safe(
