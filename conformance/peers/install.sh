@@ -12,6 +12,8 @@ pip_ numpy packaging
 # verl 0.9.1: core_algos imports ray, tensordict, omegaconf/hydra and transformers (< 5.11)
 pip_ --no-deps verl==0.9.1
 pip_ ray "tensordict>=0.8.0,<=0.10.0,!=0.9.0" omegaconf hydra-core "transformers==5.10.4" codetiming
+# verl's workers and trainer modules (ActorRolloutRefWorker, ray_trainer) also import these at load time
+pip_ uvicorn fastapi cachetools
 # trl 1.16.0: the GRPO loss is a trainer method
 pip_ --no-deps trl==1.16.0
 pip_ "accelerate>=1.10.1" "datasets>=4.7.0" pandas "pyarrow>=21.0.0" psutil pyyaml

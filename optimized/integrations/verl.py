@@ -37,6 +37,37 @@ correction) is refused with a clear error: rlspec losses take no per-token IS we
 Advantage ``fn(token_level_rewards, response_mask, index=None, config=None, **kw) -> (advantages, returns)``:
 ``rewards = token_level_rewards.sum(-1)``, ``group`` = ``index`` (verl's ``uid`` array, mapped to integer ids;
 every sequence its own group when absent), ``mask = response_mask``; returns = advantages (as verl's GRPO).
+
+Dtypes: verl's FSDP engine returns bfloat16 log-probs under its default mixed precision, next to float32
+``old_log_probs`` and advantages; the loss is then computed in float32 (the advantages are not rounded to
+bfloat16), as verl's own losses do by type promotion.
+
+Training with verl on CPU (what ``tests/test_integrations_verl_train.py`` runs, peers suite)
+-----------------------------------------------------------------------------------------
+Three PPO steps of verl 0.9.1's own code with ``rlspec_r2vpo`` + ``rlspec_rloo`` (token-mean) and with
+``rlspec_fiberpo`` + ``rlspec_grpo`` (seq-mean-token-mean), a random-init 2-layer Llama (hidden 64, 132k
+parameters) written to a temp dir, 4 prompts × n=4 responses of 6 tokens, 2 mini-batches per step (6 AdamW
+steps), 2 micro-batches each: verl's Hydra config (``ppo_trainer.yaml``), ``ActorRolloutRefWorker(role="actor")``
+(``init_model``, ``compute_log_prob``, ``update_actor``: the FSDP2 engine on a gloo group of world size 1, its
+micro-batching, ``ppo_loss``, backward and optimizer step), ``RayPPOTrainer._compute_old_log_prob`` /
+``_update_actor`` and ``compute_advantage`` for the data path, and ``HFRollout`` sampling from the actor's
+module. Each logged mini-batch loss equals the NumPy reference's loss on that mini-batch (to 1e-5), the
+advantages equal the reference estimator's, every micro-batch went through the rlspec function; about 20 s
+on 2 CPU cores. What it needed, all outside verl's source: a ``cpu`` platform registered through
+``verl.plugin.platform.PlatformRegistry``; verl's ``FSDPEngineWithLMHead`` registered for device ``cpu``
+through ``EngineRegistry`` (0.9.1 registers it for cuda/npu only: ``No engine registered for device='cpu'``);
+the process group initialized first (verl asks for ``cpu:gloo,cpu:gloo``: ``Duplicate device type cpu``);
+``uvicorn``, ``fastapi`` and ``cachetools`` installed (imported by verl's worker and trainer modules); verl's
+``is_trl_available`` switched off in its model patching (with TRL 1.16 installed, verl 0.9.1 fails on
+``from trl import AutoModelForCausalLMWithValueHead``). Note that verl never calls R²VPO's dual step, so λ stays
+at the config's ``lam_init`` (pass ``loss_configs={"r2vpo": {"lam_init": ...}}``).
+
+What does not run on CPU: the full trainer (``python -m verl.trainer.main_ppo``). Its default v1 trainer
+imports ``transfer_queue`` (not installed: ``No module named 'transfer_queue'``), and both trainers generate
+through a rollout server of which verl 0.9.1 registers only vLLM ≥ 0.18, SGLang and TensorRT-LLM
+(``get_rollout_replica_class("vllm")``: ``vllm version None not supported and SGLang also not Found``); Ray
+then starts the same worker class tested above in its own processes, where the CPU shims above would have to
+be loaded too.
 """
 
 from __future__ import annotations
@@ -96,6 +127,13 @@ def verl_to_rlspec_agg(loss_agg_mode: str, global_batch_info: dict | None = None
                "seq-mean-token-sum, seq-mean-token-sum-norm")
 
 
+def _compute_dtype(log_prob: torch.Tensor) -> torch.dtype:
+    """The dtype rlspec computes a loss in for these log-probs: float32 for half-precision ones (verl's FSDP
+    engine returns bfloat16 log-probs under its default mixed precision, next to float32 advantages), else
+    their own. Casting the advantages down to bfloat16 would round them (about 3 significant digits)."""
+    return torch.float32 if log_prob.dtype in (torch.bfloat16, torch.float16) else log_prob.dtype
+
+
 def _config(name: str, config: dict | Any | None):
     spec = registry.get(name)
     return config if config is not None and not isinstance(config, dict) else spec.config(**(config or {}))
@@ -124,7 +162,8 @@ def make_policy_loss(name: str, config: dict | Any | None = None, agg_from: str 
         mask = response_mask.bool()
         if getattr(cfg, "agg", None) == "group-token-mean":
             raise fail("agg", "'group-token-mean'", "a mode verl can express (no prompt ids reach verl's loss)")
-        loss = fn(logp=log_prob, old_logp=old_log_prob, adv=advantages.to(log_prob.dtype), mask=mask, config=cfg)
+        loss = fn(logp=log_prob, old_logp=old_log_prob, adv=advantages.to(_compute_dtype(log_prob)), mask=mask,
+                  config=cfg)
         with torch.no_grad():
             m = mask.to(log_prob.dtype)
             ppo_kl = ((old_log_prob - log_prob).detach() * m).sum() / m.sum().clamp(min=1.0)
