@@ -52,6 +52,7 @@ from rlspec.conformance.probes.verl import (
     check_permutation,
     check_reference,
     check_split,
+    dtype_name,
 )
 
 FRAMEWORK = "areal"
@@ -364,7 +365,7 @@ def actor_combination_probes(path: str, knobs: Mapping[str, Any], label: str, bs
             fin = check_finite(call, ib, header + f", input {iname}", what=f"the actor loss (input {iname})")
             if fin.status != "ok" or entry is None or iname == "nan-padding":
                 return fin
-            dt = "float32" if ib["logp"].dtype == _dt("float32") else "float64"
+            dt = dtype_name(ib)
             return check_reference(call, ib, entry, cfg, header + f", input {iname}", dtype=dt,
                                    what=f"on input {iname} the actor loss")
         probes.append(_probe("input", path, f"{label}: {iname}", _safe(chk)))
@@ -465,7 +466,7 @@ def norm_probes() -> list[Probe]:
                 if want is None:
                     return check_array_finite(call, bb, header)
                 entry, cfg, one = norm_entry(knobs)
-                dt = "float32" if bb["logp"].dtype == _dt("float32") else "float64"
+                dt = dtype_name(bb)
                 scope = "the whole batch" if one else f"groups of {GROUP}"
                 return check_array_reference(call, bb, want, header + (f", input {iname}" if iname else ""),
                                              f"NormConfig({label}) gives other advantages than {entry} over "
@@ -542,7 +543,7 @@ loss = kl(b["logp"], b["ref_logp"]) * b["mask"]
                     if clamp:
                         est = np.clip(est, -10, 10)
                     want = est * x["mask"]
-                    dt = "float32" if batch["logp"].dtype == _dt("float32") else "float64"
+                    dt = dtype_name(batch)
                     return check_array_reference(call, batch, want, f"AReaL {label} on {cname}",
                                                  f"{label} differs from the {kind} estimator "
                                                  f"{'clamped to ±10 ' if clamp else ''}on input {cname}",

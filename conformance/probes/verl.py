@@ -748,15 +748,16 @@ def input_classes() -> dict[str, dict[str, Any]]:
     tr[torch.arange(B), last] = r
     eq["token_rewards"] = torch.where(eq["mask"], tr, eq["token_rewards"])
     out["all-equal-groups-f32"] = eq
-    for lr in (89.0, -89.0, 100.0, -100.0):
-        b = core.torch_batch(rng(28), B, T, dtype=torch.float32)
-        lp = b["old_logp"].detach().clone()
-        lp[0, 0] = lp[0, 0] + lr  # one valid token at the float32 overflow point of exp
-        b["logp"] = lp.requires_grad_(True)
-        ref = b["ref_logp"].detach().clone()
-        ref[1, 0] = b["logp"][1, 0].detach() - lr
-        b["ref_logp"] = ref
-        out[f"log-ratio{lr:+g}-f32"] = b
+    for dtype, tag in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
+        for lr in (89.0, -89.0, 100.0, -100.0):
+            b = core.torch_batch(rng(28), B, T, dtype=dtype)
+            lp = b["old_logp"].detach().clone()
+            lp[0, 0] = lp[0, 0] + lr  # one valid token at the overflow point of exp (float32 and bfloat16: 88.7)
+            b["logp"] = lp.requires_grad_(True)
+            ref = b["ref_logp"].detach().clone()
+            ref[1, 0] = b["logp"][1, 0].detach() - lr
+            b["ref_logp"] = ref
+            out[f"log-ratio{lr:+g}-{tag}"] = b
     out["nan-padding"] = core.torch_batch(rng(29), B, T, padding="nan")
     return out
 
@@ -999,6 +1000,11 @@ def combination_policy_probes(name: str, path: str, entry: str | None, actor_kw:
     return probes
 
 
+def dtype_name(batch: Mapping[str, Any]) -> str:
+    """The tolerance class of a batch: the dtype of its log-probs ("float64", "float32" or "bfloat16")."""
+    return str(batch["logp"].dtype).replace("torch.", "")
+
+
 def _dt(name: str) -> Any:
     import torch
 
@@ -1053,7 +1059,7 @@ def input_policy_probes(name: str, path: str, entry: str | None) -> list[Probe]:
                         return fin
                     actor = _actor({"loss_agg_mode": mode}, pol, name)
                     cfg = {**knob_conventions(name, {}, actor), **agg_conventions(mode, style, batch, actor)}
-                    dt = "float32" if batch["logp"].dtype == _dt("float32") else "float64"
+                    dt = dtype_name(batch)
                     return check_reference(call, batch, entry, cfg, h, grad_only=name in SURROGATE, dtype=dt,
                                            what=f"on input {iname} the loss")
                 probes.append(_probe("input", path, f"loss_agg_mode={mode!r} [{style}]: {iname}", _safe(chk)))
@@ -1444,7 +1450,7 @@ def estimator_probes() -> list[Probe]:
                         return unsupported(f"reference refuses {iname}: {type(e).__name__}: {e}")
                     if want is None:
                         return fin
-                    dt = "float32" if ib["logp"].dtype != _dt("float64") else "float64"
+                    dt = dtype_name(ib)
                     return check_array_reference(call, ib, want, header + f", input {iname}",
                                                  f"on input {iname} the {name!r} advantages differ from "
                                                  f"{ADV_ENTRY[name]}'s", key=f"adv-input:{name}:{iname}", dtype=dt)
@@ -1653,4 +1659,4 @@ def probes() -> list[Probe]:
 __all__ = ["FRAMEWORK", "DIST", "probes", "SourceCall", "script", "run_reproductions", "upstream_for",
            "check_padding_width", "check_padding_values", "check_permutation", "check_split", "check_dtype",
            "check_gradient", "check_finite", "check_reference", "check_differs", "check_agree",
-           "check_array_reference", "check_array_agree", "check_array_finite", "crash_finding"]
+           "check_array_reference", "check_array_agree", "check_array_finite", "crash_finding", "dtype_name"]
