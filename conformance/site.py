@@ -10,13 +10,19 @@ registry (:func:`rlspec.conformance.cli.algorithm_page`), adds figures computed 
 * the "ratio family" page, overlaying PPO, dual-clip PPO, DAPO, CISPO, SAPO, GSPO, DPPO and the seed papers'
   gates (family ``ratio/clipping``) on one set of axes,
 
+* tabular entries without a figure of their own: the problem, its exact optimum and the method on it
+  (:mod:`rlspec.conformance.site_tabular`);
 * the aggregation-modes and group-advantage family pages (:mod:`rlspec.conformance.site_families`);
 * provenance badges on every equation (paper / official-code / secondary / reconstructed) and links from each
-  tested property to a page showing its test file (``source/...``; the site cannot link outside docs/),
+  tested property to a page showing its test file (``source/...``; the site cannot link outside docs/);
+* per entry, its conformance status in each framework (cases per verdict per dtype, the reasons of every known
+  difference and unchecked case) from ``docs/compatibility/summary.json``, and its e2e learning curve (or why it
+  has none) from ``docs/e2e/curves.json`` (:mod:`rlspec.conformance.site_data`);
+* API pages (``docs/api/``) from the docstrings with mkdocstrings, read from a staged copy of the package layout,
 
 writes the navigation from the registry into ``build/site-src/mkdocs.yml`` (which inherits the repository's
-``mkdocs.yml``) and runs ``mkdocs build --strict``. mkdocs, mkdocs-material and pymdown-extensions are not
-dependencies of rlspec: ``tox -e docs`` installs them. KaTeX is shipped from ``conformance/site_assets/katex``.
+``mkdocs.yml``) and runs ``mkdocs build --strict``. mkdocs, mkdocs-material, pymdown-extensions and mkdocstrings
+are not dependencies of rlspec: ``tox -e docs`` installs them. KaTeX is shipped from ``conformance/site_assets/katex``.
 """
 
 from __future__ import annotations
@@ -378,7 +384,7 @@ def draw_e2e_figure(name: str, row: dict[str, Any], baseline: dict[str, Any] | N
                     path: Path) -> None:
     """Reward per step of each seed's run; the baseline's seed mean in grey; the gate's threshold dashed."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    fig, ax = plt.subplots(figsize=(9.5, 3.2))
     if baseline is not None and baseline.get("runs"):
         rs = [np.array([np.nan if v is None else v for v in r["reward"]]) for r in baseline["runs"]]
         n = min(len(r) for r in rs)
@@ -391,7 +397,7 @@ def draw_e2e_figure(name: str, row: dict[str, Any], baseline: dict[str, Any] | N
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"gate threshold {threshold:g}")
     ax.set(xlabel="training step", ylabel="mean reward of the batch", ylim=(0, 1.02))
     ax.set_title(f"{name}: reward per step on the tiny task", fontsize=10)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -415,8 +421,8 @@ def e2e_section(spec: Any, curves: dict[str, Any] | None, fig_dir: Path | None) 
         st = curves["pipeline"]["settings"]
         lines = head + [f"{when}: the entry as the loop's `{row['hook']}` hook ({_inline(row['what'])}), task "
                         f"`{row['task']}`, seed {st['seed']}, {st['steps']} steps. Eight steps show that the loop runs "
-                        "with the entry, not that it learns faster: rewards are still near the random-policy level "
-                        "(the gate needs about 30 steps to reach 0.8). Settings and the other hooks: "
+                        "with the entry, not that it learns faster (the gate's runs need about 30 steps to reach a "
+                        "reward of 0.8). Settings and the other hooks: "
                         f"[samplers and curricula in the loop](../e2e.md#{E2E_PIPELINE_ANCHOR}).", ""]
         if fig_dir is not None:
             draw_e2e_figure(spec.name, row, None, None, fig_dir / f"{spec.name}-e2e.png")

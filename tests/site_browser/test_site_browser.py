@@ -60,7 +60,7 @@ def _requirements() -> tuple[str, str]:
 def site_dir(tmp_path_factory) -> Path:
     if os.environ.get("RLSPEC_SITE_DIR"):
         return Path(os.environ["RLSPEC_SITE_DIR"])
-    for mod in ("mkdocs", "material", "pymdownx"):
+    for mod in ("mkdocs", "material", "pymdownx", "mkdocstrings"):
         pytest.importorskip(mod)
     from rlspec.conformance import site as site_mod
 
