@@ -619,6 +619,47 @@ def advantage_probes() -> list[Probe]:
     return probes
 
 
+# =========================================================================== overlong penalty (DAPO)
+def overlong_probes() -> list[Probe]:
+    """``reward_overlong_penalty`` (DAPO's soft overlong punishment, enabled by ``overlong_reward_penalty``) against
+    the reference ``dapo_overlong``, for responses up to ``max_new_tokens`` long (the generation cap)."""
+    probes: list[Probe] = []
+    path = "areal.utils.functional.reward_overlong_penalty"
+    a = _areal()
+    C = a.PPOActorConfig
+    if _default(C, "overlong_tokens") is None or _default(C, "overlong_penalty_factor") is None:
+        probes.append(_probe("defaults", path, "PPOActorConfig(overlong_reward_penalty=True) defaults",
+                             lambda: unsupported("overlong_tokens and overlong_penalty_factor default to None: "
+                                                 "_compute_advantages asserts they are set")))
+    for cache, factor in ((3, 1.0), (2, 0.5)):
+        call = SourceCall("from areal.utils.functional import reward_overlong_penalty\n", f"""\
+# PPOActor._compute_advantages: data = reward_overlong_penalty(data, overlong_tokens, overlong_penalty_factor,
+# max_response_length=max_new_tokens); here max_new_tokens is the padded width (no response is longer)
+Bn, Tn = b["mask"].shape
+data = {{"rewards": torch.zeros(Bn, dtype=torch.float32), "input_ids": torch.zeros(Bn, Tn, dtype=torch.long),
+        "loss_mask": b["mask"].long()}}
+out = reward_overlong_penalty(data, overlong_tokens={cache}, overlong_penalty_factor={factor},
+                              max_response_length=Tn)
+loss = out["rewards"][:, None].expand(Bn, Tn)
+""", preamble=PREAMBLE)
+        label = f"overlong_tokens={cache}, overlong_penalty_factor={factor}"
+        for iname, batch in (("random", batches()["random"]), ("interior-holes", input_classes()["interior-holes"])):
+            def chk(call=call, batch=batch, cache=cache, factor=factor, label=label, iname=iname) -> Verdict:
+                from rlspec.reference import registry
+
+                spec = registry.get("dapo_overlong")
+                m = batch["mask"].numpy().astype(bool)
+                pen = spec.fn(lengths=m.sum(axis=1), config=spec.config(L_max=m.shape[1], L_cache=cache,
+                                                                        penalty_factor=factor))
+                want = np.where(m, np.repeat(np.asarray(pen, dtype=np.float64)[:, None], m.shape[1], axis=1), 0.0)
+                return check_array_reference(call, batch, want, f"AReaL reward_overlong_penalty({label}) on {iname}",
+                                             f"the overlong penalty with {label} differs from DAPO's soft overlong "
+                                             f"punishment on input {iname}", key=f"overlong:{label}",
+                                             dtype="float32")
+            probes.append(_probe("combination" if iname == "random" else "input", path, f"{label} [{iname}]", chk))
+    return probes
+
+
 # =========================================================================== critic loss
 def critic_probes() -> list[Probe]:
     probes: list[Probe] = []
@@ -672,6 +713,7 @@ def probes() -> list[Probe]:
     out += kl_probes()
     out += advantage_probes()
     out += critic_probes()
+    out += overlong_probes()
     return out
 
 
