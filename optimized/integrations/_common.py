@@ -41,3 +41,12 @@ def config_with(base, **fields):
         raise fail("config", f"{type(base).__name__} without {lacking}", "a config that carries the trainer's "
                    "aggregation (this entry aggregates its own way)")
     return dataclasses.replace(base, **{k: v for k, v in fields.items() if k in have})
+
+
+def compute_dtype(logp):
+    """The dtype a trainer's loss is computed in for these log-probs: float32 for half-precision ones (verl's FSDP
+    engine and TRL under ``bf16=True`` return bfloat16 log-probs next to float32 advantages), else their own.
+    Casting the advantages down to bfloat16 would round them to about 3 significant digits."""
+    import torch
+
+    return torch.float32 if logp.dtype in (torch.bfloat16, torch.float16) else logp.dtype

@@ -48,7 +48,7 @@ import torch
 from trl import GRPOTrainer
 
 from rlspec import optimized
-from rlspec.optimized.integrations._common import missing_inputs
+from rlspec.optimized.integrations._common import compute_dtype, missing_inputs
 from rlspec.reference import registry
 from rlspec.reference._validate import fail
 
@@ -154,7 +154,7 @@ class RLSpecGRPOTrainer(GRPOTrainer):
         adv = inputs["advantages"]
         if adv.dim() == 1:
             adv = adv.unsqueeze(1).expand_as(logp)
-        adv = adv.to(logp.dtype)
+        adv = adv.to(compute_dtype(logp))  # bf16 log-probs: float32 advantages, not rounded to bf16
         mode = "train" if self.model.training else "eval"
         cfg = self.rlspec_loss_config
         scale = 1.0

@@ -78,7 +78,7 @@ import numpy as np
 import torch
 
 from rlspec import optimized
-from rlspec.optimized.integrations._common import config_with, drivable, missing_inputs
+from rlspec.optimized.integrations._common import compute_dtype, config_with, drivable, missing_inputs
 from rlspec.reference import aggregation, registry
 from rlspec.reference._validate import fail
 
@@ -127,13 +127,6 @@ def verl_to_rlspec_agg(loss_agg_mode: str, global_batch_info: dict | None = None
                "seq-mean-token-sum, seq-mean-token-sum-norm")
 
 
-def _compute_dtype(log_prob: torch.Tensor) -> torch.dtype:
-    """The dtype rlspec computes a loss in for these log-probs: float32 for half-precision ones (verl's FSDP
-    engine returns bfloat16 log-probs under its default mixed precision, next to float32 advantages), else
-    their own. Casting the advantages down to bfloat16 would round them (about 3 significant digits)."""
-    return torch.float32 if log_prob.dtype in (torch.bfloat16, torch.float16) else log_prob.dtype
-
-
 def _config(name: str, config: dict | Any | None):
     spec = registry.get(name)
     return config if config is not None and not isinstance(config, dict) else spec.config(**(config or {}))
@@ -162,7 +155,7 @@ def make_policy_loss(name: str, config: dict | Any | None = None, agg_from: str 
         mask = response_mask.bool()
         if getattr(cfg, "agg", None) == "group-token-mean":
             raise fail("agg", "'group-token-mean'", "a mode verl can express (no prompt ids reach verl's loss)")
-        loss = fn(logp=log_prob, old_logp=old_log_prob, adv=advantages.to(_compute_dtype(log_prob)), mask=mask,
+        loss = fn(logp=log_prob, old_logp=old_log_prob, adv=advantages.to(compute_dtype(log_prob)), mask=mask,
                   config=cfg)
         with torch.no_grad():
             m = mask.to(log_prob.dtype)
