@@ -40,6 +40,7 @@ from rlspec.conformance.probes.verl import (
     _kw,
     _safe,
     _strings_in,
+    as_float64,
     check_agree,
     check_array_agree,
     check_array_finite,
@@ -365,8 +366,8 @@ def actor_combination_probes(path: str, knobs: Mapping[str, Any], label: str, bs
             fin = check_finite(call, ib, header + f", input {iname}", what=f"the actor loss (input {iname})")
             if fin.status != "ok" or entry is None or iname == "nan-padding":
                 return fin
-            dt = dtype_name(ib)
-            return check_reference(call, ib, entry, cfg, header + f", input {iname}", dtype=dt,
+            # semantics in float64 on the same (rounded) inputs; the low precision was checked for inf/NaN above
+            return check_reference(call, as_float64(ib), entry, cfg, header + f", input {iname}",
                                    what=f"on input {iname} the actor loss")
         probes.append(_probe("input", path, f"{label}: {iname}", _safe(chk)))
     return probes

@@ -1000,6 +1000,11 @@ def combination_policy_probes(name: str, path: str, entry: str | None, actor_kw:
     return probes
 
 
+def as_float64(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch's (already rounded) values in float64: what the call computes without low-precision rounding."""
+    return core.clone(batch, dtype=_dt("float64"))
+
+
 def dtype_name(batch: Mapping[str, Any]) -> str:
     """The tolerance class of a batch: the dtype of its log-probs ("float64", "float32" or "bfloat16")."""
     return str(batch["logp"].dtype).replace("torch.", "")
@@ -1059,8 +1064,9 @@ def input_policy_probes(name: str, path: str, entry: str | None) -> list[Probe]:
                         return fin
                     actor = _actor({"loss_agg_mode": mode}, pol, name)
                     cfg = {**knob_conventions(name, {}, actor), **agg_conventions(mode, style, batch, actor)}
-                    dt = dtype_name(batch)
-                    return check_reference(call, batch, entry, cfg, h, grad_only=name in SURROGATE, dtype=dt,
+                    # semantics in float64 on the same (rounded) inputs; the low precision itself was checked
+                    # for non-finite values above (rounding of a low-precision run is not a finding here)
+                    return check_reference(call, as_float64(batch), entry, cfg, h, grad_only=name in SURROGATE,
                                            what=f"on input {iname} the loss")
                 probes.append(_probe("input", path, f"loss_agg_mode={mode!r} [{style}]: {iname}", _safe(chk)))
     return probes
@@ -1227,7 +1233,7 @@ def kl_probes() -> list[Probe]:
                     if fin.status != "ok":
                         return fin
                     cfg = {"straight_through_k2": True} if straight else {}
-                    return check_reference(call, batch, entry, cfg, header, dtype="float32",
+                    return check_reference(call, as_float64(batch), entry, cfg, header,
                                            what=f"on input {iname} the KL loss")
                 probes.append(_probe("input", path, f"kl_loss_type={kind!r}: {iname}", _safe(chk)))
     # KL in the reward: compute_rewards(scores, old_log_prob, ref_log_prob, kl_ratio) (apply_kl_penalty)
@@ -1659,4 +1665,4 @@ def probes() -> list[Probe]:
 __all__ = ["FRAMEWORK", "DIST", "probes", "SourceCall", "script", "run_reproductions", "upstream_for",
            "check_padding_width", "check_padding_values", "check_permutation", "check_split", "check_dtype",
            "check_gradient", "check_finite", "check_reference", "check_differs", "check_agree",
-           "check_array_reference", "check_array_agree", "check_array_finite", "crash_finding", "dtype_name"]
+           "check_array_reference", "check_array_agree", "check_array_finite", "crash_finding", "dtype_name", "as_float64"]
