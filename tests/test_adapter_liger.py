@@ -74,7 +74,7 @@ def test_broken_liger_function_makes_cases_fail(adapter, monkeypatch) -> None:
     monkeypatch.setattr(liger_grpo, "k3_loss_fn", lambda a, b: 1.01 * real(a, b))
     res = harness.run(adapter, algorithms=["kl_k3"], dtypes=["float64"], n_random=0)
     judged = [r for r in res if r.status in ("pass", "fail")]
-    zero = ("all-false-mask", "on-policy")
+    zero = ("all-false-mask", "on-policy", "empty-batch")
     assert judged and all(r.status == "fail" for r in judged if not any(z in r.case_id for z in zero))
 
 
@@ -139,8 +139,9 @@ def test_fused_construction_reproduces_logp() -> None:
 # ---------------------------------------------------------------------- findings, pinned down exactly
 def test_token_level_luspo_is_unmasked_and_length_scaled(adapter) -> None:
     """xfail finding: Liger's luspo at token level = (1/(B T)) Σ_i n_i Σ_{all t} ℓ_it — padded tokens included
-    (with the adapter's zeroed padding, ratio 1 and the row's advantage: ℓ_pad = −A_i) — not the masked
-    per-sequence sum (1/B) Σ_i Σ_{valid t} ℓ_it. Valid-token sums S_i come from the reference, row by row."""
+    (with padding zeroed — an adapter with raw_padding=False — ratio 1 and the row's advantage: ℓ_pad = −A_i) — not
+    the masked per-sequence sum (1/B) Σ_i Σ_{valid t} ℓ_it. Valid-token sums S_i come from the reference, row by row."""
+    adapter = type("Zeroing", (type(adapter),), {"raw_padding": False})()
     spec = registry.get("ppo")
     batch = next(b for b in gen.fixed_policy_batches() if b.name == "ragged-garbage").inputs
     inp = harness.select_inputs(spec, batch)

@@ -311,7 +311,8 @@ def test_masked_mean_eps_is_the_cause_of_the_float64_whitening_deviation(monkeyp
 
     monkeypatch.setattr(verl_F, "masked_mean", exact_masked_mean)
     after = harness.run(VerlAdapter(), algorithms=["reinforce_pp", "gae"], dtypes=["float64"], n_random=3)
-    left = [r.case_id for r in after if r.status == "fail"]
+    # NaN padding is another finding (expectation file)
+    left = [r.case_id for r in after if r.status == "fail" and "padding-nonfinite" not in r.case_id]
     assert not left, left
 
 
@@ -439,8 +440,9 @@ def test_extreme_log_ratios_new_entries(entry, value, dtype):
 
 def test_kl_cov_overflows_in_float32_beyond_log_ratio_88():
     """Finding: compute_policy_loss_kl_cov does not clamp the log-ratio (unlike vanilla/cispo/dppo), so a log-ratio of
-    100 overflows exp() in float32 and the loss is non-finite; the float64 reference (e^100 ≈ 2.7e43) is finite."""
+    89 overflows exp() in float32 and the loss is non-finite, while the true loss (−0.5·e^89 ≈ −2.2e38) is
+    representable in float32."""
     B, T = 2, 3
-    inputs = _clean_policy_batch(6, B, T, log_ratio=np.full((B, T), 100.0), adv=np.ones((B, T)), lengths=[3, 3])
-    r = harness.run_case(load("verl"), _case("kl_cov", inputs, "float32", name="log-ratio-100"))
+    inputs = _clean_policy_batch(6, B, T, log_ratio=np.full((B, T), 89.0), adv=np.full((B, T), 0.5), lengths=[3, 3])
+    r = harness.run_case(load("verl"), _case("kl_cov", inputs, "float32", name="log-ratio-89"))
     assert r.status == "fail" and "non-finite" in r.message
