@@ -84,6 +84,12 @@ def test_correct_calls_pass(outcomes):
     assert ok[("verl.trainer.ppo.core_algos.get_policy_loss_fn('vanilla')", "defaults vs paper ppo [random]")] == "ok"
     assert ok[("verl.trainer.ppo.core_algos.get_policy_loss_fn('vanilla')",
                "loss_agg_mode='token-mean': uneven micro-batches with ppo_loss's global counts")] == "ok"
+    # seq-mean-token-sum-norm through ppo_loss: the default loss_scale_factor=None (padded width) is flagged, the
+    # documented constant makes the loss independent of the padding width
+    base = "policy_loss.loss_mode='vanilla', loss_agg_mode='seq-mean-token-sum-norm', "
+    assert ok[("verl.workers.utils.losses.ppo_loss", base + "use_kl_loss=False: padding width")] == "finding"
+    assert ok[("verl.workers.utils.losses.ppo_loss",
+               base + "loss_scale_factor=16, use_kl_loss=False: padding width")] == "ok"
 
 
 def test_findings_are_complete(outcomes):

@@ -31,6 +31,7 @@ used by :mod:`rlspec.conformance.probes.areal`.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import textwrap
@@ -1123,8 +1124,12 @@ def ppo_loss_probes() -> list[Probe]:
         entry = LOSS_ENTRY.get(name)
         pol = policy_variants(name)[0]
         for mode in agg_modes():
-            for use_kl in (False, True):
+            # loss_scale_factor: the constant ActorConfig documents for seq-mean-token-sum-norm (None = width)
+            scale_opts = [None, 16] if mode == "seq-mean-token-sum-norm" else [None]
+            for use_kl, scale in itertools.product((False, True), scale_opts):
                 actor_kw = {"loss_agg_mode": mode, "use_kl_loss": use_kl}
+                if scale is not None:
+                    actor_kw["loss_scale_factor"] = scale
                 if _actor_accepts(actor_kw, pol, name):
                     continue
                 call = ppo_loss_call(actor_kw, name, pol)
@@ -1541,6 +1546,83 @@ def estimator_pair_probes() -> list[Probe]:
     return probes
 
 
+# --------------------------------------------------------------------------- fused / chunked vs eager
+FUSED_SETUP = """
+from verl.utils import torch_functional as verl_F
+V, D = 11, 5   # vocabulary and hidden size of a toy LM head
+g = torch.Generator().manual_seed(0)
+W = torch.randn(V, D, generator=g, dtype=torch.float64)
+H0 = torch.randn(6, 7, D, generator=g, dtype=torch.float64)
+DIR = torch.randn(D, generator=g, dtype=torch.float64)
+LABELS = torch.randint(0, V, (6, 7), generator=g)
+"""
+FUSED_HEAD = """\
+# hidden states that depend on the leaf b["logp"] (one direction per token), so d loss / d logp is the
+# hidden-state gradient projected on that direction; the loss weighs log-probs and entropies by the advantages
+h = H0[: b["logp"].shape[0], : b["logp"].shape[1]] + b["logp"][..., None] * DIR
+labels = LABELS[: h.shape[0], : h.shape[1]]
+m = b["mask"].to(h.dtype)
+"""
+
+
+def fused_probes() -> list[Probe]:
+    """Pairs of paths for the actor's log-probs and entropy: ``FusedLinearForPPO`` (torch backend: chunked, custom
+    backward, float32 logits) and the chunked/row-wise helpers, each against the eager path
+    (``logits = h Wᵀ / temperature``, ``logprobs_from_logits_naive``, ``entropy_from_logits``) for several chunk
+    sizes and temperatures: the advantage-weighted log-prob and entropy terms and their gradients. Tolerance
+    float32 where a path documents a float32 upcast."""
+    probes: list[Probe] = []
+    batch = batches()["random"]
+    try:
+        import importlib
+
+        importlib.import_module("verl.utils.experimental.torch_functional")
+        fused_ok = ""
+    except Exception as e:  # noqa: BLE001 - the module's imports fail in this environment
+        fused_ok = f"verl.utils.experimental.torch_functional does not import here ({type(e).__name__}: {e})"
+    for temperature in (1.0, 0.7):
+        eager = SourceCall(FUSED_SETUP, FUSED_HEAD + f"""\
+logits = (h @ W.t()) / {temperature!r}
+logp = verl_F.logprobs_from_logits_naive(logits, labels)
+ent = verl_F.entropy_from_logits(logits)
+loss = ((b["adv"] * logp - 0.01 * ent) * m).sum() / m.sum().clamp(min=1)
+""")
+        variants = {
+            "verl.utils.torch_functional.logprobs_from_logits": ("logprobs_from_logits (row-wise logsumexp)", """\
+logits = (h @ W.t()) / TEMP
+logp = verl_F.logprobs_from_logits(logits, labels)
+ent = verl_F.entropy_from_logits(logits)
+""", "float64"),
+        }
+        for chunk in (1, 4, 2048):
+            variants[f"verl.utils.torch_functional.entropy_from_logits_with_chunking#{chunk}"] = (
+                f"entropy_from_logits_with_chunking(chunk_size={chunk})", f"""\
+logits = (h @ W.t()) / TEMP
+logp = verl_F.logprobs_from_logits_naive(logits, labels)
+ent = verl_F.entropy_from_logits_with_chunking(logits.reshape(-1, logits.shape[-1]), chunk_size={chunk}).reshape(
+    logits.shape[:-1])
+""", "float32")   # documented: each chunk is computed in float32
+            variants[f"verl.utils.experimental.torch_functional.FusedLinearForPPO#{chunk}"] = (
+                f"FusedLinearForPPO(chunk_size={chunk})", f"""\
+from verl.utils.experimental.torch_functional import FusedLinearForPPO
+logp, ent = FusedLinearForPPO(chunk_size={chunk})(h, W, labels, temperature=TEMP)
+""", "float32")
+        for key, (what, src, dt) in variants.items():
+            path = key.split("#")[0]
+            label = f"{what}, temperature={temperature}"
+            if "FusedLinearForPPO" in key and fused_ok:
+                probes.append(_probe("self", path, f"{label} vs eager", lambda r=fused_ok: unsupported(r)))
+                continue
+            other = SourceCall(FUSED_SETUP, FUSED_HEAD + src.replace("TEMP", repr(temperature)) +
+                               'loss = ((b["adv"] * logp - 0.01 * ent) * m).sum() / m.sum().clamp(min=1)\n')
+            probes.append(_probe("self", path, f"{label} vs eager", _safe(
+                lambda other=other, eager=eager, label=label, dt=dt: check_agree(
+                    eager, other, batch, f"verl {label} vs the eager LM head",
+                    f"{label} differs from the eager log-softmax/entropy path", key=f"pair-vs-eager:{label}",
+                    dtype=dt))))
+    return probes
+
+
 # --------------------------------------------------------------------------- rollout correction
 def bypass_call(rc_kw: Mapping[str, Any], mode: str, style: str) -> SourceCall:
     setup = f"""
@@ -1659,6 +1741,7 @@ def probes() -> list[Probe]:
     out += aux_loss_probes()
     out += estimator_probes()
     out += rollout_correction_probes()
+    out += fused_probes()
     return out
 
 
