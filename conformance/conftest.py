@@ -2,7 +2,8 @@
 
 ``--impl NAME`` chooses the implementation under test: a built-in adapter name (``optimized``) or
 ``module:attr`` for your own adapter; the default is ``$RLSPEC_IMPL``, else ``optimized``.
-``--expectations PATH`` overrides the implementation's expectation file.
+``--expectations PATH`` overrides the implementation's expectation file; ``--algorithms a,b`` restricts the
+entries, as ``rlspec check --algorithms`` does.
 (The hypothesis profiles are in the root ``conftest.py``.)
 """
 
@@ -18,6 +19,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--impl", action="store", default=os.environ.get("RLSPEC_IMPL", "optimized"),
                     help="implementation under test: built-in adapter name or module:attr "
                          "(default: $RLSPEC_IMPL or 'optimized')")
+    group.addoption("--algorithms", action="store", default=None,
+                    help="comma-separated registry entries to check (default: every entry the implementation "
+                         "supports), as `rlspec check --algorithms`")
     group.addoption("--expectations", action="store", default=None,
                     help="expectation file (default: as rlspec check: beside a module:attr adapter's module "
                          "NAME-VERSION.txt, MODULE.txt or NAME.txt; conformance/expectations/ for built-in ones)")

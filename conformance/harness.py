@@ -106,11 +106,14 @@ class Result:
     tags: tuple[str, ...] = ()
     reason: str = ""  # the expectation file's reason / upstream link, when one matched
     duration: float = 0.0
+    #: signed relative error (got − ref)/max(|ref|, atol/rtol) of the scalar output (loss/value), NaN if none
+    signed_err: float = math.nan
+    ref_sign: int = 0  # sign of that reference value (0 when zero or none)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["tags"] = list(self.tags)
-        for k in ("max_abs_err", "max_rel_err"):
+        for k in ("max_abs_err", "max_rel_err", "signed_err"):
             if not math.isfinite(d[k]):
                 d[k] = str(d[k])
         return d
@@ -119,7 +122,7 @@ class Result:
     def from_dict(cls, d: dict[str, Any]) -> Result:
         d = dict(d)
         d["tags"] = tuple(d.get("tags", ()))
-        for k in ("max_abs_err", "max_rel_err"):
+        for k in ("max_abs_err", "max_rel_err", "signed_err"):
             if isinstance(d.get(k), str):
                 d[k] = float(d[k])
         return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
@@ -137,6 +140,8 @@ class Results(list):
         self.dropped = dropped
         self.stale = stale or []  # expectation entries that matched no case (set by expectations.apply)
         self.dtypes = dtypes
+        #: entry -> {"conventions": {...}, "layouts": [...], "variants": [...]}: the configurations the cases ran
+        self.configs: dict[str, dict[str, Any]] = {}
 
     def counts(self) -> dict[str, int]:
         out = {s: 0 for s in STATUSES}
@@ -284,14 +289,30 @@ def _stable_seed(*parts: Any) -> int:
     return zlib.crc32("/".join(str(p) for p in parts).encode())
 
 
-def config_variants(spec, names_in_batch: set[str]) -> list[tuple[str, dict[str, Any], str | None]]:
-    """(suffix, config overrides, base batch name or None = first) derived from the entry's config fields."""
+def config_variants(spec, names_in_batch: set[str], conventions: dict[str, Any] | None = None
+                    ) -> list[tuple[str, dict[str, Any], str | None]]:
+    """(suffix, config overrides, base batch name or None = first) derived from the entry's config fields.
+
+    Variants are built around the configuration a case actually runs with: the paper defaults with the
+    adapter's ``conventions`` applied. Every aggregation mode other than that one gets a variant, every
+    boolean is flipped from its effective value, and every field a convention changes also gets a variant
+    back at the paper's default (``paper:FIELD=VALUE``), so a convention never hides a mode from testing.
+    """
     if spec.config_cls is None:
         return []
-    default = spec.config()
+    paper = spec.config()
+    paper_fields = {f.name: getattr(paper, f.name) for f in dataclasses.fields(paper)}
+    conv = {k: v for k, v in (conventions or {}).items() if k in paper_fields}
+    try:
+        default = spec.config(**conv)
+    except Exception:  # noqa: BLE001 - an invalid convention is reported by run_case; build around the paper
+        default, conv = paper, {}
     fields = {f.name: getattr(default, f.name) for f in dataclasses.fields(default)}
     params, _, var_kw = signature_of(spec)
     out: list[tuple[str, dict[str, Any], str | None]] = []
+    for k, v in conv.items():
+        if not _equal_obj(v, paper_fields[k]) and k != "agg":  # agg: every mode gets its own variant below
+            out.append((f"paper:{k}={paper_fields[k]}", {k: paper_fields[k]}, None))
     if "agg" in fields:
         from rlspec.reference.aggregation import MODES
 
@@ -394,10 +415,65 @@ def _raw_batches(spec, n_random: int) -> list[tuple[str, dict[str, Any], tuple[s
     return out
 
 
-def cases_for(spec, dtypes: Iterable[str] = ("float64",), n_random: int = 8) -> tuple[list[Case], int, str]:
-    """All cases of one entry in the given dtypes: (cases, number dropped, first drop reason)."""
+GROUP_LAYOUTS = ("any", "contiguous", "equal", "contiguous-equal")
+
+
+def _same_array(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and \
+            bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f" and b.dtype.kind == "f"))
+    return _equal_obj(a, b)
+
+
+def in_layout(inputs: dict[str, Any], layout: str) -> dict[str, Any] | None:
+    """The batch rearranged into a group layout an adapter declares (None if it cannot be, e.g. no group ids):
+
+    * ``contiguous``: the rows of each group side by side (a stable sort by group id);
+    * ``equal``: every group the same size (each group cut to the size of the smallest group of two or more;
+      smaller groups dropped), rows left in their order;
+    * ``contiguous-equal``: both (what ``view(-1, K)`` code needs).
+    """
+    g = inputs.get("group") if isinstance(inputs, dict) else None
+    if not isinstance(g, np.ndarray) or g.ndim != 1 or g.size == 0:
+        return None
+    B = g.shape[0]
+    keep = np.arange(B)
+    if "equal" in layout:
+        _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+        k = int(counts[counts >= 2].min()) if (counts >= 2).any() else 1
+        rank = np.zeros(B, dtype=np.int64)
+        for u in range(len(counts)):
+            rows = np.flatnonzero(inv == u)
+            rank[rows] = np.arange(rows.size)
+        keep = np.flatnonzero((counts[inv] >= k) & (rank < k))
+    if "contiguous" in layout:
+        keep = keep[np.argsort(g[keep], kind="stable")]
+    if layout == "any" or keep.size == 0:
+        return None
+    return {k: (v[keep] if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == B else v)
+            for k, v in inputs.items()}
+
+
+def cases_for(spec, dtypes: Iterable[str] = ("float64",), n_random: int = 8, *,
+              conventions: dict[str, Any] | None = None, layouts: Iterable[str] = ("any",)
+              ) -> tuple[list[Case], int, str]:
+    """All cases of one entry in the given dtypes: (cases, number dropped, first drop reason).
+
+    ``conventions`` (the adapter's for this entry) centre the config variants on the configuration the cases
+    run with (:func:`config_variants`); ``layouts`` other than "any" add, for entries that take group ids, each
+    batch rearranged into that layout (:func:`in_layout`, case names ``BATCH+layout=L``), next to the ragged
+    cases that stay as they are.
+    """
+    for lay in layouts:
+        if lay not in GROUP_LAYOUTS:
+            raise ValueError(f"layouts: got {lay!r}; expected some of {GROUP_LAYOUTS}")
     raw = _raw_batches(spec, n_random)
-    variants = config_variants(spec, set())
+    for lay in [x for x in dict.fromkeys(layouts) if x != "any"]:
+        for name, inp, tags in list(raw):
+            moved = in_layout(inp, lay)
+            if moved is not None and not all(_same_array(moved.get(k), inp.get(k)) for k in inp):
+                raw.append((f"{name}+layout={lay}", moved, tags + ("layout",)))
+    variants = config_variants(spec, set(), conventions)
     items: list[tuple[str, dict[str, Any], dict[str, Any], tuple[str, ...]]] = []
     fixed_names = [r[0] for r in raw if "random" not in r[2]]
     for name, inp, tags in raw:
@@ -691,6 +767,18 @@ def _runner() -> _Runner:
     return _RUNNER
 
 
+def _plain(v: Any) -> Any:
+    return v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
+
+
+def case_options(adapter, spec) -> dict[str, Any]:
+    """The keyword arguments of :func:`cases_for` an adapter implies: its conventions for the entry and the
+    group layouts it declares (``Adapter.group_layouts``). ``rlspec check`` and ``pytest conformance/`` both
+    build their cases with these, so they judge the same cases."""
+    return {"conventions": dict((getattr(adapter, "conventions", None) or {}).get(spec.name, {})),
+            "layouts": tuple(getattr(adapter, "group_layouts", None) or ("any",))}
+
+
 def impl_target(adapter) -> str:
     """How to load ``adapter`` again (``adapters.load`` records it; else the adapter's name)."""
     return getattr(adapter, "target", None) or getattr(adapter, "name", "unnamed")
@@ -746,7 +834,63 @@ def run_case(adapter, case: Case, spec=None, timeout: float | None = DEFAULT_TIM
     if status == "fail" and math.isfinite(a):  # maybe a branch taken differently within rounding
         alts = perturbed_references(spec, rounded, cfg, case.dtype, _stable_seed(case.id))
         status, a, r, out, msg = compare(ref, got_flat, case.dtype, mask, n, alts)
-    return result(status, a, r, out, msg, repro=status != "pass")
+    res = result(status, a, r, out, msg, repro=status != "pass")
+    res.signed_err, res.ref_sign = scalar_signed_error(ref, got_flat, case.dtype)
+    return res
+
+
+def scalar_signed_error(ref: dict[str, Any], got: dict[str, Any], dtype: str) -> tuple[float, int]:
+    """((got − ref)/max(|ref|, atol/rtol), sign of ref) for the first scalar output (``loss`` or ``value``);
+    (NaN, 0) if there is none."""
+    for k in ("loss", "value"):
+        if k in ref and k in got and np.ndim(ref[k]) == 0 and np.ndim(got[k]) == 0:
+            r, g = float(ref[k]), float(got[k])
+            if math.isfinite(r) and math.isfinite(g):
+                rtol, atol = tolerances.TOLERANCES[dtype]
+                return (g - r) / max(abs(r), atol / rtol), int(np.sign(r))
+    return math.nan, 0
+
+
+#: a systematic bias is flagged when at least this many cases of an entry and dtype have a scalar error ...
+BIAS_MIN_CASES = 8
+#: ... the same sign in all but at most this fraction of them (a two-sided sign test at p < 1e-3) ...
+BIAS_P_VALUE = 1e-3
+#: ... and a median |relative error| of more than this many unit roundoffs of the dtype (a rounding error of a
+#: few operations has either sign; a formula off by a constant factor or a biased cast has one)
+BIAS_MIN_ULPS = 2.0
+
+
+def bias_flags(results: Iterable[Result]) -> list[dict[str, Any]]:
+    """Entries whose scalar output errs in the same direction across cases, even if each case passes.
+
+    Per (entry, dtype): the signed relative errors of the loss/value (:attr:`Result.signed_err`) of every judged
+    case (pass, fail, xfail, deviation), taken as they are (an additive bias) and times the sign of the reference
+    value (a bias by a constant factor: ``got = (1 + b)·ref`` errs with the sign of ``ref``). Flagged when
+    there are at least :data:`BIAS_MIN_CASES` non-zero errors,
+    a two-sided sign test rejects "either sign equally likely" at :data:`BIAS_P_VALUE`, and the median |error|
+    exceeds :data:`BIAS_MIN_ULPS` unit roundoffs: what a tolerance of 0.02·√n can hide in bfloat16.
+    """
+    groups: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for r in results:
+        if r.status in ("pass", "fail", "xfail", "deviation", "xpass") and math.isfinite(r.signed_err) \
+                and r.signed_err != 0.0:
+            groups.setdefault((r.algorithm, r.dtype), []).append((r.signed_err, r.ref_sign))
+    out = []
+    for (name, dtype), pairs in sorted(groups.items()):
+        # additive: got − ref keeps its sign; multiplicative: (got − ref)/ref keeps its sign (a constant factor)
+        for kind, errs in (("additive", [e for e, _ in pairs]), ("relative", [e * s for e, s in pairs if s])):
+            n = len(errs)
+            if n < BIAS_MIN_CASES:
+                continue
+            pos = sum(e > 0 for e in errs)
+            k = max(pos, n - pos)
+            p = min(1.0, 2 * sum(math.comb(n, j) for j in range(k, n + 1)) / 2.0**n)
+            med = float(np.median(np.abs(errs)))
+            if p < BIAS_P_VALUE and med > BIAS_MIN_ULPS * tolerances.UNIT_ROUNDOFF[dtype]:
+                out.append({"algorithm": name, "dtype": dtype, "kind": kind, "cases": n, "same_sign": k,
+                            "sign": "+" if pos >= n - pos else "-", "median_rel_err": med, "p_value": p})
+                break
+    return out
 
 
 def run(adapter, algorithms: Iterable[str] | None = None, dtypes: Iterable[str] | None = None, n_random: int = 8,
@@ -780,7 +924,11 @@ def run(adapter, algorithms: Iterable[str] | None = None, dtypes: Iterable[str] 
             if d not in adapter_dtypes:
                 results.append(Result(f"{spec.name}/{d}/*", spec.name, d, "unsupported",
                                       message=f"{impl_target(adapter)} does not compute in {d}"))
-        cases, dropped, reason = cases_for(spec, run_dtypes, n_random)
+        opts = case_options(adapter, spec)
+        cases, dropped, reason = cases_for(spec, run_dtypes, n_random, **opts)
+        results.configs[spec.name] = {"conventions": {k: _plain(v) for k, v in opts["conventions"].items()},
+                                      "layouts": [x for x in opts["layouts"] if x != "any"],
+                                      "variants": sorted({c.name.split("+", 1)[1] for c in cases if "+" in c.name})}
         results.dropped += dropped
         if not cases and run_dtypes:
             why_none = reason or ("no input generator: the registry entry's kind has no default generator and "

@@ -176,7 +176,9 @@ def render_matrix(runs: Mapping[str, Iterable[Result]], path: str | os.PathLike,
 
 # --------------------------------------------------------------------------- files
 def summary(results: Results) -> dict[str, Any]:
-    return {"counts": results.counts(), "unexpected": len(results.unexpected()),
+    from rlspec.conformance.harness import bias_flags
+
+    return {"counts": results.counts(), "unexpected": len(results.unexpected()), "bias": bias_flags(results),
             "planned_not_checked": len(getattr(results, "planned", [])),
             "dropped_cases": getattr(results, "dropped", 0), "stale_expectations": list(getattr(results, "stale", []))}
 
@@ -193,6 +195,7 @@ def to_json(results: Results, meta: Mapping[str, Any] | None = None) -> dict[str
         **(dict(meta) if meta else {}),
         "summary": summary(results),
         "planned": list(getattr(results, "planned", [])),
+        "configs": dict(getattr(results, "configs", {})),
         "results": [r.to_dict() for r in results],
     }
 
@@ -294,6 +297,31 @@ def to_markdown(results: Results, max_failures: int = 50) -> str:
         lines.append("")
     if getattr(results, "stale", None):
         lines += ["## Stale expectation entries", ""] + [f"- {s}" for s in results.stale] + [""]
+    from rlspec.conformance.harness import bias_flags
+
+    flags = bias_flags(results)
+    if flags:
+        lines += [f"## Systematic bias ({len(flags)})", "",
+                  "The loss (or value) errs in the same direction across most cases of the entry, beyond rounding, "
+                  "even where each case is within tolerance (sign test p < 1e-3, median |relative error| above two "
+                  "unit roundoffs): a constant factor or a biased cast that the √n tolerance hides.", "",
+                  "| entry | dtype | bias | cases | same sign | median relative error | p |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {f['algorithm']} | {f['dtype']} | {f['kind']} | {f['cases']} | {f['same_sign']} ({f['sign']}) | "
+                  f"{f['median_rel_err']:.2e} | {f['p_value']:.1e} |" for f in flags] + [""]
+    configs = getattr(results, "configs", {})
+    if configs:
+        lines += ["## Configurations run", "",
+                  "Per entry: the adapter's conventions (the reference runs with them too), the group layouts it "
+                  "declared (cases rearranged into them, besides the ragged ones), and the config variants built "
+                  "around that configuration (a `paper:` variant restores a field a convention changed).", "",
+                  "| entry | conventions | layouts | variants |", "|---|---|---|---|"]
+        for name, c in sorted(configs.items()):
+            conv = ", ".join(f"`{k}={v!r}`" for k, v in c.get("conventions", {}).items()) or "paper defaults"
+            lay = ", ".join(c.get("layouts", [])) or "-"
+            var = ", ".join(f"`{v}`" for v in c.get("variants", [])) or "-"
+            lines.append(f"| {name} | {conv} | {lay} | {var} |")
+        lines += [""]
     uns = [r for r in results if r.status in ("unsupported", "not-installed")]
     if uns:
         lines += ["## Not checked", ""] + sorted({f"- `{r.case_id}`: {r.status} — {r.message}" for r in uns}) + [""]
@@ -321,4 +349,5 @@ def load_json(path: str | os.PathLike) -> Results:
     res = Results((Result.from_dict(r) for r in doc["results"]), impl=doc.get("implementation", ""),
                   version=doc.get("version", ""), planned=doc.get("planned", []))
     res.stale = doc.get("summary", {}).get("stale_expectations", [])
+    res.configs = doc.get("configs", {})
     return res

@@ -9,6 +9,11 @@
 * invariance tests of the implementation itself: data-parallel / micro-batch sharding with the
   global normalizer (shard losses and gradients sum to the full-batch ones), permutation of the
   sequences in a batch, and values at masked positions not mattering.
+
+Cases, configurations and verdicts are the CLI's: fixed cases come from ``harness.cases_for`` with the
+adapter's conventions and group layouts (``harness.case_options``), the invariance tests run the entry under
+the adapter's conventions, and a case the adapter raises ``Unsupported`` for is a skip ("unsupported" in
+``rlspec check``), never a failure.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def _setup(config) -> dict:
         info["why"] = why or "not installed"
     else:
         info["adapter"] = a
-        specs, _ = harness.checkable_specs()
+        wanted = config.getoption("--algorithms")
+        specs, _ = harness.checkable_specs([n.strip() for n in wanted.split(",") if n.strip()] if wanted else None)
         info["specs"] = [s for s in specs if a.supports(s)]
         info["unsupported"] = [s.name for s in specs if not a.supports(s)]
         path = config.getoption("--expectations")
@@ -66,7 +72,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = []
         if a is not None:
             for spec in info["specs"]:
-                cases, _, _ = harness.cases_for(spec, tuple(a.dtypes), n_random=0)
+                cases, _, _ = harness.cases_for(spec, tuple(a.dtypes), n_random=0, **harness.case_options(a, spec))
                 params += [pytest.param(c, id=c.id, marks=_marks(info["entries"], c.id)) for c in cases]
         metafunc.parametrize("fixed_case", params or skip)
     if "diff_target" in names:
@@ -142,9 +148,21 @@ def test_differential(diff_target: tuple[str, str], info: dict, data) -> None:
 
 
 # --------------------------------------------------------------------------- invariances
+def _config(adapter, spec, **overrides):
+    """The entry's config as ``rlspec check`` builds it for this adapter: paper defaults, the adapter's
+    conventions, then the test's own overrides."""
+    conv = harness.case_options(adapter, spec)["conventions"]
+    return spec.config(**{**conv, **overrides})
+
+
 def _run64(adapter, spec, inputs: dict, cfg) -> dict:
-    return harness.flatten(harness.name_outputs(spec, harness.to_numpy(
-        adapter.run(spec, harness.cast_value(inputs, "float64"), cfg, "float64"))))
+    """The adapter's float64 outputs; a case the adapter cannot express (``Unsupported``) is skipped, as the CLI
+    reports it "unsupported"."""
+    try:
+        out = adapter.run(spec, harness.cast_value(inputs, "float64"), cfg, "float64")
+    except NotImplementedError as e:
+        pytest.skip(f"unsupported: {e}")
+    return harness.flatten(harness.name_outputs(spec, harness.to_numpy(out)))
 
 
 def _assert_same(want: dict, got: dict, inputs: dict, what: str) -> None:
@@ -178,10 +196,11 @@ def test_sharding_with_global_normalizer(sharding_target: str, info: dict, data)
     mode = data.draw(st.sampled_from(modes), label="agg")
     B = inputs["mask"].shape[0]
     assume(B >= 2)
+    adapter = info["adapter"]
     norm = aggregation.global_normalizer(inputs["mask"], mode, group=inputs.get("group"),
-                                         seq_denominator=getattr(spec.config(), "seq_denominator", None))
+                                         seq_denominator=getattr(_config(adapter, spec), "seq_denominator", None))
     assume(norm > 0)
-    cfg_full = spec.config(agg=mode)
+    cfg_full = _config(adapter, spec, agg=mode)
     assume(harness.accepts(spec, inputs, {"agg": mode})[0])
     if mode == "group-token-mean":  # groups must not be split: shard by group id
         keys = np.unique(inputs["group"])
@@ -192,14 +211,13 @@ def test_sharding_with_global_normalizer(sharding_target: str, info: dict, data)
         cut = data.draw(st.integers(1, B - 1), label="cut")
         shards = [np.arange(cut), np.arange(cut, B)]
     shards = [s for s in shards if s.size]
-    adapter = info["adapter"]
     full = _run64(adapter, spec, inputs, cfg_full)
     loss_name, grad_name = harness.output_names(spec)[:2]  # ("loss", "dlogp") or, for a critic, ("loss", "dvalues")
     total, grad = 0.0, np.zeros(inputs["mask"].shape)
     for idx in shards:
-        out = _run64(adapter, spec, _rows(inputs, idx), spec.config(agg=mode, normalizer=norm,
-                                                                    const=float(inputs["mask"].shape[1])
-                                                                    if mode == "seq-mean-token-sum-norm" else None))
+        out = _run64(adapter, spec, _rows(inputs, idx), _config(adapter, spec, agg=mode, normalizer=norm,
+                                                                 const=float(inputs["mask"].shape[1])
+                                                                 if mode == "seq-mean-token-sum-norm" else None))
         total += float(out[loss_name])
         grad[idx] = np.asarray(out[grad_name])
     _assert_same(full, {loss_name: total, grad_name: grad}, inputs, f"{spec.name} sharded with agg={mode}")
@@ -218,9 +236,9 @@ def test_permutation_of_sequences(invariance_target: str, info: dict, data) -> N
     assume(harness.accepts(spec, inputs, {})[0])
     perm = rng.permutation(inputs["mask"].shape[0])
     adapter = info["adapter"]
-    base = _run64(adapter, spec, inputs, spec.config())
+    base = _run64(adapter, spec, inputs, _config(adapter, spec))
     permuted = _rows(inputs, perm)
-    got = _run64(adapter, spec, permuted, spec.config())
+    got = _run64(adapter, spec, permuted, _config(adapter, spec))
     want = {k: (np.asarray(v)[perm] if np.ndim(v) >= 1 and np.shape(v)[0] == len(perm) else v) for k, v in base.items()}
     _assert_same(want, got, permuted, f"{spec.name} with sequences permuted")
 
@@ -241,7 +259,8 @@ def test_masked_values_do_not_matter(invariance_target: str, info: dict, data) -
         if isinstance(v, np.ndarray) and v.shape == M.shape and np.issubdtype(v.dtype, np.floating):
             other[k] = np.where(M, v, 0.0) if zeros else gen.fill_garbage(v, M, rng)
     adapter = info["adapter"]
-    _assert_same(_run64(adapter, spec, inputs, spec.config()), _run64(adapter, spec, other, spec.config()), inputs,
+    _assert_same(_run64(adapter, spec, inputs, _config(adapter, spec)), _run64(adapter, spec, other,
+                 _config(adapter, spec)), inputs,
                  f"{spec.name} with other values at masked positions")
 
 
