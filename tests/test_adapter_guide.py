@@ -66,13 +66,14 @@ def _cli_verdicts(example: Path, out: Path, expectations: Path | None) -> tuple[
 
 
 def test_guide_adapter_report_is_the_one_the_guide_reads(example, tmp_path, capsys):
-    """Without expectations the four findings the guide explains fail (exit 1); with its file, exit 0."""
+    """Without expectations the six findings the guide explains fail (exit 1); with its file, exit 0."""
     code, verdicts = _cli_verdicts(example, tmp_path / "raw", None)
     capsys.readouterr()
     assert code == 1
     assert sorted(k for k, v in verdicts.items() if v in ("fail", "error")) == [
-        "grpo/bfloat16/extra-padding-columns", "grpo/float32/random-9",
-        "ppo/float32/log-ratio-50", "ppo/float64/log-ratio-50"]
+        "grpo/bfloat16/extra-padding-columns", "grpo/float32/all-equal-non-dyadic", "grpo/float32/random-9",
+        "ppo/float32/log-ratio-50", "ppo/float64/log-ratio-100", "ppo/float64/log-ratio-50"]
+    assert verdicts["ppo/float32/log-ratio-100"] == "unsupported"  # the paper's loss is beyond float32's range
     assert verdicts["ppo/float64/log-ratio-50+clamp=20"] == "pass"
     assert verdicts["ppo/float64/ragged-garbage+agg=group-token-mean"] == "unsupported"
     code, verdicts = _cli_verdicts(example, tmp_path / "classified", example / "tinyrl.txt")
