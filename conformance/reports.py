@@ -303,8 +303,8 @@ def to_markdown(results: Results, max_failures: int = 50) -> str:
     if flags:
         lines += [f"## Systematic bias ({len(flags)})", "",
                   "The loss (or value) errs in the same direction across most cases of the entry, beyond rounding, "
-                  "even where each case is within tolerance (sign test p < 1e-3, median |relative error| above two "
-                  "unit roundoffs): a constant factor or a biased cast that the √n tolerance hides.", "",
+                  "even where each case is within tolerance (sign test p < 1e-3, median |relative error| above a tenth "
+                  "of the dtype's rtol): a constant factor or a biased cast that the √n tolerance hides.", "",
                   "| entry | dtype | bias | cases | same sign | median relative error | p |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {f['algorithm']} | {f['dtype']} | {f['kind']} | {f['cases']} | {f['same_sign']} ({f['sign']}) | "

@@ -137,21 +137,74 @@ def ratio(logp: torch.Tensor, old_logp: torch.Tensor, clamp: float | None = None
     return exp(d)
 
 
+class DtypeOverflow(_validate.RLSpecValueError):
+    """A loss computed from finite inputs overflowed its dtype (an intermediate such as exp(log-ratio) beyond
+    float32's range). :func:`rlspec.optimized.registry.implements` catches it for half/single-precision inputs and
+    recomputes in float64 (see :func:`float64_on_overflow`); it reaches the caller only when the loss itself is
+    beyond the dtype's range."""
+
+
 def finite_loss(loss: torch.Tensor, name: str = "logp") -> torch.Tensor:
-    """``loss``, or RLSpecValueError if it is NaN/inf (one device sync).
+    """``loss``, or :class:`DtypeOverflow` (an RLSpecValueError) if it is NaN/inf (one device sync).
 
     The inputs were validated finite, so a non-finite loss means an intermediate overflowed the dtype:
-    in float32 a log-ratio beyond ±88.7 (exp overflows) where the float64 reference is still finite.
-    Refusing is the contract (the design notes, "Bad input": never a silent NaN/inf).
+    in float32 a log-ratio beyond ±88.7 (exp overflows) where the float64 reference is still finite. The
+    registered function then recomputes in float64 and returns the loss in the input's dtype when it fits
+    (:func:`float64_on_overflow`); otherwise the error stands (the design notes, "Bad input": never a silent
+    NaN/inf).
     """
     if not bool(torch.isfinite(loss).all()):
         dt = str(loss.dtype).replace("torch.", "")
         hi = math.log(torch.finfo(loss.dtype).max)
-        raise fail(name, f"inputs whose loss is {loss.detach().flatten()[0].item()} in {dt} (an intermediate such as "
-                   f"exp(logp - old_logp) overflows {dt} for log-ratios beyond {hi:.1f})",
-                   f"inputs whose loss {dt} can represent: compute in float64 or clamp the log-ratio "
-                   "(config log_ratio_clamp)")
+        raise DtypeOverflow(f"{name}: got inputs whose loss is {loss.detach().flatten()[0].item()} in {dt} (an "
+                            f"intermediate such as exp(logp - old_logp) overflows {dt} for log-ratios beyond "
+                            f"{hi:.1f}); expected inputs whose loss {dt} can represent: compute in float64 or clamp "
+                            "the log-ratio (config log_ratio_clamp)")
     return loss
+
+
+_LOW = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _upcast(x):
+    if isinstance(x, torch.Tensor) and x.dtype in _LOW:
+        return x.double()
+    return x
+
+
+def float64_on_overflow(fn):
+    """``fn`` that, when it raises :class:`DtypeOverflow` on float32/bfloat16/float16 tensors, recomputes with those
+    tensors upcast to float64 (autograd flows back to the original tensors) and returns the result in the inputs'
+    dtype, if it is finite there. The reference computes in float64, so this is the reference's value whenever the
+    dtype can hold it; a loss beyond the dtype's range still raises. Costs nothing on the normal path."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DtypeOverflow:
+            low = [x.dtype for x in (*args, *kwargs.values()) if isinstance(x, torch.Tensor) and x.dtype in _LOW]
+            if not low:
+                raise
+            out = fn(*(_upcast(a) for a in args), **{k: _upcast(v) for k, v in kwargs.items()})
+            dt = low[0]
+
+            def back(y):
+                if isinstance(y, torch.Tensor) and y.is_floating_point():
+                    y = y.to(dt)
+                    if not bool(torch.isfinite(y).all()):
+                        raise DtypeOverflow(f"logp: got inputs whose loss is {y.detach().flatten()[0].item()} in "
+                                            f"{str(dt).replace('torch.', '')} even when computed in float64 (the "
+                                            "loss itself is beyond the dtype's range); expected inputs whose loss the "
+                                            "dtype can represent: compute in float64 or clamp the log-ratio") from None
+                return y
+
+            if isinstance(out, tuple):
+                return type(out)(back(y) for y in out) if not hasattr(out, "_fields") else type(out)(*map(back, out))
+            return back(out)
+
+    return wrapper
 
 
 def coefficients(mask: torch.Tensor, mode: str, *, group: torch.Tensor | None = None,

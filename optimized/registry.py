@@ -16,13 +16,20 @@ _LOADED = False
 
 
 def implements(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register the decorated torch function as the optimized implementation of ``name``."""
+    """Register the decorated torch function as the optimized implementation of ``name``.
+
+    The function is wrapped by :func:`rlspec.optimized.common.float64_on_overflow`: when a float32/bfloat16 call
+    overflows an intermediate (exp of a log-ratio beyond 88.7) it is recomputed in float64 and returned in the
+    input dtype if the result fits, as the float64 reference computes it."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _IMPLS and _IMPLS[name] is not fn:
+        from rlspec.optimized.common import float64_on_overflow
+
+        if name in _IMPLS and getattr(_IMPLS[name], "__wrapped__", None) is not fn:
             raise ValueError(f"optimized: {name!r} is implemented twice")
-        _IMPLS[name] = fn
-        return fn
+        wrapped = float64_on_overflow(fn)  # a float32 overflow of an intermediate: recompute in float64
+        _IMPLS[name] = wrapped
+        return wrapped
 
     return deco
 
