@@ -343,6 +343,32 @@ def write_all(results: Results, out_dir: str | os.PathLike, meta: Mapping[str, A
     return paths
 
 
+#: how each ``rlspec check`` verdict reads in a pytest conformance/ run (test_fixed_case)
+CLI_TO_PYTEST = {"pass": "pass", "xpass": "pass", "fail": "fail", "error": "fail", "unsupported": "skip",
+                 "xfail": "xfail", "deviation": "xfail"}
+
+
+def junit_verdicts(path: str | os.PathLike) -> dict[str, str]:
+    """``{case id: pass|fail|skip|xfail}`` of the ``test_fixed_case[CASE-ID]`` tests in a pytest junit.xml of
+    ``pytest conformance/`` (to compare with ``rlspec check``'s verdicts through :data:`CLI_TO_PYTEST`)."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    out = {}
+    for tc in ET.parse(path).getroot().iter("testcase"):
+        m = re.fullmatch(r"test_fixed_case\[(.*)\]", tc.get("name", ""))
+        if not m:
+            continue
+        children = {c.tag: c for c in tc}
+        if "failure" in children or "error" in children:
+            out[m.group(1)] = "fail"
+        elif "skipped" in children:
+            out[m.group(1)] = "xfail" if children["skipped"].get("type") == "pytest.xfail" else "skip"
+        else:
+            out[m.group(1)] = "pass"
+    return out
+
+
 def load_json(path: str | os.PathLike) -> Results:
     """A report.json back as :class:`Results` (to combine runs into one compatibility matrix)."""
     doc = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -13,13 +13,13 @@ import os
 import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from rlspec.conformance import adapters
 from rlspec.conformance.cli import main
+from rlspec.conformance.reports import CLI_TO_PYTEST, junit_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "adapters.md"
@@ -110,24 +110,6 @@ def test_guide_reproduction_runs_with_the_framework_alone(example):
     assert float(proc.stdout.split()[0]) == pytest.approx(111483575.5, rel=1e-6)
 
 
-def _pytest_verdicts(junit: Path) -> dict[str, str]:
-    out = {}
-    for tc in ET.parse(junit).getroot().iter("testcase"):
-        m = re.fullmatch(r"test_fixed_case\[(.*)\]", tc.get("name", ""))
-        if not m:
-            continue
-        children = {c.tag: c for c in tc}
-        if "failure" in children or "error" in children:
-            out[m.group(1)] = "fail"
-        elif "skipped" in children:
-            out[m.group(1)] = "xfail" if children["skipped"].get("type") == "pytest.xfail" else "skip"
-        else:
-            out[m.group(1)] = "pass"
-    return out
-
-
-CLI_TO_PYTEST = {"pass": "pass", "xpass": "pass", "fail": "fail", "error": "fail", "unsupported": "skip",
-                 "xfail": "xfail", "deviation": "xfail"}
 
 
 def test_cli_and_pytest_give_the_same_verdicts(example, tmp_path, capsys):
@@ -141,7 +123,7 @@ def test_cli_and_pytest_give_the_same_verdicts(example, tmp_path, capsys):
                            f"--expectations={expectations}", "-k", "ppo or grpo", "-q", "-p", "no:cacheprovider",
                            f"--junitxml={junit}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert junit.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    py = _pytest_verdicts(junit)
+    py = junit_verdicts(junit)
     both = sorted(set(py) & set(cli))
     assert len(both) >= 90, (len(both), proc.stdout[-2000:])
     differ = {c: (cli[c], py[c]) for c in both if CLI_TO_PYTEST[cli[c]] != py[c]}

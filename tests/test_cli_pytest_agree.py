@@ -5,38 +5,19 @@ expectation files, Unsupported a skip in pytest and "unsupported" in the CLI."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from rlspec.conformance import adapters
 from rlspec.conformance.cli import main
+from rlspec.conformance.reports import CLI_TO_PYTEST, junit_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI_TO_PYTEST = {"pass": "pass", "xpass": "pass", "fail": "fail", "error": "fail", "unsupported": "skip",
-                 "xfail": "xfail", "deviation": "xfail"}
 #: entries tried, in order; the first three an adapter supports are checked
 CANDIDATES = ("ppo", "grpo", "dapo", "rloo", "gspo", "cispo", "kl_k3", "gae", "reinforce_pp", "dr_grpo", "entropy")
-
-
-def pytest_verdicts(junit: Path) -> dict[str, str]:
-    out = {}
-    for tc in ET.parse(junit).getroot().iter("testcase"):
-        m = re.fullmatch(r"test_fixed_case\[(.*)\]", tc.get("name", ""))
-        if not m:
-            continue
-        children = {c.tag: c for c in tc}
-        if "failure" in children or "error" in children:
-            out[m.group(1)] = "fail"
-        elif "skipped" in children:
-            out[m.group(1)] = "xfail" if children["skipped"].get("type") == "pytest.xfail" else "skip"
-        else:
-            out[m.group(1)] = "pass"
-    return out
 
 
 @pytest.mark.peers
@@ -61,7 +42,7 @@ def test_cli_and_pytest_agree(impl, tmp_path, capsys):
                            f"--junitxml={junit}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert junit.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    py = {k: v for k, v in pytest_verdicts(junit).items() if any(k.startswith(f"{n}/") for n in names)}
+    py = {k: v for k, v in junit_verdicts(junit).items() if any(k.startswith(f"{n}/") for n in names)}
     both = sorted(set(py) & set(cli))
     assert len(both) >= 0.9 * len(py) and both, (len(both), len(py), len(cli))
     differ = {c: (cli[c], py[c]) for c in both if CLI_TO_PYTEST[cli[c]] != py[c]}
