@@ -864,8 +864,8 @@ BIAS_MIN_FRACTION = 0.1
 def bias_flags(results: Iterable[Result]) -> list[dict[str, Any]]:
     """Entries whose scalar output errs in the same direction across cases, even if each case passes.
 
-    Per (entry, dtype): the signed relative errors of the loss/value (:attr:`Result.signed_err`) of every judged
-    case (pass, fail, xfail, deviation), taken as they are (an additive bias) and times the sign of the reference
+    Per (entry, dtype): the signed relative errors of the loss/value (:attr:`Result.signed_err`) of the cases that
+    passed (a failing or classified case is reported already), taken as they are (an additive bias) and times the sign of the reference
     value (a bias by a constant factor: ``got = (1 + b)·ref`` errs with the sign of ``ref``). Flagged when
     there are at least :data:`BIAS_MIN_CASES` non-zero errors,
     a two-sided sign test rejects "either sign equally likely" at :data:`BIAS_P_VALUE`, and the median |error|
@@ -873,7 +873,7 @@ def bias_flags(results: Iterable[Result]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple[str, str], list[tuple[float, int]]] = {}
     for r in results:
-        if r.status in ("pass", "fail", "xfail", "deviation", "xpass") and math.isfinite(r.signed_err) \
+        if r.status in ("pass", "xpass") and math.isfinite(r.signed_err) \
                 and r.signed_err != 0.0:
             groups.setdefault((r.algorithm, r.dtype), []).append((r.signed_err, r.ref_sign))
     out = []

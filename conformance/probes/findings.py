@@ -8,7 +8,8 @@ Two sources:
 * the harness (``reports/all/<impl>/report.json`` from ``rlspec check all``): cases classified ``xfail`` in the
   expectation files (a bug, by the expectation file's own classification) and unexpected ``fail``/``error``
   cases; cases with the same implementation, algorithm and reason are one finding. ``deviation`` (a documented
-  design choice) is counted in the summary but is not a finding.
+  design choice) is counted in the summary but is not a finding; a systematic bias the harness flags over passing
+  cases (``summary.bias``, :func:`rlspec.conformance.harness.bias_flags`) is one finding per entry and dtype.
 
 Severity (:data:`rlspec.conformance.probes.core.SEVERITIES`) is the probe's own; for harness cases it is derived
 from the result: an error → ``crash``; an infinite error → ``NaN``; a differing gradient output (``d*``) →
@@ -94,6 +95,13 @@ def from_report(report: dict[str, Any]) -> tuple[list[Finding], dict[str, int]]:
         reason = r.get("reason") or r.get("message") or r["status"]
         groups.setdefault((r["algorithm"], reason), []).append(r)
     out = []
+    for f in report.get("summary", {}).get("bias", []):  # hidden by the tolerance case by case (harness.bias_flags)
+        out.append(Finding(impl, version, f"rlspec entry `{f['algorithm']}`",
+                           f"in {f['dtype']} the loss is biased ({f['kind']}, sign {f['sign']}) in {f['same_sign']} of "
+                           f"{f['cases']} passing cases, median relative error {f['median_rel_err']:.1e}: each case is "
+                           "within tolerance, together they are not rounding (sign test p = "
+                           f"{f['p_value']:.0e})", "numerics within dtype", "harness (bias)", "", "",
+                           [f"{f['algorithm']}/{f['dtype']}/*"]))
     for (algorithm, reason), rs in groups.items():
         url = _URL.search(reason)
         upstream = url.group(0).rstrip(").,;") if url else ("none found" if "no upstream" in reason.lower() else "")
