@@ -3,7 +3,7 @@ machine's own limits, measured in one run; writes ``bench.md``, ``bench.json`` a
 
 Elementwise losses (loss + backward w.r.t. logp, one call each, (B, T) with T = 1024):
 
-* **rlspec**: ``rlspec.optimized.get(name)`` as a user calls it (fused; compiled at ≥ 64k tokens when it can);
+* **rlspec**: ``rlspec.optimized.get(name)`` as a user calls it (fused; compiled from 4096 tokens on when it can);
 * **rlspec-eager**: the same fused core without compilation (``RLSPEC_FUSED=eager``);
 * **naive**: the loss in a few lines of torch, autograd for the gradient (no validation, NaN padding leaks);
 * **naive-compiled**: ``torch.compile(naive, dynamic=True)``;

@@ -9,6 +9,8 @@ from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference.cispo import CISPOConfig
 
+_DEFAULT_CONFIG = CISPOConfig()  # frozen: one instance serves every call without a config
+
 
 def clipped_is_weight(r: torch.Tensor, eps_low: float | None, eps_high: float) -> torch.Tensor:
     """sg(clip(r, 1−ε_low, 1+ε_high)); no lower bound when ε_low is None."""
@@ -28,4 +30,4 @@ def cispo_loss(logp, old_logp, adv, mask, ref_logp=None, config: CISPOConfig | N
     """Scalar cispo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`cispo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("cispo", cispo_loss_autograd, logp, old_logp, adv, mask,
-                                   config or CISPOConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)

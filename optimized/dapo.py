@@ -11,6 +11,8 @@ from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
 from rlspec.reference.dapo import DAPOConfig, DynamicSamplingConfig, OverlongConfig
 
+_DEFAULT_CONFIG = DAPOConfig()  # frozen: one instance serves every call without a config
+
 
 def dapo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: DAPOConfig | None = None, group=None):
     """Scalar DAPO loss (clip-higher surrogate, token-mean by default); no KL term."""
@@ -25,7 +27,7 @@ def dapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: DAPOConfig | Non
     """Scalar dapo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`dapo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("dapo", dapo_loss_autograd, logp, old_logp, adv, mask,
-                                   config or DAPOConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)
 
 def soft_overlong_penalty(length: torch.Tensor, L_max: float, L_cache: float,
                           beyond_max: str = "paper") -> torch.Tensor:

@@ -10,6 +10,8 @@ from rlspec.optimized.gspo import sequence_advantage
 from rlspec.optimized.registry import implements
 from rlspec.reference.gmpo import GMPOConfig
 
+_DEFAULT_CONFIG = GMPOConfig()  # frozen: one instance serves every call without a config
+
 
 def sign_aware_clip(d: torch.Tensor, A: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
     """d̃ = min(d, ε_high) where Â ≥ 0, max(d, −ε_low) where Â < 0 (clamp: gradient 0 where it binds)."""
@@ -40,4 +42,4 @@ def gmpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GMPOConfig | Non
     """Scalar gmpo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`gmpo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("gmpo", gmpo_loss_autograd, logp, old_logp, adv, mask,
-                                   config or GMPOConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)

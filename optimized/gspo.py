@@ -10,6 +10,8 @@ from rlspec.optimized.ppo import clipped_surrogate
 from rlspec.optimized.registry import implements
 from rlspec.reference.gspo import GSPOConfig
 
+_DEFAULT_CONFIG = GSPOConfig()  # frozen: one instance serves every call without a config
+
 
 def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(1/n_i) Σ_t M (logp − old_logp), (B,); 0 for empty rows. Inputs already cleaned (padding 0)."""
@@ -45,7 +47,7 @@ def gspo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | Non
     """Scalar gspo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`gspo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("gspo", gspo_loss_autograd, logp, old_logp, adv, mask,
-                                   config or GSPOConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)
 
 def gspo_token_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig | None = None, group=None):
     """Scalar GSPO-token loss with s_it = sg[s_i]·π_θ/sg[π_θ] (value s_i, token-local gradient)."""
@@ -61,4 +63,4 @@ def gspo_token_loss(logp, old_logp, adv, mask, ref_logp=None, config: GSPOConfig
     """Scalar gspo_token loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`gspo_token_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("gspo_token", gspo_token_loss_autograd, logp, old_logp, adv, mask,
-                                   config or GSPOConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)

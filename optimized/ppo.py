@@ -9,6 +9,8 @@ from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference.ppo import PPOConfig
 
+_DEFAULT_CONFIG = PPOConfig()  # frozen: one instance serves every call without a config
+
 
 def clipped_surrogate(r: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
     """ℓ = −min(r Â, clip(r, 1−ε_low, 1+ε_high) Â)  (B, T)."""
@@ -38,4 +40,4 @@ def ppo_clip_loss(logp, old_logp, adv, mask, ref_logp=None, config: PPOConfig | 
     """Scalar ppo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`ppo_clip_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("ppo", ppo_clip_loss_autograd, logp, old_logp, adv, mask,
-                                   config or PPOConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)

@@ -15,6 +15,8 @@ from rlspec.optimized.registry import implements
 from rlspec.reference._validate import positive
 from rlspec.reference.sapo import SAPOConfig
 
+_DEFAULT_CONFIG = SAPOConfig()  # frozen: one instance serves every call without a config
+
 __all__ = ["SAPOConfig", "temperature", "sapo_gate", "sapo_weight", "sapo_loss"]
 
 
@@ -55,4 +57,4 @@ def sapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: SAPOConfig | Non
     """Scalar sapo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`sapo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("sapo", sapo_loss_autograd, logp, old_logp, adv, mask,
-                                   config or SAPOConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)

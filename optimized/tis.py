@@ -9,6 +9,8 @@ from rlspec.optimized.ppo import clipped_surrogate, dual_clip
 from rlspec.optimized.registry import implements
 from rlspec.reference.tis import TISConfig
 
+_DEFAULT_CONFIG = TISConfig()  # frozen: one instance serves every call without a config
+
 
 def truncated_is_weight(old_logp: torch.Tensor, rollout_logp: torch.Tensor, C: float, C_min: float | None = None,
                         mode: str = "truncate") -> torch.Tensor:
@@ -38,4 +40,5 @@ def tis_loss(logp, old_logp, adv, mask, rollout_logp=None, ref_logp=None, config
     """Scalar TIS loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`tis_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("tis", tis_loss_autograd, logp, old_logp, adv, mask,
-                                   config or TISConfig(), group, extra=rollout_logp, rollout_logp=rollout_logp, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, extra=rollout_logp, rollout_logp=rollout_logp,
+                                   ref_logp=ref_logp)

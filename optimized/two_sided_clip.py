@@ -10,6 +10,8 @@ from rlspec.optimized.ppo import dual_clip
 from rlspec.optimized.registry import implements
 from rlspec.reference.two_sided_clip import TwoSidedClipConfig
 
+_DEFAULT_CONFIG = TwoSidedClipConfig()  # frozen: one instance serves every call without a config
+
 
 def two_sided_surrogate(r: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float, delta: float
                         ) -> torch.Tensor:
@@ -34,4 +36,4 @@ def two_sided_clip_loss(logp, old_logp, adv, mask, ref_logp=None, config: TwoSid
     """Scalar two_sided_clip loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
     :func:`two_sided_clip_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
     return fused.fused_policy_loss("two_sided_clip", two_sided_clip_loss_autograd, logp, old_logp, adv, mask,
-                                   config or TwoSidedClipConfig(), group, ref_logp=ref_logp)
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)
