@@ -329,6 +329,30 @@ def gmpo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fals
     return loss, torch.where(mask & free, w, 0.0).to(lp.dtype)
 
 
+def linear_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, need_grad=True):
+    """Vanilla policy gradient (GPG): ℓ = −Â logp, ∂ℓ/∂logp = −Â; p = (q,). old_logp enters only the probe."""
+    x, o, a, _, fin = _inputs(lp, old, adv, p, extra, ref)
+    mask = _valid(mask, p.dtype)
+    na = -a
+    return _epilogue(na * x, na, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
+def dro_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, need_grad=True):
+    """DRO: ℓ = −(Â logp − ½β (log r)²), ∂ℓ/∂logp = −Â + β log r (0 for the penalty where the log-ratio clamp
+    binds); p = (β, log_ratio_clamp, q)."""
+    x, o, a, _, fin = _inputs(lp, old, adv, p, extra, ref)
+    mask = _valid(mask, p.dtype)
+    d = x - o
+    slope = None
+    if clamp:
+        slope = (d >= -p[1]) & (d <= p[1])
+        d = torch.clamp(d, -p[1], p[1])
+    ell = -(a * x - 0.5 * p[0] * d * d)
+    pen = p[0] * d
+    dl = -a + (pen if slope is None else torch.where(slope, pen, 0.0))
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 @dataclass(frozen=True)
 class Core:
     """A fused core and how a config becomes its parameters ``p`` and static flags."""
@@ -336,6 +360,12 @@ class Core:
     fn: Callable
     params: Callable  # cfg -> tuple of floats
     flags: Callable  # cfg -> dict of static keyword flags
+    variants: dict | None = None  # a config field's value -> the core for it (RiskPO: token or sequence ratio)
+    variant_field: str | None = None
+
+    def for_config(self, cfg) -> Core:
+        """The core that computes ``cfg`` (itself unless the config picks one of its variants)."""
+        return self if self.variants is None else self.variants[getattr(cfg, self.variant_field)]
 
 
 def _ppo_params(cfg):
@@ -362,7 +392,13 @@ CORES: dict[str, Core] = {
                        lambda c: {"clamp": c.log_ratio_clamp is not None}),
     "gmpo": Core(gmpo_core, lambda c: (c.eps_low, c.eps_high, c.log_ratio_clamp or 0.0),
                  lambda c: {"clamp": c.log_ratio_clamp is not None}),
+    "gpg_loss": Core(linear_core, lambda c: (), lambda c: {}),
+    "dro": Core(dro_core, lambda c: (c.beta, c.log_ratio_clamp or 0.0), lambda c: {"clamp": c.log_ratio_clamp is not None}),
 }
+_SEQ_CLIP = Core(gspo_core, lambda c: (1.0 - c.eps_low, 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),
+                 lambda c: {"clamp": c.log_ratio_clamp is not None})
+CORES["riskpo"] = Core(gspo_core, _SEQ_CLIP.params, _SEQ_CLIP.flags, variant_field="ratio",
+                       variants={"token": Core(ppo_core, _ppo_params, _ppo_flags), "sequence": _SEQ_CLIP})
 
 
 # --------------------------------------------------------------------------------------------- aggregation
@@ -482,7 +518,7 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
     def slow():
         return autograd_fn(logp, old_logp, adv, mask, config=cfg, group=group, **autograd_kw)
 
-    core = CORES[name]
+    core = CORES[name].for_config(cfg)
     ref = autograd_kw.get("ref_logp")
     if _MODE == "off" or not _fast_eligible(logp, (old_logp, adv, extra, ref)):
         return slow()
@@ -519,7 +555,7 @@ def _setup(name: str, cfg, shape: tuple[int, int], dt: torch.dtype, device) -> t
         key, hit = None, None
     if hit is not None:
         return hit
-    core = CORES[name]
+    core = CORES[name].for_config(cfg)
     agg, q = aggregation_kind(cfg, shape)
     out = dict(core.flags(cfg), agg=agg), torch.tensor((*core.params(cfg), q), dtype=dt, device=device)
     if key is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.grpo import grpo_outcome_advantage, validate_outcome
 from rlspec.optimized.registry import implements
 from rlspec.reference.gpg import GPGConfig, GPGLossConfig
@@ -41,9 +41,19 @@ def gpg_advantage(rewards, group, mask, config: GPGConfig | None = None) -> torc
     return torch.where(M, A.unsqueeze(1), torch.zeros((), dtype=A.dtype, device=A.device))
 
 
-@implements("gpg_loss")
-def gpg_loss(logp, old_logp, adv, mask, ref_logp=None, config: GPGLossConfig | None = None, group=None):
+def gpg_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: GPGLossConfig | None = None, group=None):
     """Scalar −Σ c Â logp; ``loss.backward()`` gives −c Â."""
     cfg = config or GPGLossConfig()
     logp, _, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
     return common.aggregate_token_loss(-adv * logp, mask, cfg, group)
+
+
+_DEFAULT_LOSS_CONFIG = GPGLossConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("gpg_loss")
+def gpg_loss(logp, old_logp, adv, mask, ref_logp=None, config: GPGLossConfig | None = None, group=None):
+    """Scalar gpg_loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`gpg_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("gpg_loss", gpg_loss_autograd, logp, old_logp, adv, mask,
+                                   config or _DEFAULT_LOSS_CONFIG, group, ref_logp=ref_logp)

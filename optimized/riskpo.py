@@ -1,5 +1,6 @@
 """RiskPO (torch): the clipped loss and the bundled mixed value-at-risk advantage. Mirrors
-:mod:`rlspec.reference.riskpo`; the loss's gradient comes from autograd, the advantage is vectorised bookkeeping.
+:mod:`rlspec.reference.riskpo`; the loss runs a fused core (:mod:`rlspec.optimized.fused`), the advantage is
+vectorised bookkeeping.
 
 Half-precision rewards are summed and ranked in float32 (:func:`rlspec.optimized.common.upcast`).
 """
@@ -10,7 +11,7 @@ import math
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.grpo import validate_outcome
 from rlspec.optimized.gspo import sequence_advantage, sequence_ratio
 from rlspec.optimized.ppo import clipped_surrogate
@@ -22,8 +23,7 @@ __all__ = ["RiskPOConfig", "RiskPOAdvConfig", "riskpo_loss", "g_rvar", "g_cvar",
            "mvar_weight_normalized", "make_bundles", "paper_scores", "empirical_quantile", "riskpo_advantage"]
 
 
-@implements("riskpo")
-def riskpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: RiskPOConfig | None = None, group=None):
+def riskpo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: RiskPOConfig | None = None, group=None):
     """Scalar RiskPO loss: GSPO-style sequence-ratio clip (paper) or token-level PPO clip (code)."""
     cfg = config or RiskPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -33,6 +33,18 @@ def riskpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: RiskPOConfig |
     s = sequence_ratio(logp, old_logp, mask, cfg.log_ratio_clamp)  # (B,)
     ell = clipped_surrogate(s, sequence_advantage(adv, mask), cfg.eps_low, cfg.eps_high)  # (B,)
     return common.aggregate_token_loss(ell.unsqueeze(1).expand_as(logp), mask, cfg, group)
+
+
+_DEFAULT_CONFIG = RiskPOConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("riskpo")
+def riskpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: RiskPOConfig | None = None, group=None):
+    """Scalar riskpo loss through its fused core (:mod:`rlspec.optimized.fused`; the GSPO core for the sequence
+    ratio, the PPO core for the token ratio): value and gradient in one pass; :func:`riskpo_loss_autograd` is the
+    autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("riskpo", riskpo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)
 
 
 def g_rvar(z: torch.Tensor, a, b, offset: bool = True) -> torch.Tensor:

@@ -1,10 +1,11 @@
 """The fused policy losses (rlspec.optimized.fused) against the autograd formulation and the reference.
 
 Claims checked: for every fused loss, every aggregation mode and the config switches that change the core's
-branches (log-ratio clamp, dual clip, TIS modes, CISPO's lower bound), in float64/float32/bfloat16, with NaN/±inf
-garbage at masked positions, an empty row and an all-false mask, the fused path returns the autograd
-formulation's loss and ∂loss/∂logp (and the reference's, in float64); it keeps the input contract (RLSpecValueError
-naming the argument); a scaled or repeated backward is right. The compiled variant is checked in the ``slow`` run.
+branches (log-ratio clamp, dual clip, TIS modes, CISPO's lower bound, RiskPO's token/sequence ratio), in
+float64/float32/bfloat16, with NaN/±inf garbage at masked positions, an empty row and an all-false mask, the fused
+path returns the autograd formulation's loss and ∂loss/∂logp (and the reference's, in float64); it keeps the input
+contract (RLSpecValueError naming the argument); a scaled or repeated backward is right. The compiled variant is
+checked in the ``slow`` run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def configs(name: str) -> list:
         out += [dataclasses.replace(base, mode="mask", C_min=0.5), dataclasses.replace(base, C_min=0.9, C=1.1)]
     if name == "cispo":
         out += [dataclasses.replace(base, eps_low=0.1, eps_high=0.1)]
+    if name == "riskpo":  # the token-ratio variant runs the PPO core, the sequence one (default) the GSPO core
+        out += [dataclasses.replace(base, ratio="token"), dataclasses.replace(base, ratio="token", log_ratio_clamp=0.3,
+                                                                              agg="token-mean")]
+    if name == "dro":
+        out += [dataclasses.replace(base, beta=2.0, log_ratio_clamp=0.2)]
     return out
 
 
