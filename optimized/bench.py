@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-DEFAULT_TOKENS = (65536, 262144, 1048576)
+DEFAULT_TOKENS = (4096, 16384, 65536, 262144, 1048576)
 DEFAULT_LOSSES = ("ppo", "sapo", "gspo")
 DEFAULT_DTYPES = ("float32", "bfloat16")
 SEQ_LEN = 1024
@@ -49,8 +49,9 @@ def machine() -> dict:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "gpu": gpu, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+            "gpu": gpu, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "load": load}
 
 
 # ------------------------------------------------------------------------------------------------ elementwise
@@ -90,7 +91,25 @@ def naive_loss(name: str) -> Callable:
         a = (adv * mask).sum(1) / n
         return (-torch.minimum(s * a, torch.clamp(s, 1 - 3e-4, 1 + 4e-4) * a)).mean()
 
-    fns = {"ppo": ppo, "dapo": ppo, "sapo": sapo, "gspo": gspo}
+    def cispo(lp, old, adv, mask):
+        w = torch.clamp(torch.exp(lp - old), max=5.0).detach()
+        return ((-w * adv * lp) * mask).sum() / mask.sum()
+
+    def gmpo(lp, old, adv, mask):
+        n = mask.sum(1).clamp(min=1)
+        a = (adv * mask).sum(1) / n
+        d = lp - old
+        dt = torch.where((a >= 0)[:, None], torch.clamp(d, max=0.4), torch.clamp(d, min=-0.4))
+        return (-a * torch.exp((dt * mask).sum(1) / n)).mean()
+
+    def dro(lp, old, adv, mask):
+        return (-(adv * lp - 0.05 * (lp - old) ** 2) * mask).sum() / mask.sum()
+
+    def gpg_loss(lp, old, adv, mask):
+        return ((-adv * lp) * mask).sum() / mask.sum()
+
+    fns = {"ppo": ppo, "dapo": ppo, "sapo": sapo, "gspo": gspo, "cispo": cispo, "gmpo": gmpo, "dro": dro,
+           "gpg_loss": gpg_loss}
     if name not in fns:
         raise KeyError(name)
     return fns[name]
@@ -189,7 +208,8 @@ def _limit_step(batch) -> Callable[[], float]:
 def bench_elementwise(losses, dtypes, tokens, rounds: int, with_verl: bool = True, log=print,
                       variants: list[str] | None = None) -> list[dict]:
     """One row per (loss, dtype, tokens, variant): median seconds over ``rounds`` interleaved rounds (after one
-    warm-up round, whose time is reported as ``first_s``: it includes compilation)."""
+    warm-up round, whose time is reported as ``first_s``: it includes compilation). Below 64k tokens a round is the
+    mean of 65536 / tokens calls, so that the clock's resolution does not dominate."""
     import torch
 
     rows = []
@@ -199,8 +219,11 @@ def bench_elementwise(losses, dtypes, tokens, rounds: int, with_verl: bool = Tru
         for dt in dtypes:
             for n in tokens:
                 batch = policy_batch(n, getattr(torch, dt))
-                runs = {"limit": _limit_step(batch)}
-                runs.update({k: (lambda f=f, b=batch: _step(f, b)) for k, f in fns.items()})
+                reps = max(1, (1 << 16) // n)  # small batches: each round is the mean of several calls
+                lim = _limit_step(batch)
+                runs = {"limit": lambda lim=lim, r=reps: sum(lim() for _ in range(r)) / r}
+                runs.update({k: (lambda f=f, b=batch, r=reps: sum(_step(f, b) for _ in range(r)) / r)
+                             for k, f in fns.items()})
                 first, times = {}, {k: [] for k in runs}
                 for k, run in runs.items():
                     try:
@@ -370,7 +393,9 @@ def markdown(result: dict) -> str:
     out = ["# rlspec bench", "",
            f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads"
            + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
-           + f", {m['date']}; {result['clock']} clock. Medians of {result['rounds']} "
+           + f", {m['date']}; {result['clock']} clock"
+           + (f"; load average {m['load']:.2f} at the start" if m.get("load") is not None else "")
+           + f". Medians of {result['rounds']} "
            "interleaved rounds after one warm-up (which includes compilation). Command: `" + result["command"] + "`.",
            ""]
     if result["elementwise"]:

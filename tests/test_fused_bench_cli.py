@@ -1,7 +1,8 @@
 """``rlspec bench`` at a tiny size (seconds): the files it promises exist and its table says what it measured.
 
 Claims checked: exit code 0 with bench.md / bench.json / bench.png written; every requested (loss, dtype) has an
-rlspec row and a limit row at the requested size; the markdown names the machine; bad arguments exit 2.
+rlspec row and a limit row at the requested size; the markdown names the machine and its load; bad arguments
+exit 2.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def test_bench_cli_tiny(tmp_path, capsys):
     assert {r["variant"] for r in res["lmhead"]} >= {"limit", "fused", "materialized"}
     md = (tmp_path / "bench.md").read_text()
     assert res["machine"]["cpu"] in md and f"torch {res['machine']['torch']}" in md and "with 1 threads" in md
+    assert res["machine"]["load"] is not None and f"load average {res['machine']['load']:.2f}" in md
 
 
 def test_bench_cli_bad_arguments_exit_2(tmp_path):
