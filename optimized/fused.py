@@ -122,7 +122,7 @@ def _clipped_surrogate(r, a, lo, hi):
 def _epilogue(ell, dl, fin, mask, c, out_dtype, need_grad):
     """(Σ c ⊙ ℓ over valid tokens, NaN if ``fin`` is; c ⊙ ∂ℓ/∂logp, 0 at masked positions, in ``out_dtype``)."""
     term = c * ell if fin is None else c * ell + fin
-    loss = _sum(torch.where(mask, term, 0.0))
+    loss = torch.where(mask, term, 0.0).sum()  # one flat sum: the same loop writes the gradient
     return loss, (torch.where(mask, c * dl, 0.0).to(out_dtype) if need_grad else None)
 
 
@@ -144,12 +144,6 @@ def _count(valid: torch.Tensor, dt: torch.dtype, dim: int | None = None) -> torc
         return n if dim is not None else n.sum()
     n = torch.count_nonzero(valid) if dim is None else torch.count_nonzero(valid, dim=dim).unsqueeze(dim)
     return n.to(dt)
-
-
-def _sum(x: torch.Tensor) -> torch.Tensor:
-    """Σ of a (B, T) tensor. Compiled, as row sums and then their sum: inductor's CPU code reduces each row with a
-    plain accumulator, about 3.5× faster than one flat reduction (which keeps a cascade of partial sums)."""
-    return x.sum(dim=1).sum() if torch.compiler.is_compiling() else x.sum()
 
 
 def _coef(mask: torch.Tensor, c: torch.Tensor | None, q: torch.Tensor, agg: str) -> torch.Tensor:
