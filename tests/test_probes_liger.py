@@ -2,8 +2,6 @@
 reproduction that fails on the installed version with AssertionError (executed in a subprocess), and the
 enumeration re-finds behaviours already documented in conformance/expectations/ (without naming them)."""
 
-import json
-import subprocess
 import sys
 
 import pytest
@@ -12,23 +10,6 @@ pytestmark = pytest.mark.peers
 
 probes_mod = pytest.importorskip("rlspec.conformance.probes.liger")
 core = pytest.importorskip("rlspec.conformance.probes.core")
-
-RUNNER = r'''
-import json, sys, contextlib, io
-srcs = json.load(sys.stdin)
-out = []
-for src in srcs:
-    ns = {"__name__": "__main__"}
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            exec(compile(src, "<reproduction>", "exec"), ns)
-        out.append("passed")
-    except AssertionError:
-        out.append("AssertionError")
-    except BaseException as e:
-        out.append(type(e).__name__ + ": " + str(e)[:200])
-print(json.dumps(out))
-'''
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +30,10 @@ def test_findings_reproduce_in_a_subprocess(outcomes):
     found = [o for o in outcomes if o.status == "finding"]
     assert found
     assert all(o.reproduction and o.severity in core.SEVERITIES and o.summary for o in found)
-    res = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps([o.reproduction for o in found]),
-                         capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, res.stderr[-2000:]
-    verdicts = json.loads(res.stdout.strip().splitlines()[-1])
-    bad = [(o.case, v) for o, v in zip(found, verdicts) if v != "AssertionError"]
+    from rlspec.conformance.probes.sourced import run_reproductions
+
+    verdicts = run_reproductions([o.reproduction for o in found], sys.executable, timeout=1200)
+    bad = [(o.case, v) for o, v in zip(found, verdicts) if v[0] != "AssertionError"]
     assert not bad, bad[:5]
 
 

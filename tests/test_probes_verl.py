@@ -109,7 +109,7 @@ def test_findings_are_complete(outcomes):
 def test_reproductions_fail_on_the_pinned_version(outcomes):
     """Claim: each finding's reproduction, run on its own (fresh interpreter, no rlspec on the path), fails with
     AssertionError: the assert of the correct behaviour does not hold on the installed verl."""
-    from rlspec.conformance.probes.verl import run_reproductions
+    from rlspec.conformance.probes.sourced import run_reproductions
 
     scripts = sorted({o.reproduction for o in _findings(outcomes)})
     results = run_reproductions(scripts, sys.executable)

@@ -19,8 +19,7 @@ What is enumerated (the checks of :mod:`rlspec.conformance.probes.core` decide; 
 
 ``areal.trainer``'s package ``__init__`` imports the SFT/DPO/RW trainers, which need ``swanlab`` (not installed
 here); the actor module itself does not, so the probes (and their reproductions) load it under a bare package
-object for ``areal.trainer``. The reproductions use the source-call machinery of
-:mod:`rlspec.conformance.probes.verl` (framework-agnostic).
+object for ``areal.trainer``. Calls, checks and reproductions: :mod:`rlspec.conformance.probes.sourced`.
 """
 
 from __future__ import annotations
@@ -33,17 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.probes import core
+from rlspec.conformance.probes import core, sourced
 from rlspec.conformance.probes.core import Probe, Verdict, unsupported
-from rlspec.conformance.probes.verl import (
+from rlspec.conformance.probes.sourced import (
     SourceCall,
-    _kw,
-    _safe,
-    _strings_in,
     as_float64,
     check_agree,
     check_array_agree,
     check_array_finite,
+    check_array_padding,
     check_array_reference,
     check_dtype,
     check_finite,
@@ -54,6 +51,10 @@ from rlspec.conformance.probes.verl import (
     check_reference,
     check_split,
     dtype_name,
+    kwargs_source,
+    safe,
+    strings_in,
+    torch_dtype,
 )
 
 FRAMEWORK = "areal"
@@ -104,7 +105,7 @@ def is_levels() -> list[str]:
     import inspect
 
     src = inspect.getsource(_areal().functional.ppo_actor_loss_fn)
-    return _strings_in(src, r"importance_sampling_level == [\"'][^\"']+[\"']")
+    return strings_in(src, r"importance_sampling_level == [\"'][^\"']+[\"']")
 
 
 # =========================================================================== batches
@@ -163,7 +164,7 @@ def actor_space() -> list[dict[str, Any]]:
 
 
 def _rs_source(rs: Mapping[str, Any] | None) -> str:
-    return "None" if rs is None else f"RejectionSamplingConfig({_kw(rs).lstrip(', ')})"
+    return "None" if rs is None else f"RejectionSamplingConfig({kwargs_source(rs).lstrip(', ')})"
 
 
 def actor_call(knobs: Mapping[str, Any], *, dp: int = 1, trainer: bool = False) -> SourceCall:
@@ -175,11 +176,12 @@ def actor_call(knobs: Mapping[str, Any], *, dp: int = 1, trainer: bool = False) 
     (``sapo_loss_fn`` / ``ppo_actor_loss_fn``, after ``_apply_m2po_masking``) with the same arguments; a "self"
     probe checks that both give the same loss.
     """
-    kn = {k: v for k, v in knobs.items() if k != "rejection_sampling"}
+    kn = kwargs_source({k: v for k, v in knobs.items() if k != "rejection_sampling"}).lstrip(", ")
+    rs = _rs_source(knobs.get("rejection_sampling"))
     setup = ACTOR_IMPORT + f"""
 from areal.trainer.ppo.actor import _apply_m2po_masking
 from areal.utils.functional import ppo_actor_loss_fn, sapo_loss_fn
-cfg = PPOActorConfig({_kw(kn).lstrip(', ')}{', ' if kn else ''}rejection_sampling={_rs_source(knobs.get('rejection_sampling'))})
+cfg = PPOActorConfig({kn}{', ' if kn else ''}rejection_sampling={rs})
 DP = {dp}
 """
     head = """\
@@ -286,12 +288,12 @@ def actor_probes() -> list[Probe]:
                 # the paper's own configuration (the reference's defaults), AReaL's clip values kept
                 pcfg = {k: v for k, v in cfg.items() if k in ("eps_low", "eps_high", "dual_clip_c", "tau_pos",
                                                               "tau_neg")}
-                probes.append(_probe("defaults", path, f"{label} vs paper {entry} [{bname}]", _safe(
+                probes.append(_probe("defaults", path, f"{label} vs paper {entry} [{bname}]", safe(
                     lambda call=call, batch=batch, entry=entry, pcfg=pcfg, header=header, bname=bname, label=label:
                     check_reference(call, batch, entry, pcfg, header + f" vs the paper's {entry} ({bname})",
                                     what=f"with PPOActorConfig({label}) the actor loss"))))
         probes.append(_probe("defaults", path, f"{label}: padding width",
-                             _safe(lambda call=call, header=header: check_padding_width(call, bs["random"], header))))
+                             safe(lambda call=call, header=header: check_padding_width(call, bs["random"], header))))
     for knobs in actor_space():
         label = core.describe(knobs)
         refused = _accepts(knobs)
@@ -302,25 +304,24 @@ def actor_probes() -> list[Probe]:
     return probes
 
 
-# Upstream threads found by searching AReaL's tracker (search tool, corpus "issues"); see verl.UPSTREAM
-UPSTREAM: tuple[tuple[str, str, str], ...] = (
-    ("Normalization", "not-multiple-of-group", "https://github.com/areal-project/AReaL/pull/1673"),
-    ("_compute_advantages", "not-multiple-of-group", "https://github.com/areal-project/AReaL/pull/1673"),
-    ("grpo_loss_fn", "m2_threshold", "https://github.com/areal-project/AReaL/issues/1730"),
-    ("_compute_advantages", "defaults", "https://github.com/areal-project/AReaL/issues/315"),
-    ("Normalization", "adv_norm", "none found"),
-    ("_compute_advantages", "GRPO", "none found"),
-    ("grpo_loss_fn", "use_decoupled_loss=True vs paper", "none found"),
-    ("grpo_loss_fn", "use_sapo_loss=True vs paper", "none found"),
-    ("grpo_loss_fn", "log-ratio", "none found"),
-    ("KLEstimator", "log-ratio", "none found"),
+# Upstream threads found by searching AReaL's tracker (search tool, corpus "issues"): (path fragment, case
+# fragment, key fragment, URL or "none found"), first match wins (sourced.upstream_for)
+UPSTREAM: tuple[tuple[str, str, str, str], ...] = (
+    ("Normalization", "not-multiple-of-group", "", "https://github.com/areal-project/AReaL/pull/1673"),
+    ("_compute_advantages", "not-multiple-of-group", "", "https://github.com/areal-project/AReaL/pull/1673"),
+    ("grpo_loss_fn", "m2_threshold", "", "https://github.com/areal-project/AReaL/issues/1730"),
+    ("_compute_advantages", "defaults", "", "https://github.com/areal-project/AReaL/issues/315"),
+    ("Normalization", "adv_norm", "", "none found"),
+    ("_compute_advantages", "GRPO", "", "none found"),
+    ("grpo_loss_fn", "use_decoupled_loss=True vs paper", "", "none found"),
+    ("grpo_loss_fn", "use_sapo_loss=True vs paper", "", "none found"),
+    ("grpo_loss_fn", "log-ratio", "", "none found"),
+    ("KLEstimator", "log-ratio", "", "none found"),
 )
 
 
-def _probe(run: str, path: str, case: str, check: Any, upstream: str = "") -> Probe:
-    from rlspec.conformance.probes.verl import upstream_for
-
-    return Probe(FRAMEWORK, run, path, case, check, upstream or upstream_for(path, case, UPSTREAM))
+def _probe(run: str, path: str, case: str, check: Any) -> Probe:
+    return Probe(FRAMEWORK, run, path, case, check, sourced.upstream_for(UPSTREAM, path, case))
 
 
 def actor_combination_probes(path: str, knobs: Mapping[str, Any], label: str, bs: Mapping[str, dict]) -> list[Probe]:
@@ -329,33 +330,33 @@ def actor_combination_probes(path: str, knobs: Mapping[str, Any], label: str, bs
     entry, cfg = actor_entry(knobs)
     header = f"AReaL grpo_loss_fn with PPOActorConfig({label}) as PPOActor binds it"
     batch = bs["random"]
-    from rlspec.conformance.probes.verl import _token_adv
+    from rlspec.conformance.probes.verl import token_advantages
 
     if entry is not None:
-        for bname, bb in (("random", batch), ("wide-ratios", bs["wide-ratios"]), ("token-adv", _token_adv(batch))):
-            probes.append(_probe("combination", path, f"{label} vs {entry} [{bname}]", _safe(
+        for bname, bb in (("random", batch), ("wide-ratios", bs["wide-ratios"]), ("token-adv", token_advantages(batch))):
+            probes.append(_probe("combination", path, f"{label} vs {entry} [{bname}]", safe(
                 lambda bb=bb, bname=bname: check_reference(call, bb, entry, cfg, header + f" ({bname})"))))
     probes.append(_probe("combination", path, f"{label}: autograd vs finite differences",
-                         _safe(lambda: check_gradient(call, batch, header))))
+                         safe(lambda: check_gradient(call, batch, header))))
     probes.append(_probe("combination", path, f"{label}: row order",
-                         _safe(lambda: check_permutation(call, batch, header))))
+                         safe(lambda: check_permutation(call, batch, header))))
     probes.append(_probe("combination", path, f"{label}: float32",
-                         _safe(lambda: check_dtype(call, batch, _dt("float32"), header))))
+                         safe(lambda: check_dtype(call, batch, torch_dtype("float32"), header))))
     probes.append(_probe("padding", path, f"{label}: padding width",
-                         _safe(lambda: check_padding_width(call, batch, header))))
+                         safe(lambda: check_padding_width(call, batch, header))))
     probes.append(_probe("padding", path, f"{label}: padding values",
-                         _safe(lambda: check_padding_values(call, batch, header))))
+                         safe(lambda: check_padding_values(call, batch, header))))
     probes.append(_probe("self", path, f"{label}: uneven micro-batches with the engine's token weights",
-                         _safe(lambda: check_split(call, batch, header + " (engine micro-batch weights)"))))
+                         safe(lambda: check_split(call, batch, header + " (engine micro-batch weights)"))))
     tr = actor_call(knobs, trainer=True)
     probes.append(_probe("self", "areal.trainer.ppo.actor.grpo_loss_fn", f"{label}: grpo_loss_fn (float32) vs the "
-                         "functions it dispatches to", _safe(lambda: check_agree(
+                         "functions it dispatches to", safe(lambda: check_agree(
                              call, tr, batch, header + ": grpo_loss_fn in float32 vs its dispatch in float64",
                              "grpo_loss_fn differs from the loss functions it dispatches to", key="trainer-vs-functional",
                              dtype="float32"))))
     two = actor_call(knobs, dp=2)
     half = batch["mask"].shape[0] // 2
-    probes.append(_probe("self", path, f"{label}: 2 data-parallel ranks (DDP gradient mean)", _safe(
+    probes.append(_probe("self", path, f"{label}: 2 data-parallel ranks (DDP gradient mean)", safe(
         lambda: check_split(two, batch, header + " on 2 ranks", what="2 data-parallel ranks",
                             splits=[list(range(half)), list(range(half, batch["mask"].shape[0]))]))))
     for iname, ib in input_classes().items():
@@ -369,14 +370,8 @@ def actor_combination_probes(path: str, knobs: Mapping[str, Any], label: str, bs
             # semantics in float64 on the same (rounded) inputs; the low precision was checked for inf/NaN above
             return check_reference(call, as_float64(ib), entry, cfg, header + f", input {iname}",
                                    what=f"on input {iname} the actor loss")
-        probes.append(_probe("input", path, f"{label}: {iname}", _safe(chk)))
+        probes.append(_probe("input", path, f"{label}: {iname}", safe(chk)))
     return probes
-
-
-def _dt(name: str) -> Any:
-    import torch
-
-    return getattr(torch, name)
 
 
 # =========================================================================== Normalization
@@ -393,7 +388,7 @@ def norm_call(knobs: Mapping[str, Any], *, tokens: bool, group_size: int = GROUP
     advantages with the loss mask (here the row's score on each of its tokens: GAE with γ = λ = 1, no values)."""
     setup = ACTOR_IMPORT + f"""
 from areal.utils.data import Normalization
-norm = Normalization(NormConfig(group_size={group_size}{_kw(knobs)}))
+norm = Normalization(NormConfig(group_size={group_size}{kwargs_source(knobs)}))
 """
     if tokens:
         body = """\
@@ -480,8 +475,10 @@ def norm_probes() -> list[Probe]:
                     probes.append(_probe("input", path, f"{label}, {where}: {iname}",
                                          lambda call=call, knobs=knobs, header=header, ib=ib, iname=iname, chk=chk,
                                          label=label, where=where: chk(call, knobs, header, ib, iname, label, where)))
-            probes.append(_probe("padding", path, f"{label}, {where}: padding width", _safe(
-                lambda call=call, header=header: _array_padding(call, batch, header))))
+            probes.append(_probe("padding", path, f"{label}, {where}: padding width", safe(
+                lambda call=call, header=header: check_array_padding(
+                    call, batch, header, summary="the normalised values at valid tokens change when 3 padded columns "
+                    "are appended", key="norm-padding-width"))))
     # self: group normalisation with one group of size B equals batch normalisation
     for std_unbiased in (True, False):
         g = norm_call({"mean_level": "group", "std_level": "group", "std_unbiased": std_unbiased}, tokens=False,
@@ -506,13 +503,6 @@ def norm_probes() -> list[Probe]:
     return probes
 
 
-def _array_padding(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    wide = core.pad_columns(batch, 3, np.random.default_rng(0))
-    return check_array_agree(call, call, batch, header, "the normalised values at valid tokens change when 3 "
-                             "padded columns are appended", key="norm-padding-width",
-                             transform="np.pad(out_a.numpy(), ((0, 0), (0, 3)))", b_batch=wide)
-
-
 # =========================================================================== KL estimator
 def kl_probes() -> list[Probe]:
     import inspect
@@ -520,7 +510,7 @@ def kl_probes() -> list[Probe]:
     probes: list[Probe] = []
     path = "areal.utils.data.KLEstimator"
     a = _areal()
-    kinds = _strings_in(inspect.getsource(a.KLEstimator.__init__), r"not in \[[^\]]*\]")
+    kinds = strings_in(inspect.getsource(a.KLEstimator.__init__), r"not in \[[^\]]*\]")
     default_kind = _default(a.PPOActorConfig, "kl_estimator")
     clamp_default = inspect.signature(a.KLEstimator.__init__).parameters["apply_clamp"].default
     cases = {"random": batches()["random"], **{k: x for k, x in input_classes().items()
@@ -611,12 +601,12 @@ def advantage_probes() -> list[Probe]:
                                          f"with {label} and no reference model the trainer's advantages differ "
                                          f"from {entry}" + (f" on input {iname}" if iname else ""),
                                          key=f"trainer-adv:{label}", dtype="float32")
-        probes.append(_probe(run, path, label, _safe(chk)))
+        probes.append(_probe(run, path, label, safe(chk)))
         if norm:
             for iname in ("not-multiple-of-group", "empty-rows-in-group", "no-valid-token"):
                 ib = input_classes()[iname]
                 probes.append(_probe("input", path, f"{label}: {iname}",
-                                     _safe(lambda chk=chk, ib=ib, iname=iname: chk(bb=ib, iname=iname))))
+                                     safe(lambda chk=chk, ib=ib, iname=iname: chk(bb=ib, iname=iname))))
     return probes
 
 
@@ -669,7 +659,7 @@ def critic_probes() -> list[Probe]:
 
     a = _areal()
     src = inspect.getsource(a.functional.ppo_critic_loss_fn)
-    kinds = _strings_in(src, r"loss_fn_type == [\"'][^\"']+[\"']")
+    kinds = strings_in(src, r"loss_fn_type == [\"'][^\"']+[\"']")
     from areal.api.cli_args import PPOCriticConfig
 
     eps = _default(PPOCriticConfig, "eps_clip")
@@ -682,17 +672,17 @@ loss, _ = ppo_critic_loss_fn(b["logp"].float(), b["old_values"].float(), b["retu
         header = f"AReaL ppo_critic_loss_fn(loss_fn_type={kind!r}, value_eps_clip={eps})"
         batch = batches()["random"]
         if kind == "mse":
-            probes.append(_probe("defaults", path, f"{kind} vs value_clip", _safe(
+            probes.append(_probe("defaults", path, f"{kind} vs value_clip", safe(
                 lambda call=call, header=header, batch=batch: check_reference(call, batch, "value_clip", {"eps": eps},
                                                                               header,
                                                                  names={"values": "logp"}, dtype="float32",
                                                                  what="the value loss"))))
         for iname in ("no-valid-token", "empty-rows-in-group"):
             ib = input_classes()[iname]
-            probes.append(_probe("input", path, f"{kind}: {iname}", _safe(
+            probes.append(_probe("input", path, f"{kind}: {iname}", safe(
                 lambda call=call, ib=ib, header=header, iname=iname: check_finite(call, ib, header + f", {iname}",
                                                                                     what=f"the critic loss (input {iname})"))))
-        probes.append(_probe("self", path, f"{kind}: uneven micro-batches with the engine's token weights", _safe(
+        probes.append(_probe("self", path, f"{kind}: uneven micro-batches with the engine's token weights", safe(
             lambda call=call, header=header, batch=batch: check_split(_critic_weighted(call), batch, header))))
     return probes
 

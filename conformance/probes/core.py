@@ -23,6 +23,8 @@ decide.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import dataclasses
 import inspect
 import itertools
@@ -350,8 +352,28 @@ def _valid(batch: Mapping[str, Any]) -> np.ndarray:
     return batch["mask"].detach().numpy().astype(bool)
 
 
+_INTERNAL = contextvars.ContextVar("rlspec_probe_internal_precision", default="float64")
+
+
+@contextlib.contextmanager
+def internal_precision(dtype: str):
+    """Within the block, comparisons of float64 runs are held to ``dtype``'s tolerance: for a framework that
+    documents lower-precision internals (e.g. statistics kept in float32 whatever the input dtype)."""
+    token = _INTERNAL.set(dtype)
+    try:
+        yield
+    finally:
+        _INTERNAL.reset(token)
+
+
+def compared_as(dtype: str) -> str:
+    """The tolerance class a comparison in ``dtype`` is held to (float64: the internal precision in force)."""
+    return _INTERNAL.get() if dtype == "float64" else dtype
+
+
 def _cmp(ref: Any, got: Any, dtype: str, n: int) -> tuple[bool, float]:
-    okv, err, _ = tolerances.close(np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64), dtype, n)
+    okv, err, _ = tolerances.close(np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64),
+                                   compared_as(dtype), n)
     return okv, err
 
 
@@ -432,19 +454,26 @@ def check_padding_width(loss_fn: Callable, batch: Mapping[str, Any], *, extra: i
     return ok(max_abs_err=err)
 
 
-def check_padding_values(loss_fn: Callable, batch: Mapping[str, Any], *, seed: int = 1) -> Verdict:
-    """Redrawing the garbage at masked positions changes neither the loss nor the valid gradient (the
-    framework never reads padding)."""
+def redraw_padding(batch: Mapping[str, Any], seed: int = 1, keys: Iterable[str] = FLOAT_FIELDS) -> dict[str, Any]:
+    """The batch with other finite garbage at the masked positions of its (B, T) float fields ``keys``."""
     torch = _torch()
     rng = np.random.default_rng(seed)
     m = _valid(batch)
     other = clone(batch)
-    for k in FLOAT_FIELDS:
+    for k in keys:
         if k in other and isinstance(other[k], torch.Tensor) and other[k].dim() == 2:
             x = other[k].detach().double().numpy().copy()
             x[~m] = -rng.uniform(0.0, 12.0, size=int((~m).sum()))
             other[k] = torch.tensor(x, dtype=batch[k].dtype)
-    other = clone(other)
+    return clone(other)
+
+
+def check_padding_values(loss_fn: Callable, batch: Mapping[str, Any], *, seed: int = 1,
+                         other: Mapping[str, Any] | None = None) -> Verdict:
+    """Redrawing the garbage at masked positions changes neither the loss nor the valid gradient (the
+    framework never reads padding). ``other``: the batch with other padding (default: :func:`redraw_padding`)."""
+    m = _valid(batch)
+    other = redraw_padding(batch, seed) if other is None else other
     v0, g0 = evaluate(loss_fn, batch)
     v1, g1 = evaluate(loss_fn, other)
     n = int(m.sum())
@@ -568,16 +597,25 @@ def reference_inputs(batch: Mapping[str, Any], spec: Any, names: Mapping[str, st
     return out
 
 
+def reference_value(batch: Mapping[str, Any], entry: str, config: Mapping[str, Any] | None = None,
+                    names: Mapping[str, str] | None = None) -> tuple[float, np.ndarray | None]:
+    """(loss, d loss / d logp or None) of the reference entry on the batch (``config`` overrides its paper
+    defaults; ``names`` as in :func:`reference_inputs`)."""
+    from rlspec.reference import registry
+
+    spec = registry.get(entry)
+    out = spec(**reference_inputs(batch, spec, names), config=spec.config(**dict(config or {})))
+    if isinstance(out, tuple):
+        return float(out[0]), (None if out[1] is None else np.asarray(out[1], dtype=np.float64))
+    return float(out), None
+
+
 def compare_reference(loss_fn: Callable, batch: Mapping[str, Any], entry: str,
                       config: Mapping[str, Any] | None = None, *, names: Mapping[str, str] | None = None,
                       scale: float = 1.0, dtype: str = "float64") -> Verdict:
     """The framework's loss and dlogp equal the reference entry's (``config`` overrides its paper defaults;
     ``scale`` multiplies the reference when the framework documents a constant factor)."""
-    from rlspec.reference import registry
-
-    spec = registry.get(entry)
-    ref = spec(**reference_inputs(batch, spec, names), config=spec.config(**dict(config or {})))
-    ref_loss, ref_grad = (ref if isinstance(ref, tuple) else (ref, None))
+    ref_loss, ref_grad = reference_value(batch, entry, config, names)
     v, g = evaluate(loss_fn, batch)
     m = _valid(batch)
     n = int(m.sum())

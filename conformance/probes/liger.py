@@ -27,32 +27,32 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rlspec.conformance.probes import core
+from rlspec.conformance.probes import core, sourced
 from rlspec.conformance.probes import trl as trl_probes
-from rlspec.conformance.probes._sourced import Subject, run_check, upstream_lookup
-from rlspec.conformance.probes._sourced import probes_for as _probes_for
 from rlspec.conformance.probes.core import Probe
+from rlspec.conformance.probes.sourced import METAMORPHIC, SourceCall
 
 FRAMEWORK = "liger"
 DIST = "liger-kernel"
 PATH = "liger_kernel.chunked_loss.grpo_loss.LigerFusedLinearGRPOFunction.ppo_loss_fn"
 FUSED_PATH = "liger_kernel.chunked_loss.LigerFusedLinearGRPOLoss"
 B, T = trl_probes.B, trl_probes.T
-METAMORPHIC = ("finite", "gradient", "padding_width", "padding_values", "permutation", "split", "float32")
 TOKEN_NORMALISED = ("dapo", "cispo", "vespo")  # divide by num_items_in_batch (global), no 1/GAS by the caller
 
-UPSTREAM: dict[str, str] = {  # searched linkedin/Liger-Kernel issues with the `search` tool (corpus "issues")
-    "luspo/token&padding": "https://github.com/linkedin/Liger-Kernel/pull/1227",
-    "luspo/token&ref": "https://github.com/linkedin/Liger-Kernel/pull/1227",
-    "luspo&": "none found",
-    "bnpo&split": "none found",
-    "sequence&ref": "none found",
-    "float32 log-ratio": "none found",
-}
+# searched linkedin/Liger-Kernel issues with the `search` tool (corpus "issues"): (path, case, key fragment, URL),
+# matched against the probe key (sourced.upstream_for)
+UPSTREAM: tuple[tuple[str, str, str, str], ...] = (
+    ("", "", "luspo/token&padding", "https://github.com/linkedin/Liger-Kernel/pull/1227"),
+    ("", "", "luspo/token&ref", "https://github.com/linkedin/Liger-Kernel/pull/1227"),
+    ("", "", "luspo", "none found"),
+    ("", "", "bnpo&split", "none found"),
+    ("", "", "sequence&ref", "none found"),
+    ("", "", "float32 log-ratio", "none found"),
+)
 
 
-def probes_for(*args, **kw):
-    return _probes_for(*args, upstream=upstream_lookup(UPSTREAM), **kw)
+probes_for = functools.partial(sourced.probes_for, FRAMEWORK, PATH, table=UPSTREAM)
+"""``probes_for(call, run, case, batch_fn, kinds, ...)``: :func:`sourced.probes_for` for Liger's ppo_loss_fn."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,12 +99,11 @@ def _call(b, full, n_micro):
     return loss
 
 
-def loss_fn(b):
-    return _call(b, b, 1)
-
-
-def loss_micro(sub, full):
-    return _call(sub, full, full["mask"].shape[0] // sub["mask"].shape[0])
+def run(b, full=None):
+    """Alone: one step. A micro-batch of `full`: one of full's equal row splits."""
+    if full is None:
+        return _call(b, b, 1)
+    return _call(b, full, full["mask"].shape[0] // b["mask"].shape[0])
 '''
 
 
@@ -114,8 +113,7 @@ def _accepts(kw: Mapping[str, Any], is_ratio: str | None):
 
         init = {k: v for k, v in kw.items() if k in inspect.signature(LigerFusedLinearGRPOLoss.__init__).parameters}
         LigerFusedLinearGRPOLoss(compiled=False, **init)  # the module's own validation
-        ns = Subject(FRAMEWORK, PATH, subject_source(kw, is_ratio=is_ratio)).namespace()
-        ns["loss_fn"](trl_probes.batch(seed=9))  # ppo_loss_fn's own refusals (e.g. sequence level + sapo)
+        SourceCall(subject_source(kw, is_ratio=is_ratio))(trl_probes.batch(seed=9))  # ppo_loss_fn's own refusals
 
     return run
 
@@ -139,7 +137,7 @@ def _probes_for_kw(run: str, kw: dict[str, Any], *, is_ratio: str | None = None,
     lt, level = full["loss_type"], full["importance_sampling_level"]
     if trl_probes.surrogate(lt):
         kinds = tuple(k for k in kinds if k != "gradient")
-    subject = Subject(FRAMEWORK, PATH, subject_source(full, is_ratio=is_ratio), micro=True)
+    subject = SourceCall(subject_source(full, is_ratio=is_ratio))
     case = f"{core.describe(kw)}" + (f" + vllm_is_ratio per {is_ratio}" if is_ratio else "")
     key = key or f"{lt}/{level}"
     acc = _accepts(full, is_ratio)
@@ -158,23 +156,24 @@ def _probes_for_kw(run: str, kw: dict[str, Any], *, is_ratio: str | None = None,
     return out
 
 
-def _vs_trl_probe(full: Mapping[str, Any], subject: Subject, case: str, is_ratio: str | None) -> Probe:
+def _vs_trl_probe(full: Mapping[str, Any], subject: SourceCall, case: str, is_ratio: str | None) -> Probe:
     """Liger's loss against TRL's _compute_loss with the same settings (both on the same batch)."""
     tcfg = {**_trl_cfg(full)}
 
     def check():
         b = trl_probes.batch()
-        trl_ns = Subject("trl", trl_probes.PATH, trl_probes.subject_source(tcfg, is_ratio=None)).namespace()
+        trl_call = SourceCall(trl_probes.subject_source(tcfg, is_ratio=None))
         if is_ratio:
             return core.unsupported("TRL computes the vLLM weight itself (not an input of _compute_loss)")
-        value, grad = core.evaluate(trl_ns["loss_fn"], b)
-        return run_check(subject, "reference", b, reference=lambda _b: (value, grad),
-                         ref_label=f"TRL GRPOTrainer._compute_loss({core.describe(tcfg)})", key=f"{full['loss_type']}|vs TRL")
-
-    from rlspec.conformance.probes._sourced import guarded
+        value, grad = core.evaluate(trl_call, b)
+        label = f"TRL GRPOTrainer._compute_loss({core.describe(tcfg)})"
+        v = sourced.check_expected(subject, b, value, grad, label, f"{FRAMEWORK} {PATH}: {case} vs {label}")
+        if v.status == "finding":
+            v.key = f"{full['loss_type']}|vs TRL"
+        return v
 
     return Probe(FRAMEWORK, "self", PATH, case + " | Liger vs TRL with the same settings",
-                 guarded(check, _accepts(full, is_ratio)))
+                 sourced.guarded(check, _accepts(full, is_ratio)))
 
 
 def default_probes() -> list[Probe]:
@@ -204,14 +203,10 @@ def combination_probes() -> list[Probe]:
 
 def input_probes() -> list[Probe]:
     out: list[Probe] = []
-    cases = {
-        "a row with no valid token": lambda: trl_probes.batch(seed=4, lengths=[T, 0, 3, 5, 0, 2]),
-        "no valid token in the whole batch": lambda: trl_probes.batch(seed=5, lengths=[0] * B),
-        "interior holes in the mask": lambda: trl_probes.batch(seed=6, holes=True),
-    }
+    cases = trl_probes.input_cases(trl_probes.batch)
     for lt in accepted_strings()["loss_type"]:
         kw = {**module_defaults(), "loss_type": lt, "max_completion_length": T}
-        subject = Subject(FRAMEWORK, PATH, subject_source(kw), micro=True)
+        subject = SourceCall(subject_source(kw))
         kinds = ("finite", "permutation") if trl_probes.surrogate(lt) else ("finite", "gradient", "permutation")
         for name, make in cases.items():
             out += probes_for(subject, "input", f"loss_type={lt!r} (defaults) | {name}", make, kinds,
@@ -247,7 +242,7 @@ def fused(chunk_size):
     mod = LigerFusedLinearGRPOLoss(compiled=False, chunk_size=chunk_size, **KW)
     loss = mod(h, W, ids, mask.float(), adv, ref_per_token_logps=ref, old_per_token_logps=old)[0]
     loss.backward()
-    return float(loss), h.grad
+    return float(loss.detach()), h.grad
 
 
 def unfused():
@@ -257,14 +252,13 @@ def unfused():
     loss = LigerFusedLinearGRPOFunction.ppo_loss_fn(lp, mask.float(), adv, mask.float(), ref_per_token_logps=ref,
                                                     old_per_token_logps=old, **kw)[0]
     loss.backward()
-    return float(loss), h.grad
+    return float(loss.detach()), h.grad
 '''
 
 
 def _fused_probe(kw: dict[str, Any], pair: str) -> Probe:
     full = {**module_defaults(), "max_completion_length": T, **kw}
     src = FUSED_SRC.format(kw=full, B=B, T=T, lengths=[T, 3, 5, 1, 6, 4])
-    subject = Subject(FRAMEWORK, FUSED_PATH, src + "\n\ndef loss_fn(b):\n    raise NotImplementedError\n")
     if pair == "fused vs unfused":
         body = ("l1, g1 = fused(1)\nl2, g2 = unfused()\nprint('fused:', l1, 'unfused:', l2)\n"
                 "assert abs(l1 - l2) <= 1e-5 * max(1.0, abs(l2)), 'the fused loss differs from the unfused graph'\n"
@@ -276,21 +270,10 @@ def _fused_probe(kw: dict[str, Any], pair: str) -> Probe:
                 "assert (g1 - g2).abs().max() <= 1e-4 * max(1.0, float(g2.abs().max())), "
                 "'the gradient depends on chunk_size'\n")
 
-    def custom(ns):
-        from rlspec.conformance.probes._sourced import reproduction, verify_reproduction
-
-        failed, msg = verify_reproduction(reproduction(subject, "b = None\n" + body))
-        if failed:
-            return core.finding("wrong value" if "loss" in msg else "wrong gradient",
-                                f"{pair}: {msg} (loss_type={full['loss_type']!r})", key=f"{full['loss_type']}|{pair}"), body
-        if msg != "ran without failing":
-            return core.unsupported(f"refused: {msg}"), body
-        return core.ok(), body
-
-    def check():
-        return run_check(subject, "custom", {}, custom=custom, key=f"{full['loss_type']}|{pair}")
-
-    return Probe(FRAMEWORK, "self", FUSED_PATH, f"{core.describe(kw)} | {pair}", check)
+    return sourced.script_probe(
+        FRAMEWORK, "self", FUSED_PATH, f"{core.describe(kw)} | {pair}", SourceCall(src), body,
+        key=f"{full['loss_type']}|{pair}", severity=lambda msg: "wrong value" if "loss" in msg else "wrong gradient",
+        summary=lambda msg: f"{pair}: {msg} (loss_type={full['loss_type']!r})")
 
 
 def self_probes() -> list[Probe]:

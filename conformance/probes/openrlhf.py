@@ -24,26 +24,20 @@ import inspect
 import re
 from typing import Any
 
-from rlspec.conformance.probes import core
+from rlspec.conformance.probes import core, sourced
 from rlspec.conformance.probes import trl as trl_probes
-from rlspec.conformance.probes._sourced import Subject, run_check, upstream_lookup
-from rlspec.conformance.probes._sourced import probes_for as _probes_for_f64
 from rlspec.conformance.probes.core import Probe
+from rlspec.conformance.probes.sourced import METAMORPHIC, SourceCall
 
 FRAMEWORK = "openrlhf"
 DIST = "openrlhf"
 PATH = "openrlhf.models.loss.PolicyLoss"
 ADV_PATH = "openrlhf.trainer.ppo_utils.experience_maker.RemoteExperienceMaker.compute_advantages_and_returns"
 B, T = trl_probes.B, trl_probes.T
-METAMORPHIC = ("finite", "gradient", "padding_width", "padding_values", "permutation", "split", "float32")
 KL_INIT_COEF = 0.01  # train_ppo_ray.py --algo.kl.init_coef default
 #: OpenRLHF computes its KL in float32 (compute_approx_kl: log_probs.float()) and its loss normalisers in float32
 #: (loss_utils: dtype=torch.float32): float64 runs are compared at float32 tolerance (a known deviation, not probed)
 INTERNAL = "float32"
-
-
-def probes_for(*args, **kw):
-    return _probes_for_f64(*args, internal=INTERNAL, upstream=upstream_lookup(UPSTREAM), **kw)
 
 
 IMPORTS = '''import os, sys, types
@@ -69,12 +63,18 @@ def _load():
     return load()
 
 
-UPSTREAM: dict[str, str] = {  # searched OpenRLHF/OpenRLHF issues with the `search` tool (corpus "issues")
-    "float32 log-ratio +": "https://github.com/OpenRLHF/OpenRLHF/pull/1293",
-    "no valid token": "none found",
-    "all-equal float32 group": "none found",
-    "gspo&ref": "none found",
-}
+# searched OpenRLHF/OpenRLHF issues with the `search` tool (corpus "issues"): (path, case, key fragment, URL),
+# matched against the probe key (sourced.upstream_for)
+UPSTREAM: tuple[tuple[str, str, str, str], ...] = (
+    ("", "", "float32 log-ratio +", "https://github.com/OpenRLHF/OpenRLHF/pull/1293"),
+    ("", "", "no valid token", "none found"),
+    ("", "", "all-equal float32 group", "none found"),
+    ("", "", "gspo&ref", "none found"),
+)
+
+probes_for = functools.partial(sourced.probes_for, FRAMEWORK, PATH, table=UPSTREAM, internal=INTERNAL)
+"""``probes_for(call, run, case, batch_fn, kinds, ...)``: :func:`sourced.probes_for` for OpenRLHF's policy loss (its
+float32 internals)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,7 +96,8 @@ def kl_estimators() -> tuple[str, ...]:
 
 
 def subject_source(pl: dict[str, Any], kl: tuple[str, bool] | None) -> str:
-    """``loss_fn`` = training_step's loss: PolicyLoss(**pl) (+ KL loss), normalisers from loss_utils."""
+    """``run(b, full=None)`` = training_step's loss: PolicyLoss(**pl) (+ KL loss), normalisers from loss_utils;
+    ``full`` given: ``b`` is one micro-batch of the optimizer step over ``full``."""
     kl_src = "0.0"
     if kl is not None:
         kl_src = (f"{KL_INIT_COEF!r} * aggregate_loss(compute_approx_kl(b['logp'], b['ref_logp'], "
@@ -113,16 +114,14 @@ def _step_loss(b, info):
     return loss + {kl_src}
 
 
-def loss_fn(b):
-    return _step_loss(b, get_loss_batch_info(None, b["mask"]))
-
-
-def loss_micro(sub, full):
-    """One micro-batch of an optimizer step: the step's normalisers (iter_grad_accum_global_norm) and
+def run(b, full=None):
+    """Alone: one step. A micro-batch of `full`: the step's normalisers (iter_grad_accum_global_norm) and
     DeepSpeed's 1/gas scaling of each backward."""
-    gas = full["mask"].shape[0] // sub["mask"].shape[0]
+    if full is None:
+        return _step_loss(b, get_loss_batch_info(None, b["mask"]))
+    gas = full["mask"].shape[0] // b["mask"].shape[0]
     info = _optimizer_step_loss_norm([full["mask"]], None, 1, gas)
-    return _step_loss(sub, info) / gas
+    return _step_loss(b, info) / gas
 '''
 
 
@@ -134,7 +133,7 @@ def batch(seed: int = 0, **kw: Any) -> dict[str, Any]:
 
 def _accepts(pl: dict[str, Any], kl):
     def run() -> None:
-        Subject(FRAMEWORK, PATH, subject_source(pl, kl)).namespace()  # PolicyLoss.__init__ validates
+        SourceCall(subject_source(pl, kl)).namespace()  # PolicyLoss.__init__ validates
 
     return run
 
@@ -176,7 +175,7 @@ def reference_for(pl: dict[str, Any], kl, paper_defaults: bool):
 
 
 def _probes_for(run: str, pl: dict[str, Any], kl, key: str = "") -> list[Probe]:
-    subject = Subject(FRAMEWORK, PATH, subject_source(pl, kl), micro=True)
+    subject = SourceCall(subject_source(pl, kl))
     case = f"PolicyLoss({core.describe(pl)})" + (f" + KL loss {kl[0]}{' unbiased_gradient' if kl[1] else ''}"
                                                   if kl else "")
     key = key or f"{pl.get('policy_loss_type', 'ppo')}/{'token' if pl.get('token_level_loss', True) else 'seq'}"
@@ -226,16 +225,12 @@ def combination_probes() -> list[Probe]:
 
 def input_probes() -> list[Probe]:
     out: list[Probe] = []
-    cases = {
-        "a row with no valid token": lambda: batch(seed=4, lengths=[T, 0, 3, 5, 0, 2]),
-        "no valid token in the whole batch": lambda: batch(seed=5, lengths=[0] * B),
-        "interior holes in the mask": lambda: batch(seed=6, holes=True),
-    }
+    cases = trl_probes.input_cases(batch)
     for plt in policy_space()["policy_loss_type"]:
         for token in (True, False):
             pl = {"policy_loss_type": plt, "token_level_loss": token}
             kl = ("k3", False)
-            subject = Subject(FRAMEWORK, PATH, subject_source(pl, kl), micro=True)
+            subject = SourceCall(subject_source(pl, kl))
             for name, make in cases.items():
                 out += probes_for(subject, "input", f"PolicyLoss({core.describe(pl)}) + KL k3 | {name}", make,
                                   ("finite", "gradient", "permutation"), accepts=_accepts(pl, kl),
@@ -273,10 +268,6 @@ def advantages(estimator, rewards, mask, n_samples):
     exp = Experience(action_mask=mask, rewards=rewards.clone(), index=list(range(B)),
                      kl=torch.zeros(mask.shape, dtype=rewards.dtype), values=torch.zeros(mask.shape), info={})
     return em.compute_advantages_and_returns([exp])[0].advantages
-
-
-def loss_fn(b):
-    raise NotImplementedError
 '''
 
 
@@ -288,29 +279,18 @@ def estimators() -> tuple[str, ...]:
 
 
 def _equal_group_probe(est: str, value: float) -> Probe:
-    subject = Subject(FRAMEWORK, ADV_PATH, ADV_SRC)
-    body = (f"rewards = torch.full((6,), {value!r}, dtype=torch.float32)  # every group all-equal\n"
+    tail = (f"rewards = torch.full((6,), {value!r}, dtype=torch.float32)  # every group all-equal\n"
             "mask = torch.ones(6, 4, dtype=torch.bool)\n"
             f"adv = advantages({est!r}, rewards, mask, 3)\n"
             "print('advantages:', adv[:, 0])\n"
             "assert torch.isfinite(adv).all() and adv.abs().max() <= 1e-6, "
             "'a group whose rewards are all equal must get zero advantage'\n")
-
-    def custom(ns):
-        from rlspec.conformance.probes._sourced import reproduction, verify_reproduction
-
-        failed, msg = verify_reproduction(reproduction(subject, "b = None\n" + body))
-        if failed:
-            return core.finding("wrong value", f"estimator {est!r}: rewards all equal to {value} in float32 give "
-                                "non-zero advantages (rounding residue of the group mean divided by a std of ~1e-8)",
-                                key=f"{est}|all-equal float32 group"), body
-        return (core.ok() if msg == "ran without failing" else core.unsupported(f"refused: {msg}")), body
-
-    def check():
-        return run_check(subject, "custom", {}, custom=custom, key=f"{est}|all-equal float32 group")
-
-    return Probe(FRAMEWORK, "input", ADV_PATH, f"estimator={est!r} | groups of 3 all-equal rewards {value} (float32)",
-                 check)
+    return sourced.script_probe(
+        FRAMEWORK, "input", ADV_PATH, f"estimator={est!r} | groups of 3 all-equal rewards {value} (float32)",
+        SourceCall(ADV_SRC), tail, key=f"{est}|all-equal float32 group", table=UPSTREAM,
+        severity=lambda msg: "wrong value",
+        summary=lambda msg: f"estimator {est!r}: rewards all equal to {value} in float32 give non-zero advantages "
+        "(rounding residue of the group mean divided by a std of ~1e-8)")
 
 
 def advantage_probes() -> list[Probe]:

@@ -26,34 +26,34 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.probes import core
-from rlspec.conformance.probes._sourced import Subject, upstream_lookup
-from rlspec.conformance.probes._sourced import probes_for as _probes_for
+from rlspec.conformance.probes import core, sourced
 from rlspec.conformance.probes.core import Probe
+from rlspec.conformance.probes.sourced import METAMORPHIC, SourceCall
 
 FRAMEWORK = "trl"
 DIST = "trl"
 PATH = "trl.trainer.grpo_trainer.GRPOTrainer._compute_loss"
 B, T = 6, 7
-METAMORPHIC = ("finite", "gradient", "padding_width", "padding_values", "permutation", "split", "float32")
 
-UPSTREAM: dict[str, str] = {  # searched huggingface/trl issues with the `search` tool (corpus "issues")
-    "bnpo&split": "https://github.com/huggingface/trl/issues/3021",
-    "cispo&ref": "none found",
-    "sapo&ref": "none found",
-    "sequence&ref": "none found",
-    "entropy_coef&split": "none found",
-    "float32 log-ratio": "none found",
-}
+# searched huggingface/trl issues with the `search` tool (corpus "issues"): (path, case, key fragment, URL), matched
+# against the probe key (sourced.upstream_for)
+UPSTREAM: tuple[tuple[str, str, str, str], ...] = (
+    ("", "", "bnpo&split", "https://github.com/huggingface/trl/issues/3021"),
+    ("", "", "cispo&ref", "none found"),
+    ("", "", "sapo&ref", "none found"),
+    ("", "", "sequence&ref", "none found"),
+    ("", "", "entropy_coef&split", "none found"),
+    ("", "", "float32 log-ratio", "none found"),
+)
 
 
-def probes_for(*args, **kw):
-    return _probes_for(*args, upstream=upstream_lookup(UPSTREAM), **kw)
+probes_for = functools.partial(sourced.probes_for, FRAMEWORK, PATH, table=UPSTREAM)
+"""``probes_for(call, run, case, batch_fn, kinds, ...)``: :func:`sourced.probes_for` for TRL's loss."""
 
 
 # --------------------------------------------------------------------------- introspection
@@ -100,7 +100,8 @@ def init_refuses(cfg: Mapping[str, Any]) -> str | None:
 
 # --------------------------------------------------------------------------- the subject source
 def subject_source(cfg: Mapping[str, Any], *, is_ratio: str | None = None, entropy: bool = False) -> str:
-    """Source defining ``loss_fn`` / ``loss_micro`` for TRL with GRPOConfig(**cfg).
+    """Source defining ``run(b, full=None)`` for TRL with GRPOConfig(**cfg): the whole batch as one step, or
+    (``full`` given) one micro-batch of the step over ``full``.
 
     ``is_ratio``: None, "token" or "sequence" — the vLLM correction weight the generation step stores, here
     ``b["is_w"]`` (B, T) or its row mean (B, 1); ``entropy``: entropies ``b["ent"]`` (a differentiable function
@@ -127,14 +128,12 @@ def _call(b, n_micro, n_items):
     return compute_loss(TRAINER, b["logp"], b["old_logp"], ref, b["adv_seq"], mask, n_items, {ent}, {isr})
 
 
-def loss_fn(b):
-    """The full batch as one step: num_items_in_batch = its token count (what the generation step stores)."""
-    return _call(b, 1, b["mask"].sum())
-
-
-def loss_micro(sub, full):
-    """A micro-batch of `full` split into equal row counts: num_items_in_batch spans the generation batch."""
-    return _call(sub, full["mask"].shape[0] // sub["mask"].shape[0], full["mask"].sum())
+def run(b, full=None):
+    """Alone: the batch as one step, num_items_in_batch = its token count (what the generation step stores).
+    A micro-batch of `full` (split into equal row counts): num_items_in_batch spans the generation batch."""
+    if full is None:
+        return _call(b, 1, b["mask"].sum())
+    return _call(b, full["mask"].shape[0] // b["mask"].shape[0], full["mask"].sum())
 '''
 
 
@@ -251,7 +250,7 @@ def _config_probes(run: str, cfg: dict[str, Any], *, is_ratio: str | None = None
     if is_ratio:
         full_cfg.update(use_vllm=True, vllm_importance_sampling_correction=True,
                         vllm_importance_sampling_mode=f"{is_ratio}_truncate")
-    subject = Subject(FRAMEWORK, PATH, subject_source(full_cfg, is_ratio=is_ratio, entropy=entropy), micro=True)
+    subject = SourceCall(subject_source(full_cfg, is_ratio=is_ratio, entropy=entropy))
     case = f"GRPOConfig({_cfg_key(cfg)})" + (f" + vLLM IS weight per {is_ratio}" if is_ratio else "")
     lt = cfg.get("loss_type", "dapo")
     key = key or f"{lt}/{cfg.get('importance_sampling_level', 'token')}"
@@ -318,17 +317,23 @@ def _extreme_batch(log_ratio: float, dtype_name: str, adv_sign: float):
     return make
 
 
+def input_cases(make: Callable[..., dict[str, Any]]) -> dict[str, Callable[[], dict[str, Any]]]:
+    """Input classes a GRPO-style loss takes without complaint, each a batch built by ``make(seed, **kw)``: a row
+    with no valid token, a batch with none, interior holes in the mask."""
+    return {
+        "a row with no valid token": lambda: make(seed=4, lengths=[T, 0, 3, 5, 0, 2]),
+        "no valid token in the whole batch": lambda: make(seed=5, lengths=[0] * B),
+        "interior holes in the mask": lambda: make(seed=6, holes=True),
+    }
+
+
 def input_probes() -> list[Probe]:
     """Input classes TRL accepts silently, on GRPOConfig's defaults and on every loss type."""
     out: list[Probe] = []
-    cases = {
-        "a row with no valid token": lambda: batch(seed=4, lengths=[T, 0, 3, 5, 0, 2]),
-        "no valid token in the whole batch": lambda: batch(seed=5, lengths=[0] * B),
-        "interior holes in the mask": lambda: batch(seed=6, holes=True),
-    }
+    cases = input_cases(batch)
     for lt in accepted_strings()["loss_type"]:
         cfg = {"loss_type": lt, "max_completion_length": T, "beta": 0.04}
-        subject = Subject(FRAMEWORK, PATH, subject_source(cfg), micro=True)
+        subject = SourceCall(subject_source(cfg))
         for name, make in cases.items():
             kinds = ("finite", "permutation") if surrogate(lt) else ("finite", "gradient", "permutation")
             out += probes_for(subject, "input", f"GRPOConfig({_cfg_key(cfg)}) | {name}", make, kinds,

@@ -22,27 +22,47 @@ What is enumerated (nothing here lists a known bug; the checks of :mod:`rlspec.c
   estimators, the trainer's estimator dispatch for every estimator of the GRPO family, IcePop IS vs ratio-bounded
   rejection with the same bounds.
 
-Every probe's call is written once as source (:class:`SourceCall`): the check executes that source, and a
-finding's reproduction is the same source plus the batch as literals plus an ``assert`` of the correct
-behaviour, so it needs only verl, NumPy and torch. The source-call machinery is framework-agnostic and is also
-used by :mod:`rlspec.conformance.probes.areal`.
+Every probe's call is written once as source (:class:`rlspec.conformance.probes.sourced.SourceCall`): the check
+executes that source, and a finding's reproduction is the same source plus the batch as literals plus an
+``assert`` of the correct behaviour, so it needs only verl, NumPy and torch.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import math
 import re
-import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from rlspec.conformance import tolerances
-from rlspec.conformance.probes import core
-from rlspec.conformance.probes.core import Probe, Verdict, finding, ok, unsupported
+from rlspec.conformance.probes import core, sourced
+from rlspec.conformance.probes.core import Probe, Verdict, ok, unsupported
+from rlspec.conformance.probes.sourced import (
+    SourceCall,
+    as_float64,
+    check_agree,
+    check_array_agree,
+    check_array_finite,
+    check_array_padding,
+    check_array_permutation,
+    check_array_reference,
+    check_differs,
+    check_dtype,
+    check_finite,
+    check_gradient,
+    check_padding_values,
+    check_padding_width,
+    check_permutation,
+    check_reference,
+    check_split,
+    dtype_name,
+    kwargs_source,
+    safe,
+    strings_in,
+    torch_dtype,
+)
 
 FRAMEWORK = "verl"
 DIST = "verl"
@@ -52,515 +72,9 @@ PREAMBLE = ("import os\nos.environ.setdefault('VERL_FORCE_DEVICE', 'cpu')\nimpor
             "warnings.filterwarnings('ignore')\nimport math\nimport numpy as np\nimport torch\n")
 
 
-# =========================================================================== source-backed calls
-class SourceCall:
-    """A framework call written once as Python source.
-
-    ``setup`` runs once (imports, configs); ``body`` computes ``out`` (default ``loss``) from the dict ``b`` of
-    batch tensors and may read ``full`` (the whole mini-batch, for global normalisers; ``b`` itself when the call
-    is not part of a split). The same text runs in the check and in the reproduction.
-    """
-
-    def __init__(self, setup: str, body: str, *, out: str = "loss", preamble: str = PREAMBLE) -> None:
-        self.setup = textwrap.dedent(setup).strip("\n")
-        self.body = textwrap.dedent(body).strip("\n")
-        self.out = out
-        self.preamble = preamble
-        self._ns: dict[str, Any] | None = None
-        self._code = compile(self.body, "<probe body>", "exec")
-
-    def namespace(self) -> dict[str, Any]:
-        if self._ns is None:
-            ns: dict[str, Any] = {"__name__": "probe_setup"}
-            exec(compile(self.preamble + self.setup, "<probe setup>", "exec"), ns)  # noqa: S102 - our own source
-            self._ns = ns
-        return self._ns
-
-    def __call__(self, b: Mapping[str, Any], full: Mapping[str, Any] | None = None) -> Any:
-        ns = dict(self.namespace())
-        ns.update(b=b, full=b if full is None else full)
-        exec(self._code, ns)  # noqa: S102 - our own source
-        return ns[self.out]
-
-    def function_source(self) -> str:
-        """``def run(b, full=None): ...`` for a reproduction."""
-        return ("def run(b, full=None):\n    full = b if full is None else full\n"
-                + textwrap.indent(self.body, "    ") + f"\n    return {self.out}\n")
-
-
-HELPERS = '''
-def value_and_grad(b, full=None):
-    """(loss, d loss / d logp or None) on a fresh copy of the batch."""
-    b = {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in b.items()}
-    b["logp"].requires_grad_(True)
-    loss = run(b, full)
-    if not torch.is_tensor(loss) or not loss.requires_grad:
-        return float(loss), None
-    g = torch.autograd.grad(loss, b["logp"], allow_unused=True)[0]
-    return float(loss), g
-
-
-def rows(b, idx):
-    n = b["mask"].shape[0]
-    return {k: (v[idx] if torch.is_tensor(v) and v.dim() >= 1 and v.shape[0] == n else v) for k, v in b.items()}
-
-
-def close(got, want, rtol, atol):
-    got = torch.as_tensor(got, dtype=torch.float64)
-    want = torch.as_tensor(want, dtype=torch.float64)
-    return bool(torch.isfinite(got).all() and torch.isfinite(want).all()
-                and ((got - want).abs() <= atol + rtol * want.abs()).all())
-'''
-
-
-def _literal(x: Any) -> str:
-    import torch
-
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-    if t.dtype == torch.bool:
-        return f"torch.tensor({t.tolist()!r})"
-    if not t.is_floating_point():
-        return f"torch.tensor({t.tolist()!r}, dtype={t.dtype})"
-    vals = t.double().tolist()
-    s = repr(vals).replace("nan", "float('nan')").replace("inf", "float('inf')")
-    cast = "" if t.dtype == torch.float64 else f".to({t.dtype})"
-    return f"torch.tensor({s}, dtype=torch.float64){cast}"
-
-
-def batch_source(name: str, batch: Mapping[str, Any], keys: Sequence[str] | None = None) -> str:
-    import torch
-
-    keys = [k for k in (keys or batch) if isinstance(batch.get(k), torch.Tensor)]
-    items = ",\n".join(f"    {k!r}: {_literal(batch[k])}" for k in keys)
-    return f"{name} = {{\n{items},\n}}"
-
-
-def script(call: SourceCall, batches: Mapping[str, Mapping[str, Any]], tail: str, *, header: str = "",
-           keys: Sequence[str] | None = None) -> str:
-    """A standalone reproduction: the call's source, the batches as literals, then ``tail`` (the assert)."""
-    parts = [f"# {header}" if header else "", call.preamble.rstrip("\n"), call.setup, call.function_source(),
-             HELPERS.strip("\n"), *[batch_source(n, b, keys) for n, b in batches.items()],
-             textwrap.dedent(tail).strip("\n")]
-    return "\n\n".join(p for p in parts if p) + "\n"
-
-
-def _tol(dtype: str, n: int) -> tuple[float, float]:
-    return tolerances.tolerance(dtype, n)
-
-
-def _n(batch: Mapping[str, Any]) -> int:
-    return int(batch["mask"].sum())
-
-
-def _keys(batch: Mapping[str, Any]) -> list[str]:
-    return list(batch)
-
-
-# --------------------------------------------------------------------------- checks with reproductions
-def check_padding_width(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    v = _grade(core.check_padding_width(call, batch, extra=3, seed=0), core.evaluate(call, batch)[0])
-    if v.status == "finding":
-        wide = core.pad_columns(batch, 3, np.random.default_rng(0))
-        rt, at = _tol("float64", _n(batch))
-        v.reproduction = script(call, {"b": batch, "b_wide": wide}, f"""
-            v0, g0 = value_and_grad(b)
-            v1, g1 = value_and_grad(b_wide)
-            m, T = b["mask"], b["mask"].shape[1]
-            print("loss", v0, "with 3 more padded columns", v1)
-            assert close(v1, v0, {rt!r}, {at!r}), "the loss depends on the padding width"
-            assert g0 is None or close(g1[:, :T][m], g0[m], {rt!r}, {at!r}), "the gradient depends on the padding width"
-            """, header=header)
-    return v
-
-
-def check_padding_values(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    v = _grade(core.check_padding_values(call, batch, seed=1), core.evaluate(call, batch)[0])
-    if v.status == "finding":
-        import torch
-
-        rng = np.random.default_rng(1)
-        m = batch["mask"].numpy()
-        other = core.clone(batch)
-        for k in core.FLOAT_FIELDS:
-            if k in other and isinstance(other[k], torch.Tensor) and other[k].dim() == 2:
-                x = other[k].detach().double().numpy().copy()
-                x[~m] = -rng.uniform(0.0, 12.0, size=int((~m).sum()))
-                other[k] = torch.tensor(x, dtype=batch[k].dtype)
-        rt, at = _tol("float64", _n(batch))
-        v.reproduction = script(call, {"b": batch, "b_other": other}, f"""
-            v0, g0 = value_and_grad(b)
-            v1, g1 = value_and_grad(b_other)   # same valid entries, other values at masked positions
-            m = b["mask"]
-            print("loss", v0, "with other padding values", v1)
-            assert close(v1, v0, {rt!r}, {at!r}), "the loss reads padded positions"
-            assert g0 is None or close(g1[m], g0[m], {rt!r}, {at!r}), "the gradient reads padded positions"
-            """, header=header)
-    return v
-
-
-def check_permutation(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    v = _grade(core.check_permutation(call, batch, seed=2), core.evaluate(call, batch)[0])
-    if v.status == "finding":
-        perm = np.random.default_rng(2).permutation(batch["mask"].shape[0]).tolist()
-        rt, at = _tol("float64", _n(batch))
-        v.reproduction = script(call, {"b": batch}, f"""
-            perm = {perm!r}
-            v0, g0 = value_and_grad(b)
-            v1, g1 = value_and_grad(rows(b, perm))
-            m = b["mask"]
-            print("loss", v0, "rows permuted", v1)
-            assert close(v1, v0, {rt!r}, {at!r}), "the loss depends on the order of the rows"
-            assert g0 is None or close(g1[m[perm]], g0[perm][m[perm]], {rt!r}, {at!r}), "the gradient depends on row order"
-            """, header=header)
-    return v
-
-
-def check_split(call: SourceCall, batch: Mapping[str, Any], header: str, *, what: str = "micro-batches",
-                splits: Sequence[Sequence[int]] | None = None, full_call: SourceCall | None = None) -> Verdict:
-    splits = [list(s) for s in (splits or core.uneven_splits(batch))]
-    v = core.check_split(lambda sub, full: call(sub, full), batch, splits=splits, what=what,
-                         full_fn=(lambda b: full_call(b)) if full_call is not None else None)
-    if v.status == "finding":
-        v = _grade(v, core.evaluate(full_call or (lambda b: call(b, b)), batch)[0])
-    if v.status == "finding":
-        rt, at = _tol("float64", _n(batch))
-        full_line = "v0, g0 = value_and_grad(b, b)"
-        extra = ""
-        if full_call is not None:
-            extra = "\n\n" + full_call.function_source().replace("def run(", "def run_full(")
-            full_line = ("_run_micro = run\nrun = run_full\nv0, g0 = value_and_grad(b)\nrun = _run_micro"
-                         "   # the full batch in one call")
-        v.reproduction = script(call, {"b": batch}, extra + f"""
-{full_line}
-splits = {splits!r}
-total, g = 0.0, torch.zeros_like(b["logp"])
-for idx in splits:   # each part normalised with the whole batch's counts, as the trainer passes them
-    vi, gi = value_and_grad(rows(b, idx), b)
-    total += vi
-    if gi is not None:
-        g[idx] = gi
-m = b["mask"]
-print("full batch", v0, "sum over parts", total)
-assert close(total, v0, {rt!r}, {at!r}), "the parts do not add up to the full-batch loss"
-assert g0 is None or close(g[m], g0[m], {rt!r}, {at!r}), "the accumulated gradient differs from the full batch's"
-""", header=header)
-    return v
-
-
-def check_dtype(call: SourceCall, batch: Mapping[str, Any], dtype: Any, header: str) -> Verdict:
-    v = core.check_dtype(call, batch, dtype)
-    if v.status == "finding":
-        name = str(dtype).replace("torch.", "")
-        exact = core.round_to(batch, dtype)
-        rt, at = _tol(name, _n(batch))
-        v.reproduction = script(call, {"b": exact}, f"""
-            v0, g0 = value_and_grad(b)   # float64 on inputs already rounded to {name}
-            low = {{k: (x.to(torch.{name}) if x.is_floating_point() else x) for k, x in b.items()}}
-            v1, g1 = value_and_grad(low)
-            m = b["mask"]
-            print("float64", v0, "{name}", v1)
-            assert math.isfinite(v1) and close(v1, v0, {rt!r}, {at!r}), "the {name} loss is off"
-            assert g0 is None or g1 is None or close(g1[m], g0[m], {rt!r}, {at!r}), "the {name} gradient is off"
-            """, header=header)
-    return v
-
-
-def check_gradient(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    v = core.check_gradient(call, batch)
-    if v.status == "finding":
-        v.reproduction = script(call, {"b": batch}, """
-            v, g = value_and_grad(b)
-            m = b["mask"]
-            fd = torch.zeros_like(b["logp"], dtype=torch.float64)
-            for i, t in zip(*torch.nonzero(m, as_tuple=True)):
-                vals = []
-                for s in (1e-6, -1e-6):
-                    bb = {k: (x.detach().clone() if torch.is_tensor(x) else x) for k, x in b.items()}
-                    bb["logp"][i, t] += s
-                    with torch.no_grad():
-                        vals.append(float(run(bb)))
-                fd[i, t] = (vals[0] - vals[1]) / 2e-6
-            print("autograd", None if g is None else g[m], "finite differences", fd[m])
-            assert g is not None and torch.isfinite(g).all(), "no (finite) gradient"
-            scale = max(float(fd[m].abs().max()), 1e-8)
-            assert float((g[m].double() - fd[m]).abs().max()) <= 1e-4 * scale + 1e-7, "autograd != d loss / d logp"
-            """, header=header)
-    return v
-
-
-def check_finite(call: SourceCall, batch: Mapping[str, Any], header: str, what: str = "") -> Verdict:
-    v = core.check_finite(call, batch, what=what)
-    if v.status == "finding":
-        v.reproduction = script(call, {"b": batch}, """
-            try:
-                v, g = value_and_grad(b)
-                raised = None
-            except Exception as e:  # the input is one the function accepts: it should return numbers
-                raised = e
-            assert raised is None, f"raises {raised!r}"
-            print("loss", v, "gradient", g)
-            assert math.isfinite(v), "non-finite loss"
-            assert g is None or torch.isfinite(g).all(), "non-finite gradient"
-            """, header=header)
-    return v
-
-
-def reference_value(batch: Mapping[str, Any], entry: str, config: Mapping[str, Any],
-                    names: Mapping[str, str] | None = None) -> tuple[float, np.ndarray | None]:
-    from rlspec.reference import registry
-
-    spec = registry.get(entry)
-    out = spec(**core.reference_inputs(batch, spec, names), config=spec.config(**dict(config)))
-    if isinstance(out, tuple):
-        return float(out[0]), (None if out[1] is None else np.asarray(out[1], dtype=np.float64))
-    return float(out), None
-
-
-def check_reference(call: SourceCall, batch: Mapping[str, Any], entry: str, config: Mapping[str, Any],
-                    header: str, *, grad_only: bool = False, names: Mapping[str, str] | None = None,
-                    dtype: str = "float64", what: str = "",
-                    extra_terms: Sequence[tuple[str, Mapping[str, Any], float]] = ()) -> Verdict:
-    """The loss (unless ``grad_only``: a stop-gradient surrogate whose value is not the objective) and dlogp
-    equal the reference entry's under ``config`` (the paper's defaults overridden by what the call claims)."""
-    try:
-        ref_v, ref_g = reference_value(batch, entry, config, names)
-        for e2, c2, w in extra_terms:   # a stated composition: entry + Σ w · other entry
-            v2, g2 = reference_value(batch, e2, c2, names)
-            ref_v += w * v2
-            ref_g = None if ref_g is None or g2 is None else ref_g + w * g2
-    except Exception as e:  # noqa: BLE001 - the reference refuses this configuration: nothing to compare
-        return unsupported(f"reference {entry} refuses {core.describe(config)}: {type(e).__name__}: {e}")
-    try:
-        v, g = core.evaluate(call, batch)
-    except Exception:  # noqa: BLE001 - refused (unsupported) or crashed (finding): check_finite says which
-        return check_finite(call, batch, header)
-    m = batch["mask"].numpy().astype(bool)
-    n = int(m.sum())
-    rt, at = _tol(dtype, n)
-    label = entry + (f" ({core.describe(config)})" if config else "")
-    label += "".join(f" + {w:g}·{e2}" + (f" ({core.describe(c2)})" if c2 else "") for e2, c2, w in extra_terms)
-    bad, severity, summary, key = False, "", "", ""
-    if not grad_only and not tolerances.close(ref_v, v, dtype, n)[0]:
-        bad, severity, key = True, _severity(ref_v, v), f"ref-value:{entry}"
-        summary = f"{what or 'the loss'} is {v:.6g} where {label} gives {ref_v:.6g}"
-    elif ref_g is not None:
-        if g is None or (not np.any(g[m]) and np.any(ref_g[m])):
-            bad, severity, key = True, "no gradient", f"ref-nograd:{entry}"
-            summary = f"{what or 'the loss'} carries no gradient where {label}'s is non-zero"
-        elif not tolerances.close(ref_g[m], g[m], dtype, n)[0]:
-            bad, severity, key = True, _severity(ref_g[m], g[m], "wrong gradient"), f"ref-grad:{entry}"
-            err = float(np.nanmax(np.abs(ref_g[m] - g[m])))
-            summary = f"{what or 'the loss'}: its gradient differs from {label}'s by up to {err:.3g}"
-    if not bad:
-        return ok(max_abs_err=abs(v - ref_v))
-    want_g = "None" if ref_g is None else _literal(ref_g[m])
-    value_assert = "" if grad_only else \
-        f'assert close(v, expected_loss, {rt!r}, {at!r}), f"loss {{v}}, the paper\'s objective gives {{expected_loss}}"\n'
-    tail = f"""
-v, g = value_and_grad(b)
-m = b["mask"]
-expected_loss = {ref_v!r}   # {label}, computed from its equations
-expected_grad = {want_g}   # its d loss / d logp at the valid tokens
-print("loss", v, "expected", expected_loss)
-{value_assert}assert expected_grad is None or (g is not None and close(g[m], expected_grad, {rt!r}, {at!r})), \\
-    f"gradient {{None if g is None else g[m]}}, expected {{expected_grad}}"
-"""
-    return finding(severity, summary, script(call, {"b": batch}, tail, header=header), key=key,
-                   got=v, expected=ref_v)
-
-
-def _severity(ref: Any, got: Any, default: str = "wrong value") -> str:
-    """``numerics within dtype`` when the difference is a rounding-size relative error (< 1e-5), else
-    ``default`` (NaN when the framework's numbers are not finite)."""
-    r, g = np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64)
-    if not np.isfinite(g).all():
-        return "NaN"
-    if not np.isfinite(r).all():
-        return default
-    scale = max(float(np.max(np.abs(r), initial=0.0)), 1e-6)   # errors relative to the output's scale
-    return "numerics within dtype" if float(np.max(np.abs(r - g), initial=0.0)) / scale < 1e-5 else default
-
-
-def _grade(v: Verdict, scale: float) -> Verdict:
-    """A metamorphic finding whose difference is rounding-size (relative to ``scale``, < 1e-5) is numerics within
-    the dtype (e.g. a float32 cast inside the framework reordered by padding or a split), not a wrong value."""
-    err = v.measured.get("max_abs_err")
-    if v.status == "finding" and v.severity in ("wrong value", "wrong gradient") and err is not None \
-            and math.isfinite(err) and err / max(abs(scale), 1e-6) < 1e-5:
-        v.severity = "numerics within dtype"
-        v.key = (v.key or "") + ":rounding"
-    return v
-
-
-def check_differs(call_a: SourceCall, call_b: SourceCall, batch: Mapping[str, Any], header: str, summary: str,
-                  key: str, severity: str = "wrong value") -> Verdict:
-    """Two calls that should give different results (a knob that must matter) give the same: a finding."""
-    va, _ = core.evaluate(call_a, batch)
-    vb, _ = core.evaluate(call_b, batch)
-    if abs(va - vb) > 1e-9 * max(1.0, abs(va)):
-        return ok(a=va, b=vb)
-    tail = call_b.function_source().replace("def run(", "def run_b(") + """
-v_a, _ = value_and_grad(b)
-_run_a = run
-run = run_b
-v_b, _ = value_and_grad(b)
-run = _run_a
-print("setting a", v_a, "setting b", v_b)
-assert abs(v_a - v_b) > 1e-9 * max(1.0, abs(v_a)), "the knob changes nothing"
-"""
-    return finding(severity, summary, script(call_a, {"b": batch}, tail, header=header), key=key, a=va, b=vb)
-
-
-def check_agree(call_a: SourceCall, call_b: SourceCall, batch: Mapping[str, Any], header: str, what: str,
-                key: str, *, dtype: str = "float64") -> Verdict:
-    """Two paths for one quantity (loss and gradient) agree."""
-    va, ga = core.evaluate(call_a, batch)
-    vb, gb = core.evaluate(call_b, batch)
-    m = batch["mask"].numpy().astype(bool)
-    n = int(m.sum())
-    okv = tolerances.close(va, vb, dtype, n)[0]
-    okg = ga is None or gb is None or tolerances.close(ga[m], gb[m], dtype, n)[0]
-    if okv and okg:
-        return ok(a=va, b=vb)
-    rt, at = _tol(dtype, n)
-    tail = call_b.function_source().replace("def run(", "def run_b(") + f"""
-v_a, g_a = value_and_grad(b)
-_run_a = run
-run = run_b
-v_b, g_b = value_and_grad(b)
-run = _run_a
-m = b["mask"]
-print("path a", v_a, "path b", v_b)
-assert close(v_b, v_a, {rt!r}, {at!r}), "the two paths give different losses"
-assert g_a is None or g_b is None or close(g_b[m], g_a[m], {rt!r}, {at!r}), "the two paths give different gradients"
-"""
-    sev = "wrong value" if not okv else "wrong gradient"
-    return finding(sev, f"{what}: {va:.6g} vs {vb:.6g}" if not okv else f"{what}: gradients differ",
-                   script(call_a, {"b": batch}, tail, header=header), key=key, a=va, b=vb)
-
-
-# --------------------------------------------------------------------------- array outputs (estimators)
-def crash_finding(call: SourceCall, batch: Mapping[str, Any], header: str, error: BaseException,
-                  key: str) -> Verdict:
-    """A crash on an input the function accepts (it raised something other than a validation error)."""
-    tail = """
-try:
-    out = run(b)
-    raised = None
-except Exception as e:  # an input the function accepts: it should return numbers
-    raised = e
-assert raised is None, f"raises {raised!r}"
-"""
-    return finding("crash", f"raises {type(error).__name__}: {str(error)[:120]}",
-                   script(call, {"b": batch}, tail, header=header), key=key)
-
-
-def check_array_reference(call: SourceCall, batch: Mapping[str, Any], expected: np.ndarray, header: str,
-                          summary: str, key: str, *, dtype: str = "float64",
-                          severity: str = "wrong value") -> Verdict:
-    """``call`` returns a (B, T) tensor; its valid entries equal ``expected``'s."""
-    try:
-        got = call(core.clone(batch))
-    except Exception as e:  # noqa: BLE001
-        if isinstance(e, (ValueError, AssertionError, TypeError, NotImplementedError, KeyError)):
-            return unsupported(f"refused with {type(e).__name__}: {str(e)[:160]}")
-        return crash_finding(call, batch, header, e, f"crash:{key}")
-    got = got.detach().double().numpy()
-    m = batch["mask"].numpy().astype(bool)
-    n = int(m.sum())
-    okv, err, _ = tolerances.close(expected[m], got[m], dtype, max(n, 1))
-    if okv:
-        return ok(max_abs_err=err)
-    rt, at = _tol(dtype, max(n, 1))
-    sev = _severity(expected[m], got[m], severity)
-    if sev == "numerics within dtype":
-        key += ":rounding"
-        summary += f" by a rounding-size relative error (max abs {err:.2g})"
-    tail = f"""
-out = run(b)
-m = b["mask"]
-expected = {_literal(expected[m])}
-print("got", out[m].tolist())
-print("expected", expected.tolist())
-assert close(out[m], expected, {rt!r}, {at!r}), "wrong values at valid tokens"
-"""
-    return finding(sev, summary, script(call, {"b": batch}, tail, header=header), key=key, max_abs_err=err)
-
-
-def check_array_agree(call_a: SourceCall, call_b: SourceCall, batch: Mapping[str, Any], header: str,
-                      summary: str, key: str, *, transform: str = "", dtype: str = "float64",
-                      b_batch: Mapping[str, Any] | None = None) -> Verdict:
-    """Two array-valued paths agree at valid tokens. ``b_batch`` (default ``batch``) is the second call's
-    input; ``transform`` maps the first call's output onto the second's layout (source using ``out_a``)."""
-    b_batch = batch if b_batch is None else b_batch
-    try:
-        a = call_a(core.clone(batch)).detach().double()
-        bb = call_b(core.clone(b_batch)).detach().double()
-    except Exception as e:  # noqa: BLE001
-        return unsupported(f"refused with {type(e).__name__}: {str(e)[:160]}")
-    ns = {"out_a": a, "np": np}
-    a = np.asarray(eval(transform, ns) if transform else a, dtype=np.float64)  # noqa: S307 - our own source
-    m = b_batch["mask"].numpy().astype(bool)
-    n = int(m.sum())
-    okv, err, _ = tolerances.close(a[m], bb.numpy()[m], dtype, max(n, 1))
-    if okv:
-        return ok(max_abs_err=err)
-    rt, at = _tol(dtype, max(n, 1))
-    sev = _severity(a[m], bb.numpy()[m])
-    if sev == "numerics within dtype":
-        key += ":rounding"
-        summary += f" (rounding-size relative error, max abs {err:.2g})"
-    tail = call_b.function_source().replace("def run(", "def run_b(") + f"""
-out_a = run(b)
-{('out_a = ' + transform) if transform else ''}
-out_b = run_b(b2)
-m = b2["mask"]
-print("path a", out_a[m].tolist())
-print("path b", out_b[m].tolist())
-assert close(out_b[m], out_a[m], {rt!r}, {at!r}), "the two paths disagree"
-"""
-    return finding(sev, summary, script(call_a, {"b": batch, "b2": b_batch}, tail, header=header),
-                   key=key, max_abs_err=err)
-
-
-RUNNER = r"""
-import contextlib, io, json, sys, traceback
-scripts = json.load(open(sys.argv[1]))
-out = []
-for src in scripts:
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            exec(compile(src, "<reproduction>", "exec"), {"__name__": "__main__"})
-        out.append(["passed", ""])
-    except AssertionError as e:
-        out.append(["AssertionError", str(e)[:200]])
-    except BaseException as e:  # noqa: BLE001
-        out.append([type(e).__name__, traceback.format_exc()[-600:]])
-json.dump(out, open(sys.argv[2], "w"))
-"""
-
-
-def run_reproductions(scripts: Sequence[str], python: str, *, timeout: float = 900.0) -> list[tuple[str, str]]:
-    """Execute each reproduction (a standalone script) in one fresh interpreter ``python``, each in its own
-    namespace; returns ``(outcome, detail)`` per script: "AssertionError" (the finding reproduces), "passed"
-    (it does not), or the name of another exception."""
-    import json
-    import os
-    import subprocess
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        src, res, runner = (os.path.join(d, n) for n in ("in.json", "out.json", "runner.py"))
-        with open(src, "w") as f:
-            json.dump(list(scripts), f)
-        with open(runner, "w") as f:
-            f.write(RUNNER)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the framework, no rlspec
-        subprocess.run([python, runner, src, res], check=True, timeout=timeout, env=env, cwd=d,
-                       capture_output=True)
-        with open(res) as f:
-            return [tuple(x) for x in json.load(f)]
+def _call(setup: str, body: str) -> SourceCall:
+    """A verl call as source (:class:`SourceCall` with verl's preamble: CPU device, warnings off)."""
+    return SourceCall(setup, body, preamble=PREAMBLE)
 
 
 # =========================================================================== verl introspection
@@ -581,15 +95,6 @@ def _verl() -> Any:
                                  RolloutCorrectionConfig=RolloutCorrectionConfig)
 
 
-def _strings_in(src: str, pattern: str) -> list[str]:
-    out: list[str] = []
-    for m in re.finditer(pattern, src):
-        for s in re.findall(r"[\"']([^\"']+)[\"']", m.group(0)):
-            if s not in out:
-                out.append(s)
-    return out
-
-
 def agg_modes() -> list[str]:
     """The ``loss_agg_mode`` values ``ActorConfig`` validates (its ``valid_loss_agg_modes`` list)."""
     import inspect
@@ -604,7 +109,7 @@ def kl_types() -> list[str]:
     import inspect
 
     src = inspect.getsource(_verl().ca.kl_penalty_forward)
-    return _strings_in(src, r"kl_penalty (?:in \([^)]*\)|== [\"'][^\"']+[\"'])")
+    return strings_in(src, r"kl_penalty (?:in \([^)]*\)|== [\"'][^\"']+[\"'])")
 
 
 def rs_options() -> list[str]:
@@ -677,16 +182,12 @@ cfg.global_batch_info.update(dp_size=1, batch_num_tokens=int(full["mask"].sum())
 """
 
 
-def _kw(d: Mapping[str, Any]) -> str:
-    return "".join(f", {k}={v!r}" for k, v in sorted(d.items()))
-
-
 def policy_call(name: str, actor_kw: Mapping[str, Any], policy_kw: Mapping[str, Any], style: str) -> SourceCall:
     setup = f"""
         from verl.trainer.ppo import core_algos as ca
         from verl.workers.config import ActorConfig, PolicyLossConfig
-        cfg = ActorConfig({ACTOR_REQUIRED}{_kw(actor_kw)},
-                          policy_loss=PolicyLossConfig(loss_mode={name!r}{_kw(policy_kw)}))
+        cfg = ActorConfig({ACTOR_REQUIRED}{kwargs_source(actor_kw)},
+                          policy_loss=PolicyLossConfig(loss_mode={name!r}{kwargs_source(policy_kw)}))
         """
     info = TRAINER_INFO if style == "trainer" else "cfg.global_batch_info.clear()   # a direct call (docs)\n"
     if name in RANDOM_LOSSES:
@@ -695,7 +196,7 @@ def policy_call(name: str, actor_kw: Mapping[str, Any], policy_kw: Mapping[str, 
     old_log_prob=b["old_logp"], log_prob=b["logp"], advantages=b["adv"], response_mask=b["mask"],
     loss_agg_mode=cfg.loss_agg_mode, config=cfg)
 """
-    return SourceCall(setup, body)
+    return _call(setup, body)
 
 
 def _actor(actor_kw: Mapping[str, Any], policy_kw: Mapping[str, Any], name: str) -> Any:
@@ -715,7 +216,7 @@ def batches() -> dict[str, dict[str, Any]]:
     }
 
 
-def _token_adv(batch: dict[str, Any], seed: int = 5) -> dict[str, Any]:
+def token_advantages(batch: dict[str, Any], seed: int = 5) -> dict[str, Any]:
     """Token-varying advantages (GAE-style) at valid positions."""
     import torch
 
@@ -765,50 +266,32 @@ def input_classes() -> dict[str, dict[str, Any]]:
 
 # =========================================================================== probes
 # Upstream threads found by searching verl's tracker (search tool, corpus "issues") for the behaviour a probe
-# family checks: (path fragment, case fragment, URL or "none found"); first match wins, "" = not searched.
-UPSTREAM: tuple[tuple[str, str, str], ...] = (
-    ("'geo_mean'", "micro-batches", "https://github.com/verl-project/verl/issues/7913"),
-    ("'geo_mean'", "ranks", "https://github.com/verl-project/verl/issues/7913"),
-    ("'grpo_vectorized'", "norm_adv_by_std_in_grpo=False", "https://github.com/verl-project/verl/pull/7893"),
-    ("'grpo_vectorized'", "negative-sparse-groups", "https://github.com/verl-project/verl/pull/7150"),
-    ("'rloo_vectorized'", "rloo vs rloo_vectorized", "https://github.com/verl-project/verl/issues/7793"),
-    ("", "nan-padding", "https://github.com/verl-project/verl/pull/6349"),
-    ("'grpo'", "all-equal-groups-f32", "https://github.com/verl-project/verl/pull/4598"),
-    ("'grpo_vectorized'", "all-equal-groups-f32", "https://github.com/verl-project/verl/pull/4598"),
-    ("", "seq-mean-token-sum-norm", "https://github.com/verl-project/verl/pull/5417"),
-    ("", "no-valid-token", "none found"),
-    ("compute_rollout_rejection_mask", "", "none found"),
-    ("'gspo'", "defaults", "none found"),
-    ("'cispo'", "defaults", "none found"),
-    ("'kl_cov'", "", "none found"),
-    ("'dppo_tv'", "defaults", "none found"),
-    ("'dppo_kl'", "defaults", "none found"),
-    ("'sapo'", "", "none found"),
-    ("'geo_mean'", "", "none found"),
+# family checks: (path fragment, case fragment, key fragment, URL or "none found"); first match wins, "" = not
+# searched (sourced.upstream_for).
+UPSTREAM: tuple[tuple[str, str, str, str], ...] = (
+    ("'geo_mean'", "micro-batches", "", "https://github.com/verl-project/verl/issues/7913"),
+    ("'geo_mean'", "ranks", "", "https://github.com/verl-project/verl/issues/7913"),
+    ("'grpo_vectorized'", "norm_adv_by_std_in_grpo=False", "", "https://github.com/verl-project/verl/pull/7893"),
+    ("'grpo_vectorized'", "negative-sparse-groups", "", "https://github.com/verl-project/verl/pull/7150"),
+    ("'rloo_vectorized'", "rloo vs rloo_vectorized", "", "https://github.com/verl-project/verl/issues/7793"),
+    ("", "nan-padding", "", "https://github.com/verl-project/verl/pull/6349"),
+    ("'grpo'", "all-equal-groups-f32", "", "https://github.com/verl-project/verl/pull/4598"),
+    ("'grpo_vectorized'", "all-equal-groups-f32", "", "https://github.com/verl-project/verl/pull/4598"),
+    ("", "seq-mean-token-sum-norm", "", "https://github.com/verl-project/verl/pull/5417"),
+    ("", "no-valid-token", "", "none found"),
+    ("compute_rollout_rejection_mask", "", "", "none found"),
+    ("'gspo'", "defaults", "", "none found"),
+    ("'cispo'", "defaults", "", "none found"),
+    ("'kl_cov'", "", "", "none found"),
+    ("'dppo_tv'", "defaults", "", "none found"),
+    ("'dppo_kl'", "defaults", "", "none found"),
+    ("'sapo'", "", "", "none found"),
+    ("'geo_mean'", "", "", "none found"),
 )
 
 
-def upstream_for(path: str, case: str, table: Sequence[tuple[str, str, str]] = UPSTREAM) -> str:
-    for frag, case_frag, url in table:
-        if frag in path and case_frag in case:
-            return url
-    return ""
-
-
-def _probe(run: str, path: str, case: str, check: Callable[[], Verdict], upstream: str = "") -> Probe:
-    return Probe(FRAMEWORK, run, path, case, check, upstream or upstream_for(path, case))
-
-
-def _safe(fn: Callable[[], Verdict]) -> Callable[[], Verdict]:
-    """A check that reports a refusal of the framework as ``unsupported`` instead of a probe error."""
-
-    def run() -> Verdict:
-        try:
-            return fn()
-        except (ValueError, AssertionError, TypeError, NotImplementedError, KeyError) as e:
-            return unsupported(f"refused with {type(e).__name__}: {str(e)[:160]}")
-
-    return run
+def _probe(run: str, path: str, case: str, check: Callable[[], Verdict]) -> Probe:
+    return Probe(FRAMEWORK, run, path, case, check, sourced.upstream_for(UPSTREAM, path, case))
 
 
 def _actor_accepts(actor_kw: Mapping[str, Any], policy_kw: Mapping[str, Any], name: str) -> str:
@@ -887,7 +370,7 @@ def knob_probes(name: str, path: str) -> list[Probe]:
 
     v = _verl()
     probes: list[Probe] = []
-    batch = _token_adv(batches()["wide-ratios"])
+    batch = token_advantages(batches()["wide-ratios"])
     batch["adv"] = (3.0 * batch["adv"]).detach()   # large advantages: covariance-selected tokens exist
     pol0 = policy_variants(name)[0]
     for section, field in read_knobs(name):
@@ -945,12 +428,12 @@ def default_policy_probes(name: str, path: str, entry: str | None, bs: Mapping[s
                 return check_reference(call, batch, entry, cfg, header + f" vs the paper's {entry} ({bname})",
                                        grad_only=name in SURROGATE,
                                        what=f"with ActorConfig defaults the {name!r} loss")
-            probes.append(_probe("defaults", path, f"defaults vs paper {entry} [{bname}]", _safe(chk)))
+            probes.append(_probe("defaults", path, f"defaults vs paper {entry} [{bname}]", safe(chk)))
         probes.append(_probe("defaults", path, f"defaults: padding width [{bname}]",
-                             _safe(lambda batch=batch: check_padding_width(call, batch, header))))
+                             safe(lambda batch=batch: check_padding_width(call, batch, header))))
     tcall = policy_call(name, {}, pol, "trainer")
     probes.append(_probe("self", path, "defaults: micro-batches with ppo_loss's global counts",
-                         _safe(lambda: check_split(tcall, bs["random"], header + " (trainer counts)"))))
+                         safe(lambda: check_split(tcall, bs["random"], header + " (trainer counts)"))))
     return probes
 
 
@@ -961,7 +444,7 @@ def combination_policy_probes(name: str, path: str, entry: str | None, actor_kw:
     trainer = policy_call(name, actor_kw, pol, "trainer")
     header = f"verl {name} loss with {label}"
     batch = bs["random"]
-    tok = _token_adv(batch)
+    tok = token_advantages(batch)
     mode = actor_kw["loss_agg_mode"]
     if entry is not None:
         for style, call in (("direct", direct), ("trainer", trainer)):
@@ -971,10 +454,10 @@ def combination_policy_probes(name: str, path: str, entry: str | None, actor_kw:
                     cfg = {**knob_conventions(name, actor_kw, actor), **agg_conventions(mode, style, bb, actor)}
                     return check_reference(call, bb, entry, cfg, header + f" ({style} call, {bname})",
                                            grad_only=name in SURROGATE)
-                probes.append(_probe("combination", path, f"{label} [{style}] vs {entry} [{bname}]", _safe(chk)))
+                probes.append(_probe("combination", path, f"{label} [{style}] vs {entry} [{bname}]", safe(chk)))
     if name not in SURROGATE:
         probes.append(_probe("combination", path, f"{label}: autograd vs finite differences",
-                             _safe(lambda: check_gradient(direct, batch, header))))
+                             safe(lambda: check_gradient(direct, batch, header))))
     if name in RANDOM_LOSSES:
         why = unsupported(f"{name} clips a random subset of tokens (torch.randperm): the result is not defined to "
                           "be invariant under row order or a micro-batch split")
@@ -982,39 +465,23 @@ def combination_policy_probes(name: str, path: str, entry: str | None, actor_kw:
             probes.append(_probe("self" if what != "row order" else "combination", path, f"{label}: {what}",
                                  lambda why=why: why))
         probes.append(_probe("combination", path, f"{label}: float32",
-                             _safe(lambda: check_dtype(direct, batch, _dt("float32"), header))))
+                             safe(lambda: check_dtype(direct, batch, torch_dtype("float32"), header))))
         probes.append(_probe("padding", path, f"{label}: padding width [trainer]",
-                             _safe(lambda: check_padding_width(trainer, batch, header + " (trainer counts)"))))
+                             safe(lambda: check_padding_width(trainer, batch, header + " (trainer counts)"))))
         return probes
     probes.append(_probe("combination", path, f"{label}: row order",
-                         _safe(lambda: check_permutation(direct, batch, header))))
+                         safe(lambda: check_permutation(direct, batch, header))))
     probes.append(_probe("combination", path, f"{label}: float32",
-                         _safe(lambda: check_dtype(direct, batch, _dt("float32"), header))))
+                         safe(lambda: check_dtype(direct, batch, torch_dtype("float32"), header))))
     probes.append(_probe("padding", path, f"{label}: padding width [trainer]",
-                         _safe(lambda: check_padding_width(trainer, batch, header + " (trainer counts)"))))
+                         safe(lambda: check_padding_width(trainer, batch, header + " (trainer counts)"))))
     probes.append(_probe("padding", path, f"{label}: padding values",
-                         _safe(lambda: check_padding_values(direct, batch, header))))
+                         safe(lambda: check_padding_values(direct, batch, header))))
     probes.append(_probe("self", path, f"{label}: uneven micro-batches with ppo_loss's global counts",
-                         _safe(lambda: check_split(trainer, batch, header + " (trainer counts)"))))
+                         safe(lambda: check_split(trainer, batch, header + " (trainer counts)"))))
     probes.append(_probe("self", path, f"{label}: 2 data-parallel ranks (DDP gradient mean)",
-                         _safe(lambda: check_ranks(name, actor_kw, pol, batch, header))))
+                         safe(lambda: check_ranks(name, actor_kw, pol, batch, header))))
     return probes
-
-
-def as_float64(batch: Mapping[str, Any]) -> dict[str, Any]:
-    """The batch's (already rounded) values in float64: what the call computes without low-precision rounding."""
-    return core.clone(batch, dtype=_dt("float64"))
-
-
-def dtype_name(batch: Mapping[str, Any]) -> str:
-    """The tolerance class of a batch: the dtype of its log-probs ("float64", "float32" or "bfloat16")."""
-    return str(batch["logp"].dtype).replace("torch.", "")
-
-
-def _dt(name: str) -> Any:
-    import torch
-
-    return getattr(torch, name)
 
 
 def check_ranks(name: str, actor_kw: Mapping[str, Any], pol: Mapping[str, Any], batch: Mapping[str, Any],
@@ -1024,8 +491,8 @@ def check_ranks(name: str, actor_kw: Mapping[str, Any], pol: Mapping[str, Any], 
     setup = f"""
         from verl.trainer.ppo import core_algos as ca
         from verl.workers.config import ActorConfig, PolicyLossConfig
-        cfg = ActorConfig({ACTOR_REQUIRED}{_kw(actor_kw)},
-                          policy_loss=PolicyLossConfig(loss_mode={name!r}{_kw(pol)}))
+        cfg = ActorConfig({ACTOR_REQUIRED}{kwargs_source(actor_kw)},
+                          policy_loss=PolicyLossConfig(loss_mode={name!r}{kwargs_source(pol)}))
         DP = 2
         """
     body = """\
@@ -1038,7 +505,7 @@ loss, _ = ca.get_policy_loss_fn(NAME)(
     loss_agg_mode=cfg.loss_agg_mode, config=cfg)
 loss = loss / dp
 """.replace("NAME", repr(name))
-    call = SourceCall(setup, body)
+    call = _call(setup, body)
     half = batch["mask"].shape[0] // 2
     return check_split(call, batch, header + " on 2 ranks", what="2 data-parallel ranks",
                        splits=[list(range(0, half)), list(range(half, batch["mask"].shape[0]))])
@@ -1069,7 +536,7 @@ def input_policy_probes(name: str, path: str, entry: str | None) -> list[Probe]:
                     # for non-finite values above (rounding of a low-precision run is not a finding here)
                     return check_reference(call, as_float64(batch), entry, cfg, h, grad_only=name in SURROGATE,
                                            what=f"on input {iname} the loss")
-                probes.append(_probe("input", path, f"loss_agg_mode={mode!r} [{style}]: {iname}", _safe(chk)))
+                probes.append(_probe("input", path, f"loss_agg_mode={mode!r} [{style}]: {iname}", safe(chk)))
     return probes
 
 
@@ -1105,9 +572,9 @@ loss, _ = ppo_loss(cfg, {"log_probs": torch.cat(packed)}, data)
 
 
 def ppo_loss_call(actor_kw: Mapping[str, Any], loss_mode: str, pol: Mapping[str, Any]) -> SourceCall:
-    kw = f"{ACTOR_REQUIRED}{_kw(actor_kw)}, policy_loss=PolicyLossConfig(loss_mode={loss_mode!r}{_kw(pol)})"
+    kw = f"{ACTOR_REQUIRED}{kwargs_source(actor_kw)}, policy_loss=PolicyLossConfig(loss_mode={loss_mode!r}{kwargs_source(pol)})"
     setup = "from verl.trainer.ppo import core_algos as ca\n" + PPO_LOSS_SETUP.replace("{kw}", kw)
-    return SourceCall(setup, ("torch.manual_seed(0)\n" if loss_mode in RANDOM_LOSSES else "") + PPO_LOSS_BODY)
+    return _call(setup, ("torch.manual_seed(0)\n" if loss_mode in RANDOM_LOSSES else "") + PPO_LOSS_BODY)
 
 
 def ppo_loss_probes() -> list[Probe]:
@@ -1150,15 +617,15 @@ def ppo_loss_probes() -> list[Probe]:
                             extra.append((KL_ENTRY[kl_type], kcfg, kl_coef))
                         return check_reference(call, batch, entry, cfg, header, grad_only=name in SURROGATE,
                                                extra_terms=extra, what="the trainer's loss")
-                    probes.append(_probe(run, path, f"{label} vs {entry}", _safe(chk)))
+                    probes.append(_probe(run, path, f"{label} vs {entry}", safe(chk)))
                 if name in RANDOM_LOSSES:
                     continue
                 probes.append(_probe("self", path, f"{label}: uneven micro-batches through ppo_loss",
-                                     _safe(lambda call=call, header=header: check_split(call, batch, header))))
+                                     safe(lambda call=call, header=header: check_split(call, batch, header))))
                 probes.append(_probe("padding", path, f"{label}: padding width",
-                                     _safe(lambda call=call, header=header: check_padding_width(call, batch, header))))
+                                     safe(lambda call=call, header=header: check_padding_width(call, batch, header))))
                 probes.append(_probe("input", path, f"{label}: no-valid-token",
-                                     _safe(lambda call=call, header=header: check_finite(
+                                     safe(lambda call=call, header=header: check_finite(
                                          call, input_classes()["no-valid-token"], header + ", no valid token",
                                          what="the trainer's loss on a mini-batch without valid tokens"))))
     return probes
@@ -1173,7 +640,7 @@ def kl_call(kind: str, mode: str, style: str) -> SourceCall:
 kld = ca.kl_penalty(logprob=b["logp"], ref_logprob=b["ref_logp"], kl_penalty={kind!r})
 loss = ca.agg_loss(loss_mat=kld, loss_mask=b["mask"], loss_agg_mode={mode!r}, **info)
 """
-    return SourceCall(setup, body)
+    return _call(setup, body)
 
 
 KL_ENTRY = {"kl": "kl_k1", "k1": "kl_k1", "abs": "kl_abs", "mse": "kl_k2", "k2": "kl_k2", "low_var_kl": "kl_k3",
@@ -1201,7 +668,7 @@ def kl_probes() -> list[Probe]:
                     else "combination"
                 batch = bs["random"]
                 if entry is None:
-                    probes.append(_probe(run, path, case, _safe(lambda call=call, batch=batch, header=header:
+                    probes.append(_probe(run, path, case, safe(lambda call=call, batch=batch, header=header:
                                                                   check_finite(call, batch, header))))
                     continue
                 actor = _verl().ActorConfig(strategy="fsdp", rollout_n=1, ppo_micro_batch_size_per_gpu=1)
@@ -1212,17 +679,17 @@ def kl_probes() -> list[Probe]:
                     if straight:
                         cfg["straight_through_k2"] = True
                     return check_reference(call, batch, entry, cfg, header, what="the KL loss")
-                probes.append(_probe(run, path, case + f" vs {entry}", _safe(chk)))
+                probes.append(_probe(run, path, case + f" vs {entry}", safe(chk)))
                 if style == "direct" and not straight:
                     probes.append(_probe("combination", path, case + ": autograd vs finite differences",
-                                         _safe(lambda call=call, batch=batch, header=header:
+                                         safe(lambda call=call, batch=batch, header=header:
                                                check_gradient(call, batch, header))))
                 if style == "trainer":
                     probes.append(_probe("self", path, case + ": uneven micro-batches",
-                                         _safe(lambda call=call, batch=batch, header=header:
+                                         safe(lambda call=call, batch=batch, header=header:
                                                check_split(call, batch, header))))
                     probes.append(_probe("padding", path, case + ": padding width",
-                                         _safe(lambda call=call, batch=batch, header=header:
+                                         safe(lambda call=call, batch=batch, header=header:
                                                check_padding_width(call, batch, header))))
         # extreme log-ratios against the reference estimator (what the penalty should be)
         if entry is not None:
@@ -1240,12 +707,12 @@ def kl_probes() -> list[Probe]:
                     cfg = {"straight_through_k2": True} if straight else {}
                     return check_reference(call, as_float64(batch), entry, cfg, header,
                                            what=f"on input {iname} the KL loss")
-                probes.append(_probe("input", path, f"kl_loss_type={kind!r}: {iname}", _safe(chk)))
+                probes.append(_probe("input", path, f"kl_loss_type={kind!r}: {iname}", safe(chk)))
     # KL in the reward: compute_rewards(scores, old_log_prob, ref_log_prob, kl_ratio) (apply_kl_penalty)
     rpath = "verl.trainer.ppo.core_algos.compute_rewards"
     default_in_reward = v.AlgoConfig.__dataclass_fields__["kl_penalty"].default
     for kind in kl_types():
-        call = SourceCall("from verl.trainer.ppo import core_algos as ca\n", f"""
+        call = _call("from verl.trainer.ppo import core_algos as ca\n", f"""
 # ray_trainer.apply_kl_penalty: kld = kl_penalty(old_log_probs, ref_log_prob, algorithm.kl_penalty) * mask
 kld = ca.kl_penalty(b["old_logp"], b["ref_logp"], kl_penalty={kind!r}) * b["mask"]
 loss = ca.compute_rewards(b["token_rewards"] * b["mask"], kld, torch.zeros_like(kld), 0.1)
@@ -1285,7 +752,7 @@ def aux_loss_probes() -> list[Probe]:
         for style in ("direct", "trainer"):
             info = ("info = dict(dp_size=1, batch_num_tokens=int(full['mask'].sum()), "
                     "global_batch_size=int(full['mask'].shape[0]))\n") if style == "trainer" else "info = {}\n"
-            call = SourceCall("from verl.trainer.ppo import core_algos as ca\n", info + f"""
+            call = _call("from verl.trainer.ppo import core_algos as ca\n", info + f"""
 # compute_value_loss with the critic's cliprange_value (CriticConfig default 0.5); logp plays the value head
 loss, _ = ca.compute_value_loss(vpreds=b["logp"], returns=b["returns"], values=b["old_values"],
                                 response_mask=b["mask"], cliprange_value=0.5, loss_agg_mode={mode!r}, **info)
@@ -1299,16 +766,16 @@ loss, _ = ca.compute_value_loss(vpreds=b["logp"], returns=b["returns"], values=b
                 cfg = {**agg_conventions(mode, style, batch, actor), "eps": 0.5}
                 return check_reference(call, batch, "value_clip", cfg, header, what="the value loss",
                                        names={"values": "logp"})
-            probes.append(_probe("combination", path, case + " vs value_clip", _safe(chk)))
+            probes.append(_probe("combination", path, case + " vs value_clip", safe(chk)))
             probes.append(_probe("combination", path, case + ": autograd vs finite differences",
-                                 _safe(lambda call=call, header=header: check_gradient(call, batch, header))))
+                                 safe(lambda call=call, header=header: check_gradient(call, batch, header))))
             if style == "trainer":
                 probes.append(_probe("self", path, case + ": uneven micro-batches",
-                                     _safe(lambda call=call, header=header: check_split(call, batch, header))))
+                                     safe(lambda call=call, header=header: check_split(call, batch, header))))
             for iname in ("no-valid-token", "empty-rows-in-group"):
                 ib = input_classes()[iname]
                 probes.append(_probe("input", path, f"{case}: {iname}",
-                                     _safe(lambda call=call, ib=ib, header=header, iname=iname:
+                                     safe(lambda call=call, ib=ib, header=header, iname=iname:
                                            check_finite(call, ib, header + f", input {iname}",
                                                         what=f"the value loss (input {iname})"))))
     return probes
@@ -1324,7 +791,7 @@ def estimator_call(name: str, *, trainer: bool = True, algo_kw: Mapping[str, Any
 
     fn = _verl().ca.get_adv_estimator_fn(name)
     params = inspect.signature(fn).parameters
-    algo = _kw(algo_kw or {}).lstrip(", ")
+    algo = kwargs_source(algo_kw or {}).lstrip(", ")
     setup = f"""
         from verl.trainer.ppo import core_algos as ca
         from verl.trainer.config import AlgoConfig
@@ -1350,7 +817,7 @@ def estimator_call(name: str, *, trainer: bool = True, algo_kw: Mapping[str, Any
         if "sum_pi_squared" in params:
             kw.append('sum_pi_squared=torch.exp(2 * b["old_logp"])')
         lines.append(f"loss, _ = ca.get_adv_estimator_fn({name!r})({', '.join(kw)})")
-    return SourceCall(setup, "\n".join(lines))
+    return _call(setup, "\n".join(lines))
 
 
 ADV_ENTRY = {"grpo": "grpo", "grpo_vectorized": "grpo", "rloo": "rloo", "rloo_vectorized": "rloo", "opo": "opo",
@@ -1441,10 +908,14 @@ def estimator_probes() -> list[Probe]:
                                              f"{ADV_ENTRY[name]}'s ({core.describe(ADV_CONV.get(name, {}))})",
                                              key=f"adv-ref:{name}")
             probes.append(_probe(run, path, f"{label} vs reference", ref_chk))
-            probes.append(_probe("padding", path, f"{label}: padding width", _safe(
-                lambda call=call, header=header, batch=batch: check_array_padding(call, batch, header))))
-            probes.append(_probe("combination", path, f"{label}: row order", _safe(
-                lambda call=call, header=header, batch=batch: check_array_permutation(call, batch, header))))
+            probes.append(_probe("padding", path, f"{label}: padding width", safe(
+                lambda call=call, header=header, batch=batch: check_array_padding(
+                    call, batch, header, summary="the advantages at valid tokens change when 3 padded columns are "
+                    "appended", key="adv-padding-width"))))
+            probes.append(_probe("combination", path, f"{label}: row order", safe(
+                lambda call=call, header=header, batch=batch: check_array_permutation(
+                    call, batch, header, summary="the advantages depend on the order of the rows",
+                    key="adv-row-order"))))
             if algo_kw:
                 continue
             for iname, ib in input_classes().items():
@@ -1468,50 +939,6 @@ def estimator_probes() -> list[Probe]:
                 probes.append(_probe("input", path, f"input {iname}", in_chk))
     probes += estimator_pair_probes()
     return probes
-
-
-def check_array_finite(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    try:
-        out = call(core.clone(batch))
-    except (ValueError, AssertionError, TypeError, NotImplementedError, KeyError) as e:
-        return unsupported(f"refused with {type(e).__name__}: {str(e)[:160]}")
-    except Exception as e:  # noqa: BLE001
-        return crash_finding(call, batch, header, e, f"crash:{type(e).__name__}")
-    m = batch["mask"]
-    if not bool(_torch().isfinite(out.detach()[m]).all()):
-        tail = """
-out = run(b)
-print(out)
-assert torch.isfinite(out[b["mask"]]).all(), "NaN/inf advantages at valid tokens"
-"""
-        return finding("NaN", "the advantages are NaN/inf at valid tokens", script(call, {"b": batch}, tail,
-                                                                                    header=header),
-                       key="adv-nonfinite")
-    return ok()
-
-
-def _torch() -> Any:
-    import torch
-
-    return torch
-
-
-def check_array_padding(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    wide = core.pad_columns(batch, 3, np.random.default_rng(0))
-    return check_array_agree(call, call, batch, header, "the advantages at valid tokens change when 3 padded "
-                             "columns are appended", key="adv-padding-width",
-                             transform="np.pad(out_a.numpy(), ((0, 0), (0, 3)))", b_batch=wide) \
-        if _pad_ok(batch) else ok()
-
-
-def _pad_ok(batch: Mapping[str, Any]) -> bool:
-    return True
-
-
-def check_array_permutation(call: SourceCall, batch: Mapping[str, Any], header: str) -> Verdict:
-    perm = np.random.default_rng(2).permutation(batch["mask"].shape[0]).tolist()
-    return check_array_agree(call, call, batch, header, "the advantages depend on the order of the rows",
-                             key="adv-row-order", transform=f"out_a[{perm!r}]", b_batch=core.rows(batch, perm))
 
 
 def estimator_pair_probes() -> list[Probe]:
@@ -1581,7 +1008,7 @@ def fused_probes() -> list[Probe]:
     except Exception as e:  # noqa: BLE001 - the module's imports fail in this environment
         fused_ok = f"verl.utils.experimental.torch_functional does not import here ({type(e).__name__}: {e})"
     for temperature in (1.0, 0.7):
-        eager = SourceCall(FUSED_SETUP, FUSED_HEAD + f"""\
+        eager = _call(FUSED_SETUP, FUSED_HEAD + f"""\
 logits = (h @ W.t()) / {temperature!r}
 logp = verl_F.logprobs_from_logits_naive(logits, labels)
 ent = verl_F.entropy_from_logits(logits)
@@ -1613,9 +1040,9 @@ logp, ent = FusedLinearForPPO(chunk_size={chunk})(h, W, labels, temperature=TEMP
             if "FusedLinearForPPO" in key and fused_ok:
                 probes.append(_probe("self", path, f"{label} vs eager", lambda r=fused_ok: unsupported(r)))
                 continue
-            other = SourceCall(FUSED_SETUP, FUSED_HEAD + src.replace("TEMP", repr(temperature)) +
+            other = _call(FUSED_SETUP, FUSED_HEAD + src.replace("TEMP", repr(temperature)) +
                                'loss = ((b["adv"] * logp - 0.01 * ent) * m).sum() / m.sum().clamp(min=1)\n')
-            probes.append(_probe("self", path, f"{label} vs eager", _safe(
+            probes.append(_probe("self", path, f"{label} vs eager", safe(
                 lambda other=other, eager=eager, label=label, dt=dt: check_agree(
                     eager, other, batch, f"verl {label} vs the eager LM head",
                     f"{label} differs from the eager log-softmax/entropy path", key=f"pair-vs-eager:{label}",
@@ -1629,7 +1056,7 @@ def bypass_call(rc_kw: Mapping[str, Any], mode: str, style: str) -> SourceCall:
         from verl.trainer.ppo import core_algos as ca
         from verl.trainer.config import RolloutCorrectionConfig
         from verl.workers.config import ActorConfig, PolicyLossConfig
-        rc = RolloutCorrectionConfig({_kw(rc_kw).lstrip(', ')})
+        rc = RolloutCorrectionConfig({kwargs_source(rc_kw).lstrip(', ')})
         cfg = ActorConfig({ACTOR_REQUIRED}, loss_agg_mode={mode!r},
                           policy_loss=PolicyLossConfig(loss_mode="bypass_mode", rollout_correction=rc))
         """
@@ -1639,7 +1066,7 @@ loss, _ = ca.get_policy_loss_fn("bypass_mode")(
     old_log_prob=b["old_logp"], log_prob=b["logp"], advantages=b["adv"], response_mask=b["mask"],
     loss_agg_mode=cfg.loss_agg_mode, config=cfg)
 """
-    return SourceCall(setup, body)
+    return _call(setup, body)
 
 
 def rollout_correction_space() -> list[dict[str, Any]]:
@@ -1649,8 +1076,8 @@ def rollout_correction_space() -> list[dict[str, Any]]:
 
     v = _verl()
     src = inspect.getsource(v.rc.compute_rollout_correction_weights)
-    levels = [None, *_strings_in(src, r"valid_is_levels\s*=\s*\{[^}]*\}")]
-    loss_types = _strings_in(inspect.getsource(v.ca.compute_policy_loss_bypass_mode), r"loss_type == [\"'][^\"']+[\"']")
+    levels = [None, *strings_in(src, r"valid_is_levels\s*=\s*\{[^}]*\}")]
+    loss_types = strings_in(inspect.getsource(v.ca.compute_policy_loss_bypass_mode), r"loss_type == [\"'][^\"']+[\"']")
     out: list[dict[str, Any]] = []
     for lt in loss_types:
         for lvl in levels:
@@ -1677,17 +1104,17 @@ def rollout_correction_probes() -> list[Probe]:
             label = core.describe({**rc_kw, "loss_agg_mode": mode})
             header = f"verl bypass_mode loss with RolloutCorrectionConfig({core.describe(rc_kw)}), {mode}"
             probes.append(_probe("combination", path, f"{label}: finite",
-                                 _safe(lambda c=direct, h=header: check_finite(c, batch, h))))
+                                 safe(lambda c=direct, h=header: check_finite(c, batch, h))))
             probes.append(_probe("combination", path, f"{label}: row order",
-                                 _safe(lambda c=direct, h=header: check_permutation(c, batch, h))))
+                                 safe(lambda c=direct, h=header: check_permutation(c, batch, h))))
             probes.append(_probe("self", path, f"{label}: uneven micro-batches with ppo_loss's global counts",
-                                 _safe(lambda c=trainer, h=header: check_split(c, batch, h + " (trainer counts)"))))
+                                 safe(lambda c=trainer, h=header: check_split(c, batch, h + " (trainer counts)"))))
             probes.append(_probe("padding", path, f"{label}: padding values",
-                                 _safe(lambda c=direct, h=header: check_padding_values(c, batch, h))))
+                                 safe(lambda c=direct, h=header: check_padding_values(c, batch, h))))
     # defaults: RolloutCorrectionConfig() in bypass mode
     call = bypass_call({"bypass_mode": True}, "token-mean", "direct")
     probes.append(_probe("defaults", path, "RolloutCorrectionConfig(bypass_mode=True) defaults: finite",
-                         _safe(lambda: check_finite(call, batch, "verl bypass_mode with RolloutCorrectionConfig "
+                         safe(lambda: check_finite(call, batch, "verl bypass_mode with RolloutCorrectionConfig "
                                                     "defaults"))))
     probes += rejection_vs_icepop_probes()
     return probes
@@ -1704,14 +1131,14 @@ def rejection_vs_icepop_probes() -> list[Probe]:
         for opt in [o for o in rs_options() if o.endswith("k1")]:
             setup = "from verl.trainer.ppo import rollout_corr_helper as rch\n"
             level = "token" if opt.startswith("token") else "sequence"
-            icepop = SourceCall(setup, f"""
+            icepop = _call(setup, f"""
 # IcePop: zero IS weight outside [lower, upper] of the ratio pi_train / pi_rollout
 lr = (b["logp"] - b["old_logp"]).detach()
 w, _ = rch.compute_rollout_correction_weights(lr, b["mask"].float(), rollout_is={level!r},
                                               rollout_is_threshold={thr!r})
 loss = (w > 0).double() * b["mask"]
 """)
-            rej = SourceCall(setup, f"""
+            rej = _call(setup, f"""
 # rejection with ratio bounds lower_upper: the mask it keeps
 lr = (b["logp"] - b["old_logp"]).detach()
 kept, _ = rch.compute_rollout_rejection_mask(lr, b["mask"].float(), rollout_rs={opt!r}, rollout_rs_threshold={thr!r})
@@ -1745,7 +1172,4 @@ def probes() -> list[Probe]:
     return out
 
 
-__all__ = ["FRAMEWORK", "DIST", "probes", "SourceCall", "script", "run_reproductions", "upstream_for",
-           "check_padding_width", "check_padding_values", "check_permutation", "check_split", "check_dtype",
-           "check_gradient", "check_finite", "check_reference", "check_differs", "check_agree",
-           "check_array_reference", "check_array_agree", "check_array_finite", "crash_finding", "dtype_name", "as_float64"]
+__all__ = ["FRAMEWORK", "DIST", "PREAMBLE", "probes", "batches", "input_classes", "token_advantages"]
