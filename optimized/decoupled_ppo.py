@@ -1,18 +1,20 @@
-"""Decoupled PPO (torch). Mirrors :mod:`rlspec.reference.decoupled_ppo`; gradients come from autograd."""
+"""Decoupled PPO (torch). Mirrors :mod:`rlspec.reference.decoupled_ppo`;
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`)."""
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.ppo import clipped_surrogate, dual_clip
 from rlspec.optimized.registry import implements
 from rlspec.reference.decoupled_ppo import DecoupledPPOConfig
 
+_DEFAULT_CONFIG = DecoupledPPOConfig()  # frozen: one instance serves every call without a config
 
-@implements("decoupled_ppo")
-def decoupled_ppo_loss(logp, old_logp, adv, mask, prox_logp=None, ref_logp=None,
-                       config: DecoupledPPOConfig | None = None, group=None):
+
+def decoupled_ppo_loss_autograd(logp, old_logp, adv, mask, prox_logp=None, ref_logp=None,
+                                config: DecoupledPPOConfig | None = None, group=None):
     """Scalar loss −Σ c ⊙ sg(w) min(u Â, clip(u) Â), u = π_θ/π_prox, w = π_prox/π_behav."""
     cfg = config or DecoupledPPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -28,3 +30,14 @@ def decoupled_ppo_loss(logp, old_logp, adv, mask, prox_logp=None, ref_logp=None,
                 torch.where(w > cfg.behave_cap, torch.zeros((), dtype=w.dtype), w)
         ell = w * ell
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+@implements("decoupled_ppo")
+def decoupled_ppo_loss(logp, old_logp, adv, mask, prox_logp=None, ref_logp=None,
+                       config: DecoupledPPOConfig | None = None, group=None):
+    """Scalar decoupled_ppo loss through the PPO core (:mod:`rlspec.optimized.fused`, ratio to π_prox, fixed weight
+    π_prox/π_behav): value and gradient in one pass; :func:`decoupled_ppo_loss_autograd` is the autograd formulation
+    it falls back to (and validates with). Without ``prox_logp`` the proximal policy is the behaviour policy."""
+    return fused.fused_policy_loss("decoupled_ppo", decoupled_ppo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or _DEFAULT_CONFIG, group, extra=old_logp if prox_logp is None else prox_logp,
+                                   prox_logp=prox_logp, ref_logp=ref_logp)

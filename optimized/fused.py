@@ -185,13 +185,15 @@ def _inputs(lp, old, adv, p, extra=None, ref=None):
     return x, o, a, e, _nonfinite(x, o, a, e, _cast(ref, dt))
 
 
-def ppo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, dual=False, tis=None,
+def ppo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, dual=False, tis=None, prox=False,
              need_grad=True):
-    """PPO clip (asymmetric range; dual clip; TIS weight when ``tis`` is 'truncate'/'mask'); p = (lo, hi,
-    log_ratio_clamp, dual_c, C_min, C, q)."""
+    """PPO clip (asymmetric range; dual clip) times a fixed weight ρ when ``tis`` is 'truncate' (clamp(ρ, C_min, C))
+    or 'mask' (ρ where C_min ≤ ρ ≤ C, else 0): TIS's ρ = π_old/π_rollout (``extra`` the rollout log-probs), or, with
+    ``prox``, decoupled PPO's ratio u = π_θ/π_prox and ρ = π_prox/π_behav (``extra`` the proximal log-probs, ``old``
+    the behaviour policy's); p = (lo, hi, log_ratio_clamp, dual_c, C_min, C, q)."""
     x, o, a, e, fin = _inputs(lp, old, adv, p, extra, ref)
     mask = _valid(mask, p.dtype)
-    r, cut = _ratio(x - o, p[2] if clamp else None)
+    r, cut = _ratio(x - (e if prox else o), p[2] if clamp else None)
     ell, stop = _clip_branch(r, a, p[0], p[1])
     if dual:
         cap = -p[3] * a
@@ -202,7 +204,7 @@ def ppo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False
     # where nothing stops the gradient, r is finite or the loss is not (then the batch takes the slow path)
     dl = torch.where(stop, 0.0, -a * r)
     if tis is not None:
-        rho = torch.exp(o - (o if e is None else e))
+        rho = torch.exp(e - o) if prox else torch.exp(o - (o if e is None else e))
         w = torch.clamp(rho, p[4], p[5]) if tis == "truncate" else torch.where((rho >= p[4]) & (rho <= p[5]), rho, 0.0)
         ell, dl = w * ell, w * dl
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
@@ -386,6 +388,9 @@ CORES: dict[str, Core] = {
                        lambda c: {"clamp": c.log_ratio_clamp is not None}),
     "gmpo": Core(gmpo_core, lambda c: (c.eps_low, c.eps_high, c.log_ratio_clamp or 0.0),
                  lambda c: {"clamp": c.log_ratio_clamp is not None}),
+    "decoupled_ppo": Core(ppo_core, lambda c: _ppo_params(c) + (0.0, math.inf if c.behave_cap is None else c.behave_cap),
+                          lambda c: dict(_ppo_flags(c), prox=True, tis=None if not c.behave_weight else
+                                         "mask" if c.behave_cap is not None and c.behave_cap_mode == "mask" else "truncate")),
     "gpg_loss": Core(linear_core, lambda c: (), lambda c: {}),
     "dro": Core(dro_core, lambda c: (c.beta, c.log_ratio_clamp or 0.0), lambda c: {"clamp": c.log_ratio_clamp is not None}),
 }

@@ -1,11 +1,11 @@
 """The fused policy losses (rlspec.optimized.fused) against the autograd formulation and the reference.
 
-Claims checked: for every fused loss, every aggregation mode and the config switches that change the core's
-branches (log-ratio clamp, dual clip, TIS modes, CISPO's lower bound, RiskPO's token/sequence ratio), in
-float64/float32/bfloat16, with NaN/±inf garbage at masked positions, an empty row and an all-false mask, the fused
-path returns the autograd formulation's loss and ∂loss/∂logp (and the reference's, in float64); it keeps the input
-contract (RLSpecValueError naming the argument); a scaled or repeated backward is right. The compiled variant is
-checked in the ``slow`` run.
+Claims checked: for every fused loss, every aggregation mode and the config switches that change the core's branches
+(log-ratio clamp, dual clip, TIS modes, CISPO's lower bound, RiskPO's token/sequence ratio, decoupled PPO's behaviour
+weight and cap), in float64/float32/bfloat16, with NaN/±inf garbage at masked positions, an empty row and an all-false
+mask, the fused path returns the autograd formulation's loss and ∂loss/∂logp (and the reference's, in float64); it
+keeps the input contract (RLSpecValueError naming the argument); a scaled or repeated backward is right. The compiled
+variant is checked in the ``slow`` run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rlspec.reference import registry
 from rlspec.reference._validate import RLSpecValueError
 
 NAMES = sorted(fused.CORES)
+EXTRA = {"tis": "rollout_logp", "decoupled_ppo": "prox_logp"}  # the third log-prob input, where a loss takes one
 AUTOGRAD = {n: getattr(__import__(optimized.get(n).__module__, fromlist=["x"]), optimized.get(n).__name__ + "_autograd")
             for n in NAMES}
 
@@ -43,6 +44,9 @@ def configs(name: str) -> list:
     if name == "riskpo":  # the token-ratio variant runs the PPO core, the sequence one (default) the GSPO core
         out += [dataclasses.replace(base, ratio="token"), dataclasses.replace(base, ratio="token", log_ratio_clamp=0.3,
                                                                               agg="token-mean")]
+    if name == "decoupled_ppo":
+        out += [dataclasses.replace(base, behave_weight=False), dataclasses.replace(base, behave_cap=1.2),
+                dataclasses.replace(base, behave_cap=1.1, behave_cap_mode="clamp", dual_clip_c=2.0)]
     if name == "dro":
         out += [dataclasses.replace(base, beta=2.0, log_ratio_clamp=0.2)]
     return out
@@ -70,7 +74,7 @@ def run(fn, x: dict, cfg, dtype: torch.dtype, name: str, scale: float = 1.0):
     """loss (float64) and ∂loss/∂logp (float64 numpy) of ``fn`` on ``x`` cast to ``dtype``."""
     t = {k: torch.as_tensor(v, dtype=dtype) for k, v in x.items() if k not in ("mask", "group", "rollout_logp")}
     logp = t.pop("logp").requires_grad_(True)
-    kw = {"rollout_logp": torch.as_tensor(x["rollout_logp"], dtype=dtype)} if name == "tis" else {}
+    kw = {EXTRA[name]: torch.as_tensor(x["rollout_logp"], dtype=dtype)} if name in EXTRA else {}
     loss = fn(logp, t["old_logp"], t["adv"], torch.as_tensor(x["mask"]), config=cfg, group=x["group"], **kw)
     (loss * scale).backward()
     return float(loss.detach().double()), logp.grad.double().numpy()
@@ -106,7 +110,7 @@ def test_fused_equals_reference_float64(name):
     for k, cfg in enumerate(configs(name)):
         x = batch(200 + k)
         loss, g = run(optimized.get(name), x, cfg, torch.float64, name)
-        kw = {"rollout_logp": x["rollout_logp"]} if name == "tis" else {}
+        kw = {EXTRA[name]: x["rollout_logp"]} if name in EXTRA else {}
         ref_loss, ref_g = spec.fn(x["logp"], x["old_logp"], x["adv"], x["mask"], config=cfg, group=x["group"], **kw)
         assert abs(loss - ref_loss) <= 1e-12 * max(1.0, abs(ref_loss))
         np.testing.assert_allclose(g, ref_g, rtol=1e-10, atol=1e-12)
@@ -173,3 +177,15 @@ def test_compiled_equals_eager(name):
             assert not fused._COMPILE_BROKEN, fused._COMPILE_BROKEN
             assert abs(got[0] - want[0]) <= 1e-5 * max(1.0, abs(want[0]))
             np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-7)
+
+
+def test_decoupled_ppo_non_finite_prox_raises_naming_it():
+    """A NaN in prox_logp at a valid position (an input only the fused weight and ratio read) raises
+    RLSpecValueError naming prox_logp, as the reference does."""
+    x = batch(8)
+    t = {k: torch.as_tensor(x[k]) for k in ("logp", "old_logp", "adv")}
+    prox = torch.as_tensor(x["rollout_logp"]).clone()
+    prox[1, 0] = np.nan
+    with pytest.raises(RLSpecValueError, match="prox_logp"):
+        optimized.get("decoupled_ppo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"],
+                                       torch.as_tensor(x["mask"]), prox_logp=prox)
