@@ -1,10 +1,11 @@
-"""DPPO Binary-TV / Binary-KL (torch). Mirrors :mod:`rlspec.reference.dppo`; the mask is held fixed (no gradient)."""
+"""DPPO Binary-TV / Binary-KL (torch). Mirrors :mod:`rlspec.reference.dppo`; the mask is held fixed (no gradient);
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`)."""
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
 from rlspec.reference.dppo import DPPOConfig
@@ -26,8 +27,7 @@ def trust_region_mask(adv, logp, old_logp, cfg: DPPOConfig) -> torch.Tensor:
         return (~blocked).to(logp.dtype)
 
 
-@implements("dppo")
-def dppo_loss(logp, old_logp, adv, mask, ref_logp=None, config: DPPOConfig | None = None, group=None):
+def dppo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: DPPOConfig | None = None, group=None):
     """Scalar loss: Σ c ⊙ −M r Â (paper) or Σ c ⊙ −sg(M min(r, c)) Â logp (verl's "tis")."""
     cfg = config or DPPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -43,3 +43,14 @@ def dppo_loss(logp, old_logp, adv, mask, ref_logp=None, config: DPPOConfig | Non
         w = (M * (r if cfg.is_cap is None else torch.clamp(r, max=cfg.is_cap))).detach()
         ell = -w * adv * logp
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+_DEFAULT_CONFIG = DPPOConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("dppo")
+def dppo_loss(logp, old_logp, adv, mask, ref_logp=None, config: DPPOConfig | None = None, group=None):
+    """Scalar dppo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`dppo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("dppo", dppo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)

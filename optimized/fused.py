@@ -349,6 +349,53 @@ def dro_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
+def dppo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, kl=False, tis=False, cap=False, clamp=False,
+              need_grad=True):
+    """DPPO: a fixed trust-region mask M (0 where the step leaves the binary TV or KL region in Â's direction) on
+    ℓ = −M r Â (``tis`` False) or ℓ = −sg(M min(r, cap)) Â logp (``tis``); p = (δ_low, δ_high, log_ratio_clamp,
+    kl_eps, is_cap, q). Binary-KL takes log-probs ≤ 0: a positive one makes the loss NaN (the slow path names it)."""
+    x, o, a, _, fin = _inputs(lp, old, adv, p, extra, ref)
+    mask = _valid(mask, p.dtype)
+    r, cut = _ratio(x - o, p[2] if clamp else None)
+    mu = torch.exp(o)
+    if kl:
+        om_mu, om_pi = -torch.expm1(o), -torch.expm1(x)
+        tail = om_mu * (torch.log(om_mu + p[3]) - torch.log(om_pi + p[3]))
+        D = mu * (o - x) + torch.where(om_mu + p[3] == 0, 0.0, tail)
+        fin = torch.where((x > 0) | (o > 0), torch.nan, fin)
+    else:
+        D = (mu - torch.exp(x)).abs()
+    blocked = ((a > 0) & (x > o) & (D > p[1])) | ((a < 0) & (x < o) & (D > p[0]))
+    if tis:
+        w = torch.where(blocked, 0.0, torch.clamp(r, max=p[4]) if cap else r)
+        ell, dl = -w * a * x, -w * a
+    else:
+        ell = torch.where(blocked, 0.0, -r * a)
+        stop = blocked if cut is None else blocked | cut
+        dl = torch.where(stop, 0.0, -r * a)
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
+def vespo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, wmin=False, wmax=False,
+               need_grad=True):
+    """VESPO: ℓ = −sg(φ(W_i)) Â logp with φ = exp(λ + k S − λ e^S), S = Σ_t clamp(log r) clamped to
+    [log_w_min, log_w_max], (k, λ) by the sign of the sequence's mean advantage; p = (k_pos, λ_pos, k_neg, λ_neg,
+    log_ratio_clamp, log_w_min, log_w_max, q)."""
+    x, o, a, _, fin = _inputs(lp, old, adv, p, extra, ref)
+    mask = _valid(mask, p.dtype)
+    d = x - o
+    if clamp:
+        d = torch.clamp(d, -p[4], p[4])
+    S = torch.where(mask, d + fin, 0.0).sum(dim=1, keepdim=True)  # NaN when a valid input is not finite
+    if wmin or wmax:
+        S = torch.clamp(S, min=p[5] if wmin else None, max=p[6] if wmax else None)
+    n = _count(mask, p.dtype, 1)
+    pos = torch.where(mask, a, 0.0).sum(dim=1, keepdim=True) / n.clamp(min=1) >= 0
+    k, lam = torch.where(pos, p[0], p[2]), torch.where(pos, p[1], p[3])
+    wa = -torch.exp(lam + k * S - lam * torch.exp(S)) * a
+    return _epilogue(wa * x, wa, None, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 @dataclass(frozen=True)
 class Core:
     """A fused core and how a config becomes its parameters ``p`` and static flags."""
@@ -392,6 +439,15 @@ CORES: dict[str, Core] = {
                           lambda c: dict(_ppo_flags(c), prox=True, tis=None if not c.behave_weight else
                                          "mask" if c.behave_cap is not None and c.behave_cap_mode == "mask" else "truncate")),
     "gpg_loss": Core(linear_core, lambda c: (), lambda c: {}),
+    "dppo": Core(dppo_core, lambda c: (c.delta_low, c.delta_high, c.log_ratio_clamp or 0.0, c.kl_eps,
+                                       math.inf if c.is_cap is None else c.is_cap),
+                 lambda c: {"kl": c.trust_region == "kl", "tis": c.surrogate == "tis", "cap": c.is_cap is not None,
+                            "clamp": c.log_ratio_clamp is not None}),
+    "vespo": Core(vespo_core, lambda c: (c.k_pos, c.lambda_pos, c.k_neg, c.lambda_neg, c.log_ratio_clamp or 0.0,
+                                         0.0 if c.log_w_min is None else c.log_w_min,
+                                         0.0 if c.log_w_max is None else c.log_w_max),
+                  lambda c: {"clamp": c.log_ratio_clamp is not None, "wmin": c.log_w_min is not None,
+                             "wmax": c.log_w_max is not None}),
     "dro": Core(dro_core, lambda c: (c.beta, c.log_ratio_clamp or 0.0), lambda c: {"clamp": c.log_ratio_clamp is not None}),
 }
 _SEQ_CLIP = Core(gspo_core, lambda c: (1.0 - c.eps_low, 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),

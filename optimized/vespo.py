@@ -1,10 +1,11 @@
-"""VESPO (torch). Mirrors :mod:`rlspec.reference.vespo`; the kernel φ(W) is detached, autograd does the rest."""
+"""VESPO (torch). Mirrors :mod:`rlspec.reference.vespo`; the kernel φ(W) is detached, autograd does the rest;
+the registered loss runs its fused core (:mod:`rlspec.optimized.fused`)."""
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference.vespo import VESPOConfig
 
@@ -14,8 +15,7 @@ def gamma_kernel(S: torch.Tensor, k: torch.Tensor, lam: torch.Tensor) -> torch.T
     return torch.exp(lam + k * S - lam * torch.exp(S))
 
 
-@implements("vespo")
-def vespo_loss(logp, old_logp, adv, mask, ref_logp=None, config: VESPOConfig | None = None, group=None):
+def vespo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: VESPOConfig | None = None, group=None):
     """Scalar VESPO loss −Σ c ⊙ sg(φ(W_i)) Â logp."""
     cfg = config or VESPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -31,3 +31,14 @@ def vespo_loss(logp, old_logp, adv, mask, ref_logp=None, config: VESPOConfig | N
         lam = torch.where(pos, cfg.lambda_pos, cfg.lambda_neg).to(S.dtype)
         phi = gamma_kernel(S, k, lam)  # (B,)
     return common.aggregate_token_loss(-phi[:, None] * adv * logp, mask, cfg, group)
+
+
+_DEFAULT_CONFIG = VESPOConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("vespo")
+def vespo_loss(logp, old_logp, adv, mask, ref_logp=None, config: VESPOConfig | None = None, group=None):
+    """Scalar vespo loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient in one pass;
+    :func:`vespo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("vespo", vespo_loss_autograd, logp, old_logp, adv, mask,
+                                   config or _DEFAULT_CONFIG, group, ref_logp=ref_logp)

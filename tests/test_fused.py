@@ -47,6 +47,14 @@ def configs(name: str) -> list:
     if name == "decoupled_ppo":
         out += [dataclasses.replace(base, behave_weight=False), dataclasses.replace(base, behave_cap=1.2),
                 dataclasses.replace(base, behave_cap=1.1, behave_cap_mode="clamp", dual_clip_c=2.0)]
+    if name == "dppo":
+        out += [dataclasses.replace(base, trust_region="kl", kl_eps=1e-8), dataclasses.replace(base, surrogate="tis"),
+                dataclasses.replace(base, surrogate="tis", is_cap=1.1, trust_region="kl"),
+                dataclasses.replace(base, delta_low=0.05, delta_high=0.01)]
+    if name == "vespo":
+        out += [dataclasses.replace(base, log_ratio_clamp=None, log_w_min=None),
+                dataclasses.replace(base, log_w_max=None, agg="seq-mean-token-mean"),
+                dataclasses.replace(base, log_w_min=-0.5, log_w_max=0.5)]
     if name == "dro":
         out += [dataclasses.replace(base, beta=2.0, log_ratio_clamp=0.2)]
     return out
@@ -72,12 +80,20 @@ def batch(seed: int, B: int = 5, T: int = 7, empty: bool = False) -> dict:
 
 def run(fn, x: dict, cfg, dtype: torch.dtype, name: str, scale: float = 1.0):
     """loss (float64) and ∂loss/∂logp (float64 numpy) of ``fn`` on ``x`` cast to ``dtype``."""
+    x = kl_ready(x, cfg)
     t = {k: torch.as_tensor(v, dtype=dtype) for k, v in x.items() if k not in ("mask", "group", "rollout_logp")}
     logp = t.pop("logp").requires_grad_(True)
     kw = {EXTRA[name]: torch.as_tensor(x["rollout_logp"], dtype=dtype)} if name in EXTRA else {}
     loss = fn(logp, t["old_logp"], t["adv"], torch.as_tensor(x["mask"]), config=cfg, group=x["group"], **kw)
     (loss * scale).backward()
     return float(loss.detach().double()), logp.grad.double().numpy()
+
+
+def kl_ready(x: dict, cfg) -> dict:
+    """DPPO's binary-KL trust region takes log-probs ≤ 0 only: old_logp pushed below 0 at valid positions."""
+    if getattr(cfg, "trust_region", None) != "kl":
+        return x
+    return dict(x, old_logp=np.where(x["mask"], np.minimum(x["old_logp"], -1e-3), x["old_logp"]))
 
 
 TOL = {torch.float64: (1e-12, 1e-12), torch.float32: (2e-6, 2e-6), torch.bfloat16: (2e-6, 1e-2)}
@@ -108,7 +124,7 @@ def test_fused_equals_reference_float64(name):
     """In float64 the fused loss and gradient equal the NumPy reference's hand gradient (1e-12 relative)."""
     spec = registry.get(name)
     for k, cfg in enumerate(configs(name)):
-        x = batch(200 + k)
+        x = kl_ready(batch(200 + k), cfg)
         loss, g = run(optimized.get(name), x, cfg, torch.float64, name)
         kw = {EXTRA[name]: x["rollout_logp"]} if name in EXTRA else {}
         ref_loss, ref_g = spec.fn(x["logp"], x["old_logp"], x["adv"], x["mask"], config=cfg, group=x["group"], **kw)
@@ -189,3 +205,14 @@ def test_decoupled_ppo_non_finite_prox_raises_naming_it():
     with pytest.raises(RLSpecValueError, match="prox_logp"):
         optimized.get("decoupled_ppo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"],
                                        torch.as_tensor(x["mask"]), prox_logp=prox)
+
+
+def test_dppo_binary_kl_positive_logp_raises_naming_it():
+    """Binary-KL DPPO refuses a positive log-prob at a valid position (RLSpecValueError naming logp), as the reference
+    does, although the fused loss itself would be finite there."""
+    x = kl_ready(batch(9), registry.get("dppo").config(trust_region="kl"))
+    t = {k: torch.as_tensor(x[k]) for k in ("logp", "old_logp", "adv")}
+    t["logp"][1, 0] = 0.25
+    with pytest.raises(RLSpecValueError, match="logp"):
+        optimized.get("dppo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
+                              config=registry.get("dppo").config(trust_region="kl"))
