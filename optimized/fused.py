@@ -349,6 +349,25 @@ def dro_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
+def r2vpo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, need_grad=True):
+    """R²VPO: ℓ = −(r Â − λ (r − 1)²) with r − 1 = expm1(log r), ∂ℓ/∂logp = −r (Â − 2λ (r − 1)) (0 where the
+    log-ratio clamp binds); p = (λ, log_ratio_clamp, q)."""
+    x, o, a, _, fin = _inputs(lp, old, adv, p, extra, ref)
+    mask = _valid(mask, p.dtype)
+    d = x - o
+    cut = None
+    if clamp:
+        cut = (d < -p[1]) | (d > p[1])
+        d = torch.clamp(d, -p[1], p[1])
+    rm1 = torch.expm1(d)
+    r = rm1 + 1.0
+    ell = -(r * a - p[0] * rm1 * rm1)
+    dl = -r * (a - 2.0 * p[0] * rm1)
+    if cut is not None:
+        dl = torch.where(cut, 0.0, dl)
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 def dppo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, kl=False, tis=False, cap=False, clamp=False,
               need_grad=True):
     """DPPO: a fixed trust-region mask M (0 where the step leaves the binary TV or KL region in Â's direction) on
@@ -439,6 +458,8 @@ CORES: dict[str, Core] = {
                           lambda c: dict(_ppo_flags(c), prox=True, tis=None if not c.behave_weight else
                                          "mask" if c.behave_cap is not None and c.behave_cap_mode == "mask" else "truncate")),
     "gpg_loss": Core(linear_core, lambda c: (), lambda c: {}),
+    "r2vpo": Core(r2vpo_core, lambda c: (c.lam_init, c.log_ratio_clamp or 0.0),
+                  lambda c: {"clamp": c.log_ratio_clamp is not None}),
     "dppo": Core(dppo_core, lambda c: (c.delta_low, c.delta_high, c.log_ratio_clamp or 0.0, c.kl_eps,
                                        math.inf if c.is_cap is None else c.is_cap),
                  lambda c: {"kl": c.trust_region == "kl", "tis": c.surrogate == "tis", "cap": c.is_cap is not None,

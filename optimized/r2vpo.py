@@ -1,4 +1,5 @@
-"""R²VPO ratio-variance penalty and dual update (torch). Mirrors :mod:`rlspec.reference.r2vpo`; autograd gradients.
+"""R²VPO ratio-variance penalty and dual update (torch). Mirrors :mod:`rlspec.reference.r2vpo`; the registered loss
+runs its fused core (:mod:`rlspec.optimized.fused`), with its autograd formulation as fallback.
 
 ℓ = −(r Â − λ (r − 1)²) with r − 1 = expm1(log r) (no cancellation near r = 1); λ ← max(0, λ + η(V̂ − δ)).
 The default ``log_ratio_clamp=20`` keeps (r − 1)² ≤ e^{40} ≈ 2.4·10¹⁷, representable in float32 (e^{100}
@@ -7,9 +8,11 @@ is not).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail, positive
 from rlspec.reference.r2vpo import R2VPOConfig, R2VPOState, check_state
@@ -52,9 +55,8 @@ def dual_update(state: R2VPOState, var_hat, config: R2VPOConfig | None = None) -
     return R2VPOState(lam=max(0.0, lam + cfg.lr_dual * (v - cfg.delta)))
 
 
-@implements("r2vpo")
-def r2vpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: R2VPOConfig | None = None, group=None,
-               lam: float | None = None):
+def r2vpo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: R2VPOConfig | None = None, group=None,
+                        lam: float | None = None):
     """Scalar R²VPO loss Σ c ⊙ −(r Â − λ (r − 1)²); ``loss.backward()`` gives −c·r·(Â − 2λ(r − 1))."""
     cfg = config or R2VPOConfig()
     lam = cfg.lam_init if lam is None else positive(lam, "lam", allow_zero=True)
@@ -62,3 +64,19 @@ def r2vpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: R2VPOConfig | N
     rm1 = torch.expm1(_log_ratio(logp, old_logp, cfg.log_ratio_clamp))  # (B, T): r − 1
     ell = -((rm1 + 1.0) * adv - lam * rm1**2)
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+_DEFAULT_CONFIG = R2VPOConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("r2vpo")
+def r2vpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: R2VPOConfig | None = None, group=None,
+               lam: float | None = None):
+    """Scalar r2vpo loss through its fused core (:mod:`rlspec.optimized.fused`; ``lam``, the current multiplier,
+    defaults to the config's λ₀): value and gradient in one pass; :func:`r2vpo_loss_autograd` is the autograd
+    formulation it falls back to (and validates with)."""
+    cfg = config or _DEFAULT_CONFIG
+    if lam is not None and lam != cfg.lam_init:  # the core reads λ from the config: one with this step's λ
+        cfg = dataclasses.replace(cfg, lam_init=positive(lam, "lam", allow_zero=True))
+    return fused.fused_policy_loss("r2vpo", r2vpo_loss_autograd, logp, old_logp, adv, mask, cfg, group,
+                                   ref_logp=ref_logp, lam=lam)

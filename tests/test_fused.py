@@ -55,6 +55,8 @@ def configs(name: str) -> list:
         out += [dataclasses.replace(base, log_ratio_clamp=None, log_w_min=None),
                 dataclasses.replace(base, log_w_max=None, agg="seq-mean-token-mean"),
                 dataclasses.replace(base, log_w_min=-0.5, log_w_max=0.5)]
+    if name == "r2vpo":
+        out += [dataclasses.replace(base, lam_init=0.0), dataclasses.replace(base, lam_init=5.0, log_ratio_clamp=None)]
     if name == "dro":
         out += [dataclasses.replace(base, beta=2.0, log_ratio_clamp=0.2)]
     return out
@@ -216,3 +218,18 @@ def test_dppo_binary_kl_positive_logp_raises_naming_it():
     with pytest.raises(RLSpecValueError, match="logp"):
         optimized.get("dppo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
                               config=registry.get("dppo").config(trust_region="kl"))
+
+
+def test_r2vpo_step_multiplier():
+    """R²VPO's per-call multiplier ``lam`` (the dual variable of this step) reaches the fused core: loss and gradient
+    equal the reference's at λ = 2.5 (float64), and a negative λ raises naming lam."""
+    x = batch(10)
+    t = {k: torch.as_tensor(x[k]) for k in ("old_logp", "adv", "mask")}
+    logp = torch.as_tensor(x["logp"]).requires_grad_(True)
+    loss = optimized.get("r2vpo")(logp, t["old_logp"], t["adv"], t["mask"], lam=2.5)
+    loss.backward()
+    ref_loss, ref_g = registry.get("r2vpo").fn(x["logp"], x["old_logp"], x["adv"], x["mask"], lam=2.5)
+    assert abs(float(loss.detach()) - ref_loss) <= 1e-12 * max(1.0, abs(ref_loss))
+    np.testing.assert_allclose(logp.grad.numpy(), ref_g, rtol=1e-10, atol=1e-12)
+    with pytest.raises(RLSpecValueError, match="lam"):
+        optimized.get("r2vpo")(logp, t["old_logp"], t["adv"], t["mask"], lam=-1.0)
