@@ -956,6 +956,8 @@ def run(adapter, algorithms: Iterable[str] | None = None, dtypes: Iterable[str] 
 def _literal(x: Any) -> str:
     """Python source that rebuilds ``x`` (arrays keep their dtype; nan/inf as names)."""
     if isinstance(x, np.ndarray):
+        if x.size == 0:  # np.array([]) would lose the shape (0, T) of an empty batch
+            return f"np.zeros({x.shape!r}, dtype=np.{x.dtype.name})"
         return f"np.array({x.tolist()!r}, dtype=np.{x.dtype.name})"
     if isinstance(x, (np.floating, np.integer, np.bool_)):
         return repr(x.item())

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, shaped, zero_padding
 
 _LOCK = threading.Lock()
 _MODS: types.SimpleNamespace | None = None
@@ -260,7 +260,7 @@ def _loss_and_grad(torch, loss, lp) -> dict[str, Any]:
 
 def _lit(a: Any) -> str:
     a = np.asarray(a)
-    return f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})"
+    return shaped(f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})", a)
 
 
 def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: str) -> str:

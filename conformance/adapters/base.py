@@ -132,3 +132,9 @@ def position_groups_match(group: np.ndarray) -> bool:
         return False
     blocks = g.reshape(-1, K)
     return bool((blocks == blocks[:, :1]).all()) and len(np.unique(blocks[:, 0])) == blocks.shape[0]
+
+
+def shaped(src: str, a: np.ndarray) -> str:
+    """``src`` (a literal built from ``a.tolist()``) with ``.reshape(shape)`` when ``a`` is empty, whose list
+    ``[]`` would lose the shape (an empty batch is (0, T), a row with no tokens (B, 0))."""
+    return src + (f".reshape({tuple(a.shape)!r})" if np.asarray(a).size == 0 else "")

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, shaped
 from rlspec.conformance.adapters.trl_adapter import loss_type_for, sanitize, sequence_advantage
 
 DIST = "liger-kernel"
@@ -348,8 +348,8 @@ def _lit(x: np.ndarray | None, dt: str = "DT") -> str:
         return "None"
     a = np.asarray(x)
     if a.dtype == np.bool_:
-        return f"torch.tensor({a.astype(int).tolist()!r})"
-    return f"torch.tensor({a.astype(np.float64).tolist()!r}, dtype=torch.float64).to({dt})"
+        return shaped(f"torch.tensor({a.astype(int).tolist()!r})", a)
+    return shaped(f"torch.tensor({a.astype(np.float64).tolist()!r}, dtype=torch.float64).to({dt})", a)
 
 
 def reproduction_script(p: Plan, dtype: str, path: str, config_note: bool = False) -> str:

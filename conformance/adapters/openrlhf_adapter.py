@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, shaped, zero_padding
 
 _TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16"}
 _STANDINS = ("openrlhf.models", "openrlhf.trainer.ray", "openrlhf.trainer.ray.launcher")
@@ -490,7 +490,7 @@ from numpy import nan, inf
 
 def _lit(a: Any) -> str:
     a = np.asarray(a)
-    return f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})"
+    return shaped(f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})", a)
 
 
 def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: str) -> str:

@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, shaped
 
 FRAMEWORK = "trl"
 #: registry entries this adapter maps onto TRL's GRPOTrainer._compute_loss
@@ -468,8 +468,8 @@ def _lit(x: np.ndarray | None) -> str:
         return "None"
     a = np.asarray(x)
     if a.dtype == np.bool_:
-        return f"torch.tensor({a.astype(int).tolist()!r})"
-    return f"torch.tensor({a.astype(np.float64).tolist()!r}, dtype=torch.float64).to(DT)"
+        return shaped(f"torch.tensor({a.astype(int).tolist()!r})", a)
+    return shaped(f"torch.tensor({a.astype(np.float64).tolist()!r}, dtype=torch.float64).to(DT)", a)
 
 
 def reproduction_script(p: Plan, dtype: str, kind: str, config_note: bool = False) -> str:

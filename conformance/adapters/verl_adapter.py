@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, zero_padding
+from rlspec.conformance.adapters.base import Adapter, Unsupported, framework_version, shaped, zero_padding
 
 TORCH_DTYPES = ("float64", "float32", "bfloat16")
 VERL_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -455,10 +455,10 @@ class VerlAdapter(Adapter):
 def _lit(x: Any) -> str:
     if isinstance(x, np.ndarray):
         if x.dtype == np.bool_:
-            return f"np.array({x.tolist()!r}, dtype=bool)"
+            return shaped(f"np.array({x.tolist()!r}, dtype=bool)", x)
         if np.issubdtype(x.dtype, np.integer):
-            return f"np.array({x.tolist()!r}, dtype=np.int64)"
-        return f"np.array({x.astype(np.float64).tolist()!r})"
+            return shaped(f"np.array({x.tolist()!r}, dtype=np.int64)", x)
+        return shaped(f"np.array({x.astype(np.float64).tolist()!r})", x)
     return repr(x)
 
 

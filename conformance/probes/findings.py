@@ -41,6 +41,7 @@ class Finding:
     reproduction: str
     upstream: str
     cases: list[str] = field(default_factory=list)
+    raises: bool = False  # a harness finding whose reproduced case raises in the framework (status error)
 
     @property
     def count(self) -> int:
@@ -70,8 +71,16 @@ def from_probes(outcomes: Iterable[Outcome]) -> list[Finding]:
 _URL = re.compile(r"https?://\S+")
 
 
+def _raised(r: dict[str, Any]) -> bool:
+    """Whether a harness result is an exception of the implementation (status error, or an xfail that was one)."""
+    msg = str(r.get("message", ""))
+    if msg.startswith("[") and "] " in msg:  # "[xfail: reason] original message" after an expectation applied
+        msg = msg.split("] ", 1)[1]
+    return r["status"] == "error" or msg.startswith(("raised ", "timed out"))
+
+
 def _harness_severity(results: Sequence[dict[str, Any]]) -> str:
-    if any(r["status"] == "error" for r in results):
+    if any(_raised(r) for r in results):
         return "crash"
     if any(str(r.get("max_abs_err")) in ("inf", "Infinity") or r.get("max_abs_err") == float("inf") for r in results):
         return "NaN"
@@ -106,10 +115,11 @@ def from_report(report: dict[str, Any]) -> tuple[list[Finding], dict[str, int]]:
         url = _URL.search(reason)
         upstream = url.group(0).rstrip(").,;") if url else ("none found" if "no upstream" in reason.lower() else "")
         rs = sorted(rs, key=lambda r: len(r.get("reproduction") or ""))
-        repro = (rs[0].get("reproduction") or "").split("# --- 2.")[0].strip()
+        repro = (rs[0].get("reproduction") or "").strip()  # part 1: the framework alone; part 2: vs the reference
         status = "unclassified " + rs[0]["status"] if rs[0]["status"] != "xfail" else "xfail"
         out.append(Finding(impl, version, f"rlspec entry `{algorithm}`", reason.strip(), _harness_severity(rs),
-                           f"harness ({status})", repro, upstream, [r["case_id"] for r in rs]))
+                           f"harness ({status})", repro, upstream, [r["case_id"] for r in rs],
+                           raises=_raised(rs[0])))
     return out, {"deviation": deviations}
 
 
@@ -140,24 +150,76 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def markdown(findings: Sequence[Finding], meta: dict[str, Any], *, command: str = "") -> str:
-    """The findings page: a summary per framework, then one row per finding with its reproduction."""
+def _harness_script(f: Finding) -> str:
+    """A harness finding's reproduction: part 1 (the framework alone, printing its result) and part 2 (the same
+    case against the reference, needs rlspec) ending in an ``assert`` of the harness's verdict, which fails on the
+    pinned version (the case is classified ``xfail`` because it fails)."""
+    if not f.reproduction:
+        return ""
+    if f.raises:  # the framework raises on this case: part 1 alone, the assert says it should not
+        part1 = f.reproduction.split("# --- 2.")[0].rstrip()
+        return ("try:\n" + "\n".join("    " + line if line.strip() else "" for line in part1.splitlines())
+                + "\n    _raised = None\nexcept Exception as _e:  # noqa: BLE001\n    _raised = _e\n\n"
+                "# --- the verdict (fails on the pinned version: the call raises on input it accepts) ---\n"
+                "assert _raised is None, f'raises {type(_raised).__name__}: {_raised}'\n")
+    dtype = f.cases[0].split("/")[1] if f.cases and f.cases[0].count("/") >= 2 else "float64"
+    return (f.reproduction.rstrip() + "\n\n# --- 3. the verdict (fails on the pinned version) ---\n"
+            "_m = inputs.get('mask')\n"
+            f"_status, _abs, _rel, _out, _msg = harness.compare(ref, got, {dtype!r}, "
+            "_m if isinstance(_m, np.ndarray) else None, harness.n_terms_of(inputs))\n"
+            "assert _status == 'pass', _msg\n")
+
+
+def script(f: Finding, fid: str) -> str:
+    """The standalone reproduction file of one finding: a header saying what it shows, then the script."""
+    cases = ", ".join(f.cases[:20]) + (f" and {f.count - 20} more" if f.count > 20 else "")
+    body = f.reproduction if f.source.startswith("probe") else _harness_script(f)
+    needs = "the framework, NumPy and torch" if f.source.startswith("probe") else \
+        "part 1: the framework alone; parts 2-3: rlspec too"
+    head = [f"# {fid}: {f.framework} {f.version} · {f.path}", f"# severity: {f.severity}",
+            *(f"# {line}" for line in _wrap(f"what a user sees: {f.summary}")),
+            f"# source: {f.source}; upstream: {f.upstream or 'not searched'}",
+            *(f"# {line}" for line in _wrap(f"cases: {cases}")),
+            f"# needs: {needs}. Run it with the pinned version installed: it ends in an assert of the correct",
+            "# behaviour and raises AssertionError while the finding stands.", ""]
+    return "\n".join(head) + "\n" + body.rstrip() + "\n"
+
+
+def _wrap(text: str, width: int = 110) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(" ".join(text.split()), width) or [""]
+
+
+def ids(findings: Sequence[Finding]) -> list[str]:
+    """F1, F2, ... in the page's order (framework, severity, path)."""
+    return [f"F{i}" for i in range(1, len(findings) + 1)]
+
+
+def markdown(findings: Sequence[Finding], meta: dict[str, Any], *, command: str = "", folder: str = "findings"
+             ) -> str:
+    """The findings page: a summary per framework, then one row per finding; each row links its reproduction file
+    (``folder/<framework>/F<n>.py``)."""
     lines = ["# Findings", "",
              f"Generated by `{command or 'rlspec findings'}`; do not edit by hand.", "",
              "One row per finding: a behaviour of a framework's pinned version that differs from what it documents or "
              "from the paper it names. Sources: the probes (`rlspec probe`: defaults, every accepted knob combination, "
-             "inputs taken silently, padding, a framework against itself) and the harness's cases classified `xfail` "
-             "in `conformance/expectations/` (or unclassified failures). Severity, worst first: "
-             + ", ".join(f"*{s}*" for s in SEVERITIES) + ". `cases` counts the probes or harness cases that show it.",
-             ""]
-    by_fw: dict[str, list[Finding]] = {}
-    for f in findings:
-        by_fw.setdefault(f.framework, []).append(f)
+             "inputs taken silently, padding, a framework against itself), the harness's cases classified `xfail` "
+             "in `conformance/expectations/` (or unclassified failures), and the systematic biases `rlspec check` "
+             "flags over passing cases. Severity, worst first: "
+             + ", ".join(f"*{s}*" for s in SEVERITIES) + ". `cases` counts the probes or harness cases that show it. "
+             "Each finding links a script that reproduces it and ends in an `assert` of the correct behaviour, so it "
+             "raises `AssertionError` on the pinned version (the peers tests run every one of them). `upstream` is "
+             "the issue or pull request found in the framework's tracker, \"none found\" after a search, or \"not "
+             "searched\".", ""]
+    by_fw: dict[str, list[tuple[str, Finding]]] = {}
+    for fid, f in zip(ids(findings), findings):
+        by_fw.setdefault(f.framework, []).append((fid, f))
     lines += ["| framework | version | findings | by severity | probes run (ok / finding / unsupported / error) |",
               "|---|---|---|---|---|"]
     fws = sorted(set(by_fw) | set(meta.get("probe_counts", {})) | set(meta.get("harness", {})))
     for fw in fws:
-        fs = by_fw.get(fw, [])
+        fs = [f for _, f in by_fw.get(fw, [])]
         sev = ", ".join(f"{s} {sum(f.severity == s for f in fs)}" for s in SEVERITIES if any(f.severity == s for f in fs))
         pc = meta.get("probe_counts", {}).get(fw, {})
         tot = {k: sum(d.get(k, 0) for d in pc.values()) for k in ("ok", "finding", "unsupported", "error")}
@@ -165,39 +227,40 @@ def markdown(findings: Sequence[Finding], meta: dict[str, Any], *, command: str 
         version = fs[0].version if fs else meta.get("harness", {}).get(fw, {}).get("version", "?")
         lines.append(f"| {fw} | {version} | {len(fs)} | {sev or '-'} | {probes} |")
     lines += [""]
-    n = 0
     for fw in fws:
-        fs = by_fw.get(fw, [])
-        if not fs:
+        rows = by_fw.get(fw, [])
+        if not rows:
             continue
-        lines += [f"## {fw} {fs[0].version}", "",
+        lines += [f"## {fw} {rows[0][1].version}", "",
                   "| # | severity | code path | what a user sees | source | cases | upstream |",
                   "|---|---|---|---|---|---|---|"]
-        for f in fs:
-            n += 1
-            f.__dict__["_id"] = f"F{n}"
-            lines.append(f"| [F{n}](#f{n}) | {f.severity} | `{_cell(f.path)}` | {_cell(f.summary)} | {f.source} | "
+        for fid, f in rows:
+            link = f"[{fid}]({folder}/{fw}/{fid}.py)" if (f.reproduction or f.source.startswith("probe")) else fid
+            lines.append(f"| {link} | {f.severity} | `{_cell(f.path)}` | {_cell(f.summary)} | {f.source} | "
                          f"{f.count} | {_cell(f.upstream) or 'not searched'} |")
         lines += [""]
-    lines += ["## Reproductions", ""]
-    for f in findings:
-        fid = f.__dict__.get("_id", "")
-        lines += [f"### {fid}", "", f"**{f.framework} {f.version}** · `{f.path}` · {f.severity}: {f.summary}", "",
-                  "Cases: " + ", ".join(f"`{c}`" for c in f.cases[:8]) + (f" and {f.count - 8} more" if f.count > 8 else ""),
-                  ""]
-        if f.reproduction:
-            lines += ["```python", f.reproduction.rstrip(), "```", ""]
-        else:
-            lines += ["(no standalone reproduction: the harness case ids above reproduce it with "
-                      f"`rlspec check {f.framework} --algorithms ...`)", ""]
     return "\n".join(lines) + "\n"
 
 
 def write(out: Path, probes_json: Path | None, reports_dir: Path | None, *, command: str = "") -> list[Finding]:
+    """``out`` (the page), ``out``'s folder ``findings/<framework>/F<n>.py`` (one reproduction per finding, old ones
+    removed) and ``findings.json`` beside the page (every finding without its script)."""
     findings, meta = collect(probes_json, reports_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(findings, meta, command=command), encoding="utf-8")
+    folder = out.parent / out.stem
+    if folder.exists():
+        for old in folder.glob("*/F*.py"):
+            old.unlink()
+    for fid, f in zip(ids(findings), findings):
+        text = script(f, fid)
+        if f.reproduction or f.source.startswith("probe"):
+            (folder / f.framework).mkdir(parents=True, exist_ok=True)
+            (folder / f.framework / f"{fid}.py").write_text(text, encoding="utf-8")
+    out.write_text(markdown(findings, meta, command=command, folder=out.stem), encoding="utf-8")
     (out.with_suffix(".json")).write_text(json.dumps(
-        {"meta": meta, "findings": [{**{k: v for k, v in f.__dict__.items() if not k.startswith("_")},
-                                     "count": f.count} for f in findings]}, indent=1), encoding="utf-8")
+        {"meta": meta, "findings": [{"id": fid, **{k: v for k, v in f.__dict__.items()
+                                                   if not k.startswith("_") and k not in ("reproduction", "cases")},
+                                     "cases": f.cases[:20], "count": f.count}
+                                    for fid, f in zip(ids(findings), findings)]}, indent=1),
+        encoding="utf-8")
     return findings

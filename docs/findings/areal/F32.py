@@ -1,0 +1,51 @@
+# F32: areal 1.0.4 · rlspec entry `decoupled_ppo`
+# severity: NaN
+# what a user sees: NaN/inf at padded positions (padding-nonfinite cases): AReaL selects with torch.where(mask,
+# f(x), 0) (ppo_actor_loss_fn, sapo_loss_fn, ppo_critic_loss_fn): the value is right, but the backward
+# multiplies the zero gradient of the masked branch by f'(NaN/±inf), writing NaN into the gradient at padded
+# positions (inf·0) (upstream: not searched yet) (same batch in the framework's own group layout)
+# source: harness (xfail); upstream: not searched
+# cases: decoupled_ppo/float64/padding-nonfinite-empty-rows+layout=contiguous-equal,
+# decoupled_ppo/bfloat16/padding-nonfinite-empty-rows+layout=contiguous-equal, decoupled_ppo/float32/padding-
+# nonfinite-empty-rows+layout=contiguous-equal
+# needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
+# behaviour and raises AssertionError while the finding stands.
+
+# --- 1. the implementation alone (runs with only the library installed) ---
+import numpy as np, torch
+from numpy import nan, inf
+from areal.utils.functional import ppo_actor_loss_fn, sapo_loss_fn
+from areal.utils.data import KLEstimator, Normalization
+from areal.api.cli_args import NormConfig
+dt = torch.float64
+logp = np.array([[-5.933819542543967, -2.266795598916664, -1.1479353614277974, -0.18253080210380515], [inf, 1e+30, 1e+30, inf], [-2.3694907545929143, -3.2340997014033785, nan, -inf], [nan, 1e+30, -1e+30, 1e+30]], dtype=np.float64)
+old_logp = np.array([[-6.067249779248802, -2.589717350946906, -1.1400979113675873, -0.19835499457666894], [-inf, inf, -inf, 1e+30], [-2.431147669564652, -3.511869573497889, nan, nan], [-inf, 1e+30, nan, -1e+30]], dtype=np.float64)
+ref_logp = np.array([[-6.223049441606339, -2.0396292854892186, -1.7581855434608258, -0.4568791635021817], [-1e+30, -inf, 1e+30, 1e+30], [-2.271084726830141, -3.41686454278834, -inf, inf], [1e+30, nan, 1e+30, -inf]], dtype=np.float64)
+adv = np.array([[0.753563837509362, 0.753563837509362, 0.753563837509362, 0.753563837509362], [inf, nan, 1e+30, 1e+30], [0.3492265781230293, 0.3492265781230293, inf, -1e+30], [inf, inf, -1e+30, nan]], dtype=np.float64)
+mask = np.array([[True, True, True, True], [False, False, False, False], [True, True, False, False], [False, False, False, False]], dtype=np.bool)
+group = np.array([0, 0, 1, 1], dtype=np.int64)
+lp = torch.tensor(logp, dtype=dt, requires_grad=True); m = torch.tensor(mask)
+from areal.api.cli_args import RejectionSamplingConfig
+o = torch.tensor(old_logp, dtype=dt)
+p = o
+loss, _ = ppo_actor_loss_fn(lp, p, o, torch.tensor(adv, dtype=dt), 0.2, m, eps_clip_higher=0.2, c_clip=None, rejection_sampling=None)
+loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)
+
+# --- 2. the same case against the reference (needs rlspec) ---
+# rlspec conformance case decoupled_ppo/float64/padding-nonfinite-empty-rows+layout=contiguous-equal
+import numpy as np
+from numpy import nan, inf
+from rlspec.reference import registry
+from rlspec.conformance import adapters, harness
+spec = registry.get('decoupled_ppo')
+config = spec.config(**{'behave_weight': False})
+inputs = {'logp': np.array([[-5.933819542543967, -2.266795598916664, -1.1479353614277974, -0.18253080210380515], [inf, 1e+30, 1e+30, inf], [-2.3694907545929143, -3.2340997014033785, nan, -inf], [nan, 1e+30, -1e+30, 1e+30]], dtype=np.float64), 'old_logp': np.array([[-6.067249779248802, -2.589717350946906, -1.1400979113675873, -0.19835499457666894], [-inf, inf, -inf, 1e+30], [-2.431147669564652, -3.511869573497889, nan, nan], [-inf, 1e+30, nan, -1e+30]], dtype=np.float64), 'ref_logp': np.array([[-6.223049441606339, -2.0396292854892186, -1.7581855434608258, -0.4568791635021817], [-1e+30, -inf, 1e+30, 1e+30], [-2.271084726830141, -3.41686454278834, -inf, inf], [1e+30, nan, 1e+30, -inf]], dtype=np.float64), 'adv': np.array([[0.753563837509362, 0.753563837509362, 0.753563837509362, 0.753563837509362], [inf, nan, 1e+30, 1e+30], [0.3492265781230293, 0.3492265781230293, inf, -1e+30], [inf, inf, -1e+30, nan]], dtype=np.float64), 'mask': np.array([[True, True, True, True], [False, False, False, False], [True, True, False, False], [False, False, False, False]], dtype=np.bool), 'group': np.array([0, 0, 1, 1], dtype=np.int64)}  # already rounded to float64
+ref = harness.flatten(harness.name_outputs(spec, spec(**harness.as_float64(inputs), config=config)))
+got = harness.flatten(harness.name_outputs(spec, adapters.load('areal').run(spec, inputs, config, 'float64')))
+for k in ref:
+    print(k, '\n  ref:', ref[k], '\n  got:', got.get(k))
+
+# --- 3. the verdict (fails on the pinned version) ---
+_m = inputs.get('mask')
+_status, _abs, _rel, _out, _msg = harness.compare(ref, got, 'float64', _m if isinstance(_m, np.ndarray) else None, harness.n_terms_of(inputs))
+assert _status == 'pass', _msg

@@ -1,0 +1,46 @@
+# F34: areal 1.0.4 · rlspec entry `kl_k3`
+# severity: NaN
+# what a user sees: KLEstimator(apply_clamp=True) computes exp(ref − logp) before clamping the k3 value to [−10,
+# 10]: at a log-ratio of 89 exp overflows float32 and the clamp's zero derivative times inf is NaN in dlogp
+# (inf·0 through a clamp) (upstream: not searched yet)
+# source: harness (xfail); upstream: not searched
+# cases: kl_k3/bfloat16/log-ratio-89, kl_k3/bfloat16/log-ratio-100, kl_k3/float32/log-ratio-89,
+# kl_k3/float32/log-ratio-100
+# needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
+# behaviour and raises AssertionError while the finding stands.
+
+# --- 1. the implementation alone (runs with only the library installed) ---
+import numpy as np, torch
+from numpy import nan, inf
+from areal.utils.functional import ppo_actor_loss_fn, sapo_loss_fn
+from areal.utils.data import KLEstimator, Normalization
+from areal.api.cli_args import NormConfig
+dt = torch.bfloat16
+logp = np.array([[-2.5, -3.5, -3.0, -3.5, -3.0, -3.5], [-2.0, -0.5, -91.5, -3.0, -1.0, -3.5], [-3.0, -2.5, -1.0, -3.5, -2.5, -4.8125], [-2.5, -2.5, -3.5, -92.0, -4.125, -2.375]], dtype=np.float32)
+old_logp = np.array([[-2.5, -92.5, -2.5, -3.875, -92.0, -3.5625], [-2.0625, -1.0, -2.5, -3.0, -1.375, -2.5], [-92.0, -2.875, -1.375, -2.5, -2.125, -3.6875], [-2.5625, -3.0, -3.125, -3.0, -3.578125, -7.125]], dtype=np.float32)
+ref_logp = np.array([[-2.875, -3.875, 86.0, -3.125, -3.5, -3.5625], [-3.0, -0.125, -90.5, -3.375, -1.375, -92.5], [-2.0, -2.875, -1.0, 85.5, -3.0, -2.90625], [-2.5625, -91.5, -3.875, -91.5, -6.15625, -4.15625]], dtype=np.float32)
+mask = np.array([[True, True, True, True, True, True], [True, True, True, True, True, True], [True, True, True, True, True, False], [True, True, True, True, False, False]], dtype=np.bool)
+group = np.array([0, 0, 1, 1], dtype=np.int64)
+lp = torch.tensor(logp, dtype=dt, requires_grad=True); m = torch.tensor(mask)
+k = KLEstimator('k3')(lp, torch.tensor(ref_logp, dtype=dt))
+loss = torch.where(m, k, 0.0).sum() / max(int(m.sum()), 1)  # masked token-mean
+loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)
+
+# --- 2. the same case against the reference (needs rlspec) ---
+# rlspec conformance case kl_k3/bfloat16/log-ratio-89
+import numpy as np
+from numpy import nan, inf
+from rlspec.reference import registry
+from rlspec.conformance import adapters, harness
+spec = registry.get('kl_k3')
+config = spec.config(**{'value_clamp': 10.0})
+inputs = {'logp': np.array([[-2.5, -3.5, -3.0, -3.5, -3.0, -3.5], [-2.0, -0.5, -91.5, -3.0, -1.0, -3.5], [-3.0, -2.5, -1.0, -3.5, -2.5, -4.8125], [-2.5, -2.5, -3.5, -92.0, -4.125, -2.375]], dtype=np.float32), 'old_logp': np.array([[-2.5, -92.5, -2.5, -3.875, -92.0, -3.5625], [-2.0625, -1.0, -2.5, -3.0, -1.375, -2.5], [-92.0, -2.875, -1.375, -2.5, -2.125, -3.6875], [-2.5625, -3.0, -3.125, -3.0, -3.578125, -7.125]], dtype=np.float32), 'ref_logp': np.array([[-2.875, -3.875, 86.0, -3.125, -3.5, -3.5625], [-3.0, -0.125, -90.5, -3.375, -1.375, -92.5], [-2.0, -2.875, -1.0, 85.5, -3.0, -2.90625], [-2.5625, -91.5, -3.875, -91.5, -6.15625, -4.15625]], dtype=np.float32), 'mask': np.array([[True, True, True, True, True, True], [True, True, True, True, True, True], [True, True, True, True, True, False], [True, True, True, True, False, False]], dtype=np.bool), 'group': np.array([0, 0, 1, 1], dtype=np.int64)}  # already rounded to bfloat16
+ref = harness.flatten(harness.name_outputs(spec, spec(**harness.as_float64(inputs), config=config)))
+got = harness.flatten(harness.name_outputs(spec, adapters.load('areal').run(spec, inputs, config, 'bfloat16')))
+for k in ref:
+    print(k, '\n  ref:', ref[k], '\n  got:', got.get(k))
+
+# --- 3. the verdict (fails on the pinned version) ---
+_m = inputs.get('mask')
+_status, _abs, _rel, _out, _msg = harness.compare(ref, got, 'bfloat16', _m if isinstance(_m, np.ndarray) else None, harness.n_terms_of(inputs))
+assert _status == 'pass', _msg

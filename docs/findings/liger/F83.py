@@ -1,0 +1,44 @@
+# F83: liger 0.8.5 · rlspec entry `kl_k3`
+# severity: NaN
+# what a user sees: k3 = exp(ref − logp) − (ref − logp) − 1 has no clamp: at a log-ratio of 89 exp overflows
+# float32/bfloat16 and the KL loss is inf or NaN (the reference's value, e^89/N, is representable) (upstream:
+# not searched yet)
+# source: harness (xfail); upstream: not searched
+# cases: kl_k3/bfloat16/log-ratio-89, kl_k3/float32/log-ratio-89
+# needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
+# behaviour and raises AssertionError while the finding stands.
+
+# --- 1. the implementation alone (runs with only the library installed) ---
+# Needs only liger-kernel (checked with 0.8.5) and torch.
+import torch
+from numpy import nan, inf
+DT = torch.bfloat16
+mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
+old_logp = None
+ref_logp = torch.tensor([[-2.875, -3.875, 86.0, -3.125, -3.5, -3.5625], [-3.0, -0.125, -90.5, -3.375, -1.375, -92.5], [-2.0, -2.875, -1.0, 85.5, -3.0, -2.90625], [-2.5625, -91.5, -3.875, -91.5, -6.15625, -4.15625]], dtype=torch.float64).to(DT)
+adv = torch.tensor([0.0, 0.0, 0.0, 0.0], dtype=torch.float64).to(DT)  # one advantage per sequence
+from liger_kernel.chunked_loss.grpo_loss import LigerFusedLinearGRPOFunction
+logp = torch.tensor([[-2.5, -3.5, -3.0, -3.5, -3.0, -3.5], [-2.0, -0.5, -91.5, -3.0, -1.0, -3.5], [-3.0, -2.5, -1.0, -3.5, -2.5, -4.8125], [-2.5, -2.5, -3.5, -92.0, -4.125, -2.375]], dtype=torch.float64).to(DT).requires_grad_(True)
+vllm_is_ratio = None  # tis only: the rollout-mismatch weight
+loss, _ = LigerFusedLinearGRPOFunction.ppo_loss_fn(per_token_logps=logp, attention_mask=mask, advantages=adv, full_attention_mask=mask, ref_per_token_logps=ref_logp, old_per_token_logps=old_logp, num_items_in_batch=None, vllm_is_ratio=vllm_is_ratio, **{'beta': 1.0, 'loss_type': 'dapo', 'max_completion_length': 6, 'use_bias_correction_kl': False})
+loss.backward()
+print('loss:', loss.item()); print('dlogp:', logp.grad)
+
+# --- 2. the same case against the reference (needs rlspec) ---
+# rlspec conformance case kl_k3/bfloat16/log-ratio-89
+import numpy as np
+from numpy import nan, inf
+from rlspec.reference import registry
+from rlspec.conformance import adapters, harness
+spec = registry.get('kl_k3')
+config = spec.config(**{'agg': 'token-mean', 'seq_denominator': 'all', 'is_weight': None, 'value_clamp': None, 'log_ratio_clamp': None, 'straight_through_k2': False})
+inputs = {'logp': np.array([[-2.5, -3.5, -3.0, -3.5, -3.0, -3.5], [-2.0, -0.5, -91.5, -3.0, -1.0, -3.5], [-3.0, -2.5, -1.0, -3.5, -2.5, -4.8125], [-2.5, -2.5, -3.5, -92.0, -4.125, -2.375]], dtype=np.float32), 'old_logp': np.array([[-2.5, -92.5, -2.5, -3.875, -92.0, -3.5625], [-2.0625, -1.0, -2.5, -3.0, -1.375, -2.5], [-92.0, -2.875, -1.375, -2.5, -2.125, -3.6875], [-2.5625, -3.0, -3.125, -3.0, -3.578125, -7.125]], dtype=np.float32), 'ref_logp': np.array([[-2.875, -3.875, 86.0, -3.125, -3.5, -3.5625], [-3.0, -0.125, -90.5, -3.375, -1.375, -92.5], [-2.0, -2.875, -1.0, 85.5, -3.0, -2.90625], [-2.5625, -91.5, -3.875, -91.5, -6.15625, -4.15625]], dtype=np.float32), 'mask': np.array([[True, True, True, True, True, True], [True, True, True, True, True, True], [True, True, True, True, True, False], [True, True, True, True, False, False]], dtype=np.bool), 'group': np.array([0, 0, 1, 1], dtype=np.int64)}  # already rounded to bfloat16
+ref = harness.flatten(harness.name_outputs(spec, spec(**harness.as_float64(inputs), config=config)))
+got = harness.flatten(harness.name_outputs(spec, adapters.load('liger').run(spec, inputs, config, 'bfloat16')))
+for k in ref:
+    print(k, '\n  ref:', ref[k], '\n  got:', got.get(k))
+
+# --- 3. the verdict (fails on the pinned version) ---
+_m = inputs.get('mask')
+_status, _abs, _rel, _out, _msg = harness.compare(ref, got, 'bfloat16', _m if isinstance(_m, np.ndarray) else None, harness.n_terms_of(inputs))
+assert _status == 'pass', _msg

@@ -1,0 +1,55 @@
+# F120: openrlhf 0.11.2 · rlspec entry `entropy`
+# severity: NaN
+# what a user sees: all-false mask: masked_mean / aggregate_loss divide 0 by 0 tokens (no epsilon,
+# openrlhf/models/utils.py masked_mean; loss_utils.get_loss_batch_info gives batch_num_tokens=0) -> NaN loss; no
+# upstream issue found
+# source: harness (xfail); upstream: none found
+# cases: entropy/bfloat16/make-inputs-2, entropy/bfloat16/random-9, entropy/float64/random-9,
+# entropy/float64/make-inputs-2, entropy/float32/make-inputs-2, entropy/float32/random-9,
+# entropy/bfloat16/random-3, entropy/float32/random-3, entropy/float64/random-3
+# needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
+# behaviour and raises AssertionError while the finding stands.
+
+# --- 1. the implementation alone (runs with only the library installed) ---
+import os, sys, types, numpy as np, torch
+import openrlhf
+# `import openrlhf.models` needs flash_attn: register a bare package so the real leaf modules import
+_m = types.ModuleType("openrlhf.models"); _m.__path__ = [os.path.join(os.path.dirname(openrlhf.__file__), "models")]
+sys.modules.setdefault("openrlhf.models", _m)
+# experience_maker imports openrlhf.trainer.ray.launcher (vLLM/Ray) for a type annotation only
+_r = types.ModuleType("openrlhf.trainer.ray"); _r.__path__ = []; sys.modules.setdefault("openrlhf.trainer.ray", _r)
+_l = types.ModuleType("openrlhf.trainer.ray.launcher"); _l.RayActorGroup = object
+sys.modules.setdefault("openrlhf.trainer.ray.launcher", _l)
+from openrlhf.models.loss import PolicyLoss, aggregate_loss
+from openrlhf.models.utils import compute_approx_kl, compute_entropy
+from openrlhf.utils.loss_utils import get_loss_batch_info
+from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+from openrlhf.trainer.ppo_utils.experience import Experience
+from numpy import nan, inf
+
+dt = torch.bfloat16
+logits = np.array([[[4.5625, -1.75], [-5.84375, -1.765625]]], dtype=np.float32)
+mask = np.array([[False, False]], dtype=np.bool)
+z = torch.tensor(logits, dtype=dt, requires_grad=True); mask_t = torch.tensor(mask)
+H = getattr(compute_entropy, '_torchdynamo_orig_callable', compute_entropy)(z)
+v = aggregate_loss(H, mask_t, **get_loss_batch_info(None, mask_t)); v.backward()
+print('value', v.item()); print('dlogits', z.grad)
+
+# --- 2. the same case against the reference (needs rlspec) ---
+# rlspec conformance case entropy/bfloat16/make-inputs-2
+import numpy as np
+from numpy import nan, inf
+from rlspec.reference import registry
+from rlspec.conformance import adapters, harness
+spec = registry.get('entropy')
+config = spec.config(**{})
+inputs = {'logits': np.array([[[4.5625, -1.75], [-5.84375, -1.765625]]], dtype=np.float32), 'mask': np.array([[False, False]], dtype=np.bool)}  # already rounded to bfloat16
+ref = harness.flatten(harness.name_outputs(spec, spec(**harness.as_float64(inputs), config=config)))
+got = harness.flatten(harness.name_outputs(spec, adapters.load('openrlhf').run(spec, inputs, config, 'bfloat16')))
+for k in ref:
+    print(k, '\n  ref:', ref[k], '\n  got:', got.get(k))
+
+# --- 3. the verdict (fails on the pinned version) ---
+_m = inputs.get('mask')
+_status, _abs, _rel, _out, _msg = harness.compare(ref, got, 'bfloat16', _m if isinstance(_m, np.ndarray) else None, harness.n_terms_of(inputs))
+assert _status == 'pass', _msg

@@ -1,0 +1,58 @@
+# F137: openrlhf 0.11.2 · rlspec entry `kl_k3`
+# severity: NaN
+# what a user sees: NaN/inf at padded positions (padding-nonfinite cases): OpenRLHF masks by multiplication
+# (aggregate_loss / masked_mean (x * mask).sum(), GAE action_mask * values, compute_entropy over every
+# position), so 0·NaN makes the loss, the gradient or the advantages NaN (upstream: not searched yet) (same
+# batch in the framework's own group layout)
+# source: harness (xfail); upstream: not searched
+# cases: kl_k3/float64/padding-nonfinite-empty-rows+layout=contiguous-equal, kl_k3/bfloat16/padding-nonfinite-
+# empty-rows+layout=contiguous-equal, kl_k3/float32/padding-nonfinite-empty-rows+layout=contiguous-equal
+# needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
+# behaviour and raises AssertionError while the finding stands.
+
+# --- 1. the implementation alone (runs with only the library installed) ---
+import os, sys, types, numpy as np, torch
+import openrlhf
+# `import openrlhf.models` needs flash_attn: register a bare package so the real leaf modules import
+_m = types.ModuleType("openrlhf.models"); _m.__path__ = [os.path.join(os.path.dirname(openrlhf.__file__), "models")]
+sys.modules.setdefault("openrlhf.models", _m)
+# experience_maker imports openrlhf.trainer.ray.launcher (vLLM/Ray) for a type annotation only
+_r = types.ModuleType("openrlhf.trainer.ray"); _r.__path__ = []; sys.modules.setdefault("openrlhf.trainer.ray", _r)
+_l = types.ModuleType("openrlhf.trainer.ray.launcher"); _l.RayActorGroup = object
+sys.modules.setdefault("openrlhf.trainer.ray.launcher", _l)
+from openrlhf.models.loss import PolicyLoss, aggregate_loss
+from openrlhf.models.utils import compute_approx_kl, compute_entropy
+from openrlhf.utils.loss_utils import get_loss_batch_info
+from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+from openrlhf.trainer.ppo_utils.experience import Experience
+from numpy import nan, inf
+
+dt = torch.float64
+logp = np.array([[-5.933819542543967, -2.266795598916664, -1.1479353614277974, -0.18253080210380515], [inf, 1e+30, 1e+30, inf], [-2.3694907545929143, -3.2340997014033785, nan, -inf], [nan, 1e+30, -1e+30, 1e+30]], dtype=np.float64)
+old_logp = np.array([[-6.067249779248802, -2.589717350946906, -1.1400979113675873, -0.19835499457666894], [-inf, inf, -inf, 1e+30], [-2.431147669564652, -3.511869573497889, nan, nan], [-inf, 1e+30, nan, -1e+30]], dtype=np.float64)
+ref_logp = np.array([[-6.223049441606339, -2.0396292854892186, -1.7581855434608258, -0.4568791635021817], [-1e+30, -inf, 1e+30, 1e+30], [-2.271084726830141, -3.41686454278834, -inf, inf], [1e+30, nan, 1e+30, -inf]], dtype=np.float64)
+mask = np.array([[True, True, True, True], [False, False, False, False], [True, True, False, False], [False, False, False, False]], dtype=np.bool)
+group = np.array([0, 0, 1, 1], dtype=np.int64)
+lp = torch.tensor(logp, dtype=dt, requires_grad=True); mask_t = torch.tensor(mask)
+kl = compute_approx_kl(lp, torch.tensor(ref_logp, dtype=dt), kl_estimator='k3', unbiased_gradient=False)
+loss = aggregate_loss(kl, mask_t, **get_loss_batch_info(None, mask_t))
+loss.backward(); print('loss', loss.item()); print('dlogp', lp.grad)
+
+# --- 2. the same case against the reference (needs rlspec) ---
+# rlspec conformance case kl_k3/float64/padding-nonfinite-empty-rows+layout=contiguous-equal
+import numpy as np
+from numpy import nan, inf
+from rlspec.reference import registry
+from rlspec.conformance import adapters, harness
+spec = registry.get('kl_k3')
+config = spec.config(**{'value_clamp': 10.0})
+inputs = {'logp': np.array([[-5.933819542543967, -2.266795598916664, -1.1479353614277974, -0.18253080210380515], [inf, 1e+30, 1e+30, inf], [-2.3694907545929143, -3.2340997014033785, nan, -inf], [nan, 1e+30, -1e+30, 1e+30]], dtype=np.float64), 'old_logp': np.array([[-6.067249779248802, -2.589717350946906, -1.1400979113675873, -0.19835499457666894], [-inf, inf, -inf, 1e+30], [-2.431147669564652, -3.511869573497889, nan, nan], [-inf, 1e+30, nan, -1e+30]], dtype=np.float64), 'ref_logp': np.array([[-6.223049441606339, -2.0396292854892186, -1.7581855434608258, -0.4568791635021817], [-1e+30, -inf, 1e+30, 1e+30], [-2.271084726830141, -3.41686454278834, -inf, inf], [1e+30, nan, 1e+30, -inf]], dtype=np.float64), 'mask': np.array([[True, True, True, True], [False, False, False, False], [True, True, False, False], [False, False, False, False]], dtype=np.bool), 'group': np.array([0, 0, 1, 1], dtype=np.int64)}  # already rounded to float64
+ref = harness.flatten(harness.name_outputs(spec, spec(**harness.as_float64(inputs), config=config)))
+got = harness.flatten(harness.name_outputs(spec, adapters.load('openrlhf').run(spec, inputs, config, 'float64')))
+for k in ref:
+    print(k, '\n  ref:', ref[k], '\n  got:', got.get(k))
+
+# --- 3. the verdict (fails on the pinned version) ---
+_m = inputs.get('mask')
+_status, _abs, _rel, _out, _msg = harness.compare(ref, got, 'float64', _m if isinstance(_m, np.ndarray) else None, harness.n_terms_of(inputs))
+assert _status == 'pass', _msg
