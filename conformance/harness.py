@@ -868,7 +868,8 @@ def bias_flags(results: Iterable[Result]) -> list[dict[str, Any]]:
     passed (a failing or classified case is reported already), taken as they are (an additive bias) and times the
     sign of the reference value (a bias by a constant factor: ``got = (1 + b)·ref`` errs with the sign of ``ref``).
     Flagged when there are at least :data:`BIAS_MIN_CASES` non-zero errors, a two-sided sign test rejects "either
-    sign equally likely" at :data:`BIAS_P_VALUE`, and the median |error| exceeds :data:`BIAS_MIN_FRACTION` of the dtype's rtol: what a tolerance of 0.02·√n can hide in bfloat16.
+    sign equally likely" at :data:`BIAS_P_VALUE`, and the median |error| exceeds :data:`BIAS_MIN_FRACTION` of the
+    dtype's rtol: what a tolerance of 0.02·√n can hide in bfloat16.
     """
     groups: dict[tuple[str, str], list[tuple[float, int]]] = {}
     for r in results:
