@@ -15,7 +15,7 @@ from rlspec.optimized import bench
 pytestmark = pytest.mark.bench
 
 TOKENS = 1 << 20
-LOSSES = ("ppo", "sapo", "gspo", "cispo", "gmpo")
+LOSSES = ("ppo", "sapo", "gspo", "cispo", "gmpo", "dro", "gpg_loss")
 VARIANTS = ("limit", "rlspec", "rlspec-eager", "naive", "naive-compiled", "verl")
 
 
