@@ -250,6 +250,7 @@ def bench_elementwise(losses, dtypes, tokens, rounds: int, with_verl: bool = Tru
 
 # ------------------------------------------------------------------------------------------------ LM head
 def lmhead_inputs(N: int, H: int, V: int):
+    """(hidden (B, N/B, H), W (V, H), ids, mask, old_logp, adv): one LM-head step's inputs, seeded."""
     import torch
 
     g = torch.Generator().manual_seed(0)
@@ -267,7 +268,9 @@ def _lm_fused(hidden, W, ids, mask, old, adv):
     from rlspec.optimized.lmhead import fused_policy_loss
 
     h, w = hidden.clone().requires_grad_(True), W.clone().requires_grad_(True)
-    fused_policy_loss("ppo", h, w, ids, mask, old_logp=old, adv=adv).backward()
+    loss = fused_policy_loss("ppo", h, w, ids, mask, old_logp=old, adv=adv)
+    loss.backward()
+    return float(loss.detach()) + float(w.grad.abs().sum())
 
 
 def _lm_materialized(hidden, W, ids, mask, old, adv):
@@ -277,7 +280,9 @@ def _lm_materialized(hidden, W, ids, mask, old, adv):
 
     h, w = hidden.clone().requires_grad_(True), W.clone().requires_grad_(True)
     lp = torch.log_softmax(h @ w.T, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    optimized.get("ppo")(logp=lp, old_logp=old, adv=adv, mask=mask).backward()
+    loss = optimized.get("ppo")(logp=lp, old_logp=old, adv=adv, mask=mask)
+    loss.backward()
+    return float(loss.detach()) + float(w.grad.abs().sum())
 
 
 def _lm_liger(hidden, W, ids, mask, old, adv):
@@ -286,14 +291,15 @@ def _lm_liger(hidden, W, ids, mask, old, adv):
     h, w = hidden.clone().requires_grad_(True), W.clone().requires_grad_(True)
     out = LigerFusedLinearGRPOLoss(beta=0.0, compiled=False, use_ref_model=False, loss_type="bnpo")(
         h, w, ids, mask.long(), adv[:, 0], old_per_token_logps=old)
-    (out[0] if isinstance(out, tuple) else out).backward()
+    loss = out[0] if isinstance(out, tuple) else out
+    loss.backward()
+    return float(loss.detach()) + float(w.grad.abs().sum())
 
 
 def _lm_limit(hidden, W, ids, mask, old, adv):
     h = hidden.reshape(-1, hidden.shape[-1])
     z = h @ W.T
-    (z @ W).sum()
-    (z.T @ h).sum()
+    return float((z @ W).sum() + (z.T @ h).sum())
 
 
 LMHEAD = {"limit": _lm_limit, "materialized": _lm_materialized, "fused": _lm_fused, "liger": _lm_liger}
