@@ -316,11 +316,17 @@ def policy_variants(name: str) -> list[dict[str, Any]]:
     return [{}]
 
 
+def verl_names(registry) -> list[str]:
+    """verl's own registry keys: not ``bypass_mode`` (a mode of the rollout correction, not a loss) and not the
+    ``rlspec_*`` entries :mod:`rlspec.optimized.integrations.verl` registers into the same process."""
+    return sorted(k for k in registry if k != "bypass_mode" and not k.startswith("rlspec_"))
+
+
 def policy_probes() -> list[Probe]:
     v = _verl()
     bs = batches()
     probes: list[Probe] = []
-    names = sorted(k for k in v.ca.POLICY_LOSS_REGISTRY if k != "bypass_mode")
+    names = verl_names(v.ca.POLICY_LOSS_REGISTRY)
     for name in names:
         path = f"verl.trainer.ppo.core_algos.get_policy_loss_fn({name!r})"
         entry = LOSS_ENTRY.get(name)
@@ -587,7 +593,7 @@ def ppo_loss_probes() -> list[Probe]:
     batch = bs["random"]
     fields = {f.name: f.default for f in __import__("dataclasses").fields(v.ActorConfig)}
     kl_type, kl_coef = fields["kl_loss_type"], fields["kl_loss_coef"]
-    for name in sorted(k for k in v.ca.POLICY_LOSS_REGISTRY if k != "bypass_mode"):
+    for name in verl_names(v.ca.POLICY_LOSS_REGISTRY):
         entry = LOSS_ENTRY.get(name)
         pol = policy_variants(name)[0]
         for mode in agg_modes():
@@ -882,7 +888,7 @@ def estimator_probes() -> list[Probe]:
     probes: list[Probe] = []
     bs = batches()
     algo_fields = v.AlgoConfig.__dataclass_fields__
-    for name in sorted(v.ca.ADV_ESTIMATOR_REGISTRY):
+    for name in verl_names(v.ca.ADV_ESTIMATOR_REGISTRY):
         path = f"verl.trainer.ppo.core_algos.get_adv_estimator_fn({name!r})"
         knob_sets = [{}]
         if name in ("grpo", "grpo_vectorized", "grpo_passk", "gdpo"):
@@ -945,7 +951,7 @@ def estimator_pair_probes() -> list[Probe]:
     """Loop vs vectorised estimators, and every estimator of a family under the trainer's dispatch."""
     v = _verl()
     probes: list[Probe] = []
-    names = set(v.ca.ADV_ESTIMATOR_REGISTRY)
+    names = set(verl_names(v.ca.ADV_ESTIMATOR_REGISTRY))
     pairs = [(n, n + "_vectorized") for n in sorted(names) if n + "_vectorized" in names]
     inputs = {"random": batches()["random"], **{k: x for k, x in input_classes().items()
                                                if k in ("unequal-groups", "not-multiple-of-group",
