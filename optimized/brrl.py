@@ -1,4 +1,5 @@
-"""BPO and GBPO losses (torch). Mirrors :mod:`rlspec.reference.brrl`; gradients come from autograd.
+"""BPO and GBPO losses (torch). Mirrors :mod:`rlspec.reference.brrl`; the registered BPO loss runs its fused core
+(:mod:`rlspec.optimized.fused`), :func:`bpo_loss_autograd` is the autograd formulation it falls back to.
 
 ℓ = (|Â| + c_tv)·|r − sg(r*)| with r* = 1 − ε_low + (ε_low + ε_high)·σ(z): z = ``target_adv`` or Â/λ (BPO), or the
 group-relative t_i = (Â_i − median_g Â)/T (GBPO). ``torch.sigmoid`` saturates cleanly for any z (also ±inf in
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.registry import implements
 from rlspec.reference.brrl import BRRLConfig, GBPOConfig
 
-__all__ = ["BRRLConfig", "GBPOConfig", "target_ratio", "bpo_token_loss", "bpo_loss", "sequence_advantage",
+__all__ = ["BRRLConfig", "GBPOConfig", "target_ratio", "bpo_token_loss", "bpo_loss", "bpo_loss_autograd", "sequence_advantage",
            "gbpo_target", "gbpo_loss"]
 
 
@@ -34,9 +35,8 @@ def _bpo_core(logp, old_logp, adv, mask, z, eps_low, eps_high, tv_coef, cfg, gro
     return common.aggregate_token_loss(bpo_token_loss(r, adv, r_star, tv_coef), mask, cfg, group)
 
 
-@implements("brrl")
-def bpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: BRRLConfig | None = None, target_adv=None,
-             group=None):
+def bpo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: BRRLConfig | None = None, target_adv=None,
+                      group=None):
     """Scalar BPO loss; ``loss.backward()`` gives ∂loss/∂logp = c·(|Â| + c_tv)·sign(r − r*)·r."""
     cfg = config or BRRLConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -45,6 +45,20 @@ def bpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: BRRLConfig | None
     else:
         z = common.upcast(common.clean(target_adv, mask, "target_adv")).detach().to(logp.dtype)
     return _bpo_core(logp, old_logp, adv, mask, z, cfg.eps_low, cfg.eps_high, cfg.tv_coef, cfg, group)
+
+
+_DEFAULT_BPO = BRRLConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("brrl")
+def bpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: BRRLConfig | None = None, target_adv=None,
+             group=None):
+    """Scalar BPO loss through its fused core (:mod:`rlspec.optimized.fused`): value and gradient
+    ∂loss/∂logp = c·(|Â| + c_tv)·sign(r − r*)·r in one pass; :func:`bpo_loss_autograd` is the autograd
+    formulation it falls back to (and validates with)."""
+    return fused.fused_policy_loss("brrl", bpo_loss_autograd, logp, old_logp, adv, mask, config or _DEFAULT_BPO,
+                                   group, extra=target_adv, call_flags={"target": target_adv is not None},
+                                   ref_logp=ref_logp, target_adv=target_adv)
 
 
 def sequence_advantage(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

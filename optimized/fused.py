@@ -415,6 +415,23 @@ def vespo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fal
     return _epilogue(wa * x, wa, None, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
+def bpo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, target=False, need_grad=True):
+    """BPO/GBPO: ℓ = (|Â| + c_tv)·|r − r*| with r* = 1 − ε_low + (ε_low + ε_high)·σ(z), z = ``extra`` (BPO's
+    ``target_adv``, GBPO's row target t_i) when ``target`` else Â/λ; ∂ℓ/∂logp = (|Â| + c_tv)·sign(r − r*)·r (sign 0
+    at r = r*, 0 where the log-ratio clamp binds); p = (1 − ε_low, ε_low + ε_high, 1/λ, c_tv, log_ratio_clamp, q)."""
+    x, o, a, e, fin = _inputs(lp, old, adv, p, extra if target else None, ref)
+    mask = _valid(mask, p.dtype)
+    r, cut = _ratio(x - o, p[4] if clamp else None)
+    r_star = p[0] + p[1] * torch.sigmoid(e if target else a / p[2])
+    w = a.abs() + p[3]
+    diff = r - r_star
+    ell = w * diff.abs()
+    dl = _safe_mul(w * torch.sign(diff), r)
+    if cut is not None:
+        dl = torch.where(cut, 0.0, dl)
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 @dataclass(frozen=True)
 class Core:
     """A fused core and how a config becomes its parameters ``p`` and static flags."""
@@ -469,6 +486,8 @@ CORES: dict[str, Core] = {
                                          0.0 if c.log_w_max is None else c.log_w_max),
                   lambda c: {"clamp": c.log_ratio_clamp is not None, "wmin": c.log_w_min is not None,
                              "wmax": c.log_w_max is not None}),
+    "brrl": Core(bpo_core, lambda c: (1.0 - c.eps_low, c.eps_low + c.eps_high, c.lam, c.tv_coef, c.log_ratio_clamp or 0.0),
+                 lambda c: {"clamp": c.log_ratio_clamp is not None}),
     "dro": Core(dro_core, lambda c: (c.beta, c.log_ratio_clamp or 0.0), lambda c: {"clamp": c.log_ratio_clamp is not None}),
 }
 _SEQ_CLIP = Core(gspo_core, lambda c: (1.0 - c.eps_low, 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),
@@ -587,12 +606,18 @@ def _fast_eligible(logp, others) -> bool:
 
 
 def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mask, cfg, group=None,
-                      extra=None, **autograd_kw):
+                      extra=None, *, call_flags: dict | None = None, coef_mask=None, slow_mask=None, **autograd_kw):
     """The policy loss ``name`` through its fused core; ``autograd_fn(logp, old_logp, adv, mask, config=cfg,
     group=group, **autograd_kw)`` is the autograd formulation used when the fused path does not apply (mode off,
-    inputs of mixed dtypes or devices, non-tensors) and to validate a batch whose loss or inputs are not finite."""
+    inputs of mixed dtypes or devices, non-tensors) and to validate a batch whose loss or inputs are not finite.
+
+    ``call_flags``: static core flags that depend on the call, not the config (BPO: a ``target_adv`` was given).
+    ``coef_mask``: the aggregation coefficients are those of this mask, not of ``mask`` (which then only selects
+    the tokens that carry a loss; TAPO's tool tokens in the denominator). ``slow_mask``: the mask handed to the
+    autograd formulation (default ``mask``)."""
     def slow():
-        return autograd_fn(logp, old_logp, adv, mask, config=cfg, group=group, **autograd_kw)
+        return autograd_fn(logp, old_logp, adv, mask if slow_mask is None else slow_mask, config=cfg, group=group,
+                           **autograd_kw)
 
     core = CORES[name].for_config(cfg)
     ref = autograd_kw.get("ref_logp")
@@ -603,9 +628,14 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
     m = common.check_mask(mask, logp.shape)
     dt = torch.float32 if logp.dtype in (torch.bfloat16, torch.float16) else logp.dtype
     flags, p = _setup(name, cfg, tuple(m.shape), dt, logp.device)
+    if call_flags:
+        flags = dict(flags, **call_flags)
+    if coef_mask is not None:
+        flags = dict(flags, agg="tensor")
     c = None
     if flags["agg"] == "tensor":
-        c = common.coefficients(m, cfg.agg, group=group, normalizer=cfg.normalizer, const=cfg.const,
+        c = common.coefficients(m if coef_mask is None else coef_mask, cfg.agg, group=group,
+                                normalizer=cfg.normalizer, const=cfg.const,
                                 seq_denominator=getattr(cfg, "seq_denominator", None), dtype=dt)
     job = _Job(core, flags, (old_logp.detach(), adv.detach(), m.view(torch.uint8), c, p,
                              None if extra is None else extra.detach(), None if ref is None else ref.detach()))

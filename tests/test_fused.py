@@ -59,6 +59,9 @@ def configs(name: str) -> list:
         out += [dataclasses.replace(base, lam_init=0.0), dataclasses.replace(base, lam_init=5.0, log_ratio_clamp=None)]
     if name == "dro":
         out += [dataclasses.replace(base, beta=2.0, log_ratio_clamp=0.2)]
+    if name == "brrl":  # λ = 1: the target ratio inside (1 − ε_low, 1 + ε_high), not saturated; rsl_rl's TV term
+        out += [dataclasses.replace(base, lam=1.0), dataclasses.replace(base, lam=0.5, tv_coef=0.5, eps_low=0.1),
+                dataclasses.replace(base, lam=1.0, tv_coef=0.2, log_ratio_clamp=0.2, agg="seq-mean-token-mean")]
     return out
 
 
@@ -233,3 +236,44 @@ def test_r2vpo_step_multiplier():
     np.testing.assert_allclose(logp.grad.numpy(), ref_g, rtol=1e-10, atol=1e-12)
     with pytest.raises(RLSpecValueError, match="lam"):
         optimized.get("r2vpo")(logp, t["old_logp"], t["adv"], t["mask"], lam=-1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_brrl_target_adv(dtype):
+    """BPO with an explicit ``target_adv`` (z of the target ratio, NaN/inf garbage at masked positions): the fused
+    loss and gradient equal the autograd formulation's in every config and dtype, and the reference's in float64;
+    a non-finite target at a valid position raises RLSpecValueError naming target_adv."""
+    fused.set_mode("eager")
+    try:
+        for k, cfg in enumerate(configs("brrl")):
+            for x in (batch(400 + k), batch(500 + k, empty=True)):
+                with np.errstate(invalid="ignore"):
+                    z = np.where(x["mask"], 2.0 * (x["rollout_logp"] - x["old_logp"]), x["rollout_logp"])
+                t = {key: torch.as_tensor(x[key], dtype=dtype) for key in ("old_logp", "adv")}
+                out = []
+                for fn in (optimized.get("brrl"), AUTOGRAD["brrl"]):
+                    logp = torch.as_tensor(x["logp"], dtype=dtype).requires_grad_(True)
+                    loss = fn(logp, t["old_logp"], t["adv"], torch.as_tensor(x["mask"]), config=cfg,
+                              group=x["group"], target_adv=torch.as_tensor(z, dtype=dtype))
+                    loss.backward()
+                    out.append((float(loss.detach().double()), logp.grad.double().numpy()))
+                (loss, g), (ref_loss, ref_g) = out
+                rl, rg = TOL[dtype]
+                assert abs(loss - ref_loss) <= rl * max(1.0, abs(ref_loss)), (cfg, loss, ref_loss)
+                np.testing.assert_allclose(g, ref_g, rtol=rg, atol=rg * max(1e-3, np.abs(ref_g).max(initial=0)),
+                                           err_msg=str(cfg))
+                assert np.isfinite(g).all() and (g[~x["mask"]] == 0).all()
+                if dtype == torch.float64:
+                    want = registry.get("brrl").fn(x["logp"], x["old_logp"], x["adv"], x["mask"], config=cfg,
+                                                   group=x["group"], target_adv=z)
+                    assert abs(loss - want[0]) <= 1e-12 * max(1.0, abs(want[0]))
+                    np.testing.assert_allclose(g, want[1], rtol=1e-10, atol=1e-12)
+        x = batch(9)
+        z = torch.as_tensor(x["adv"], dtype=dtype).clone()
+        z[1, 0] = np.nan
+        with pytest.raises(RLSpecValueError, match="target_adv"):
+            optimized.get("brrl")(torch.as_tensor(x["logp"], dtype=dtype).requires_grad_(True),
+                                  torch.as_tensor(x["old_logp"], dtype=dtype), torch.as_tensor(x["adv"], dtype=dtype),
+                                  torch.as_tensor(x["mask"]), target_adv=z)
+    finally:
+        fused.set_mode("auto")
