@@ -460,6 +460,7 @@ CORES: dict[str, Core] = {
     "dapo": Core(ppo_core, _ppo_params, _ppo_flags),
     "tis": Core(ppo_core, lambda c: _ppo_params(c) + (0.0 if c.C_min is None else c.C_min, c.C),
                 lambda c: dict(_ppo_flags(c), tis=c.mode)),
+    "tapo": Core(ppo_core, _ppo_params, _ppo_flags),  # on the model's tokens M′ = M ∧ ¬U (optimized.tapo)
     "two_sided_clip": Core(two_sided_core, lambda c: _ppo_params(c) + (c.delta,), _ppo_flags),
     "cispo": Core(cispo_core, lambda c: (1.0 - (c.eps_low or 0.0), 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),
                   lambda c: {"clamp": c.log_ratio_clamp is not None, "lower": c.eps_low is not None}),

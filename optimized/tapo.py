@@ -3,14 +3,16 @@
 DAPO's clip-higher surrogate (the registry's torch PPO pieces) with the dual clip, on the model's own tokens
 M′ = M ∧ ¬U: tool-output tokens are replaced by zeros before any arithmetic, so their values are never read
 and autograd gives them an exactly zero gradient. ``tool_in_denominator=True`` is the official code's
-token-mean over the attention mask (tool tokens counted, with ℓ = 0).
+token-mean over the attention mask (tool tokens counted, with ℓ = 0). The registered loss runs PPO's fused core
+(:mod:`rlspec.optimized.fused`) on M′ (coefficients of M with ``tool_in_denominator``); :func:`tapo_loss_autograd`
+is the autograd formulation it falls back to.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.dapo import soft_overlong_penalty
 from rlspec.optimized.ppo import clipped_surrogate
 from rlspec.optimized.registry import implements
@@ -18,7 +20,7 @@ from rlspec.reference._validate import fail
 from rlspec.reference.tapo import TAPOConfig, TAPOOverlongConfig
 
 __all__ = ["TAPOConfig", "TAPOOverlongConfig", "model_token_mask", "model_length", "tapo_overlong", "tapo_loss",
-           "tapo_dynamic_sampling"]
+           "tapo_loss_autograd", "tapo_dynamic_sampling"]
 
 
 def model_token_mask(mask: torch.Tensor, tool_mask: torch.Tensor | None) -> torch.Tensor:
@@ -38,9 +40,8 @@ def dual_clip(ell: torch.Tensor, adv: torch.Tensor, c: float) -> torch.Tensor:
     return torch.where((adv < 0) & (ell > cap), cap, ell)
 
 
-@implements("tapo")
-def tapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: TAPOConfig | None = None, group=None,
-              tool_mask=None):
+def tapo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: TAPOConfig | None = None, group=None,
+                       tool_mask=None):
     """Scalar TAPO loss; ``loss.backward()`` gives −c·Â·r on the unclipped model tokens, 0 on tool tokens."""
     cfg = config or TAPOConfig()
     Mp = model_token_mask(mask, tool_mask)
@@ -54,6 +55,22 @@ def tapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: TAPOConfig | Non
                                 const=cfg.const, seq_denominator=cfg.seq_denominator, dtype=ell.dtype)
         return (c * torch.where(Mp, ell, torch.zeros((), dtype=ell.dtype))).sum()
     return common.aggregate_token_loss(ell, Mp, cfg, group)
+
+
+_DEFAULT_CONFIG = TAPOConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("tapo")
+def tapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: TAPOConfig | None = None, group=None,
+              tool_mask=None):
+    """Scalar TAPO loss through PPO's fused core on the model's tokens M′ = M ∧ ¬U (:mod:`rlspec.optimized.fused`):
+    value and gradient in one pass; :func:`tapo_loss_autograd` is the autograd formulation it falls back to (and
+    validates with)."""
+    cfg = config or _DEFAULT_CONFIG
+    Mp = model_token_mask(mask, tool_mask)
+    coef_mask = common.check_mask(mask) if cfg.tool_in_denominator and tool_mask is not None else None
+    return fused.fused_policy_loss("tapo", tapo_loss_autograd, logp, old_logp, adv, Mp, cfg, group,
+                                   coef_mask=coef_mask, slow_mask=mask, ref_logp=ref_logp, tool_mask=tool_mask)
 
 
 def model_length(mask: torch.Tensor, tool_mask: torch.Tensor | None = None) -> torch.Tensor:

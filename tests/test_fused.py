@@ -62,6 +62,10 @@ def configs(name: str) -> list:
     if name == "brrl":  # λ = 1: the target ratio inside (1 − ε_low, 1 + ε_high), not saturated; rsl_rl's TV term
         out += [dataclasses.replace(base, lam=1.0), dataclasses.replace(base, lam=0.5, tv_coef=0.5, eps_low=0.1),
                 dataclasses.replace(base, lam=1.0, tv_coef=0.2, log_ratio_clamp=0.2, agg="seq-mean-token-mean")]
+    if name == "tapo":
+        out += [dataclasses.replace(base, dual_clip_c=None), dataclasses.replace(base, tool_in_denominator=True),
+                dataclasses.replace(base, tool_in_denominator=True, agg="seq-mean-token-mean", dual_clip_c=None),
+                dataclasses.replace(base, tool_in_denominator=True, agg="group-token-mean", log_ratio_clamp=0.3)]
     return out
 
 
@@ -275,5 +279,48 @@ def test_brrl_target_adv(dtype):
             optimized.get("brrl")(torch.as_tensor(x["logp"], dtype=dtype).requires_grad_(True),
                                   torch.as_tensor(x["old_logp"], dtype=dtype), torch.as_tensor(x["adv"], dtype=dtype),
                                   torch.as_tensor(x["mask"]), target_adv=z)
+    finally:
+        fused.set_mode("auto")
+
+
+def fused_vs_autograd(name: str, x: dict, cfg, dtype: torch.dtype, **extra) -> tuple[float, np.ndarray]:
+    """Fused loss and gradient of ``name`` on ``x`` (with the extra keyword inputs, cast to ``dtype`` where
+    floating), asserted equal to the autograd formulation's (tolerances of TOL), zero at masked positions."""
+    t = {key: torch.as_tensor(x[key], dtype=dtype) for key in ("old_logp", "adv")}
+    kw = {k: (torch.as_tensor(v, dtype=dtype) if v.dtype.kind == "f" else torch.as_tensor(v)) for k, v in extra.items()}
+    out = []
+    for fn in (optimized.get(name), AUTOGRAD[name]):
+        logp = torch.as_tensor(x["logp"], dtype=dtype).requires_grad_(True)
+        loss = fn(logp, t["old_logp"], t["adv"], torch.as_tensor(x["mask"]), config=cfg, group=x["group"], **kw)
+        loss.backward()
+        out.append((float(loss.detach().double()), logp.grad.double().numpy()))
+    (loss, g), (ref_loss, ref_g) = out
+    rl, rg = TOL[dtype]
+    assert abs(loss - ref_loss) <= rl * max(1.0, abs(ref_loss)), (cfg, loss, ref_loss)
+    np.testing.assert_allclose(g, ref_g, rtol=rg, atol=rg * max(1e-3, np.abs(ref_g).max(initial=0)), err_msg=str(cfg))
+    assert np.isfinite(g).all() and (g[~x["mask"]] == 0).all()
+    return loss, g
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_tapo_tool_mask(dtype):
+    """TAPO with tool tokens (NaN/inf garbage in logp, old_logp and adv there, as at padding): the fused loss and
+    gradient equal the autograd formulation's for every config (tool tokens in or out of the denominator, every
+    aggregation), and the reference's in float64; the gradient is 0 on tool tokens."""
+    fused.set_mode("eager")
+    try:
+        for k, cfg in enumerate(configs("tapo")):
+            for x in (batch(600 + k), batch(700 + k, empty=True)):
+                rng = np.random.default_rng(800 + k)
+                tool = x["mask"] & (rng.random(x["mask"].shape) < 0.3)
+                pad = rng.choice(np.array([np.nan, np.inf, -np.inf, 1e30]), size=tool.shape)
+                y = dict(x, **{key: np.where(tool, pad, x[key]) for key in ("logp", "old_logp", "adv")})
+                loss, g = fused_vs_autograd("tapo", y, cfg, dtype, tool_mask=tool)
+                assert (g[tool] == 0).all()
+                if dtype == torch.float64:
+                    want = registry.get("tapo").fn(y["logp"], y["old_logp"], y["adv"], y["mask"], config=cfg,
+                                                   group=y["group"], tool_mask=tool)
+                    assert abs(loss - want[0]) <= 1e-12 * max(1.0, abs(want[0]))
+                    np.testing.assert_allclose(g, want[1], rtol=1e-10, atol=1e-12)
     finally:
         fused.set_mode("auto")
