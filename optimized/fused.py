@@ -432,6 +432,36 @@ def bpo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
+def grpo_guard_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, norm=True, inv_dt=True,
+                    aclip=False, need_grad=True):
+    """GRPO-Guard over denoising steps, ``extra`` = (q, σ, dt): ℓ = δ·ψ(r̂) with PPO's clip ψ on r̂ = exp(u),
+    u = s·log r + q/(2s), s = σ√dt (``norm``; else u = log r), δ = 1/dt (``inv_dt``) or 1, Â clamped to ±adv_clip
+    (``aclip``); ∂ℓ/∂logp = δ·ψ'(r̂)·r̂·s (0 where the clip or the clamp of u binds). p = (lo, hi, log_ratio_clamp,
+    adv_clip, q_agg). q < 0, σ ≤ 0 or dt ≤ 0 at a valid step makes the loss NaN (the slow path names it)."""
+    dt_ = p.dtype
+    q, sg, h = (_cast(t, dt_) for t in extra)
+    x, o, a, _, fin = _inputs(lp, old, adv, p, None, ref)
+    fin = fin + _nonfinite(q, sg, h)
+    fin = torch.where((q < 0) | (sg <= 0) | (h <= 0), torch.nan, fin)
+    mask = _valid(mask, dt_)
+    if aclip:
+        a = torch.clamp(a, -p[3], p[3])
+    u = x - o
+    if norm:
+        s = sg * torch.sqrt(h)
+        u = s * u + q / (2.0 * s)
+    r, cut = _ratio(u, p[2] if clamp else None)
+    ell, stop = _clip_branch(r, a, p[0], p[1])
+    if cut is not None:
+        stop = stop | cut
+    dl = torch.where(stop, 0.0, -a * r)
+    if norm:
+        dl = dl * s
+    if inv_dt:
+        ell, dl = ell / h, dl / h
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 @dataclass(frozen=True)
 class Core:
     """A fused core and how a config becomes its parameters ``p`` and static flags."""
@@ -460,6 +490,10 @@ CORES: dict[str, Core] = {
     "dapo": Core(ppo_core, _ppo_params, _ppo_flags),
     "tis": Core(ppo_core, lambda c: _ppo_params(c) + (0.0 if c.C_min is None else c.C_min, c.C),
                 lambda c: dict(_ppo_flags(c), tis=c.mode)),
+    "grpo_guard": Core(grpo_guard_core, lambda c: (1.0 - c.eps_low, 1.0 + c.eps_high, c.log_ratio_clamp or 0.0,
+                                                   c.adv_clip or 0.0),
+                       lambda c: {"clamp": c.log_ratio_clamp is not None, "norm": bool(c.ratio_norm),
+                                  "inv_dt": c.step_weight == "inverse_dt", "aclip": c.adv_clip is not None}),
     "tapo": Core(ppo_core, _ppo_params, _ppo_flags),  # on the model's tokens M′ = M ∧ ¬U (optimized.tapo)
     "two_sided_clip": Core(two_sided_core, lambda c: _ppo_params(c) + (c.delta,), _ppo_flags),
     "cispo": Core(cispo_core, lambda c: (1.0 - (c.eps_low or 0.0), 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),
@@ -606,12 +640,20 @@ def _fast_eligible(logp, others) -> bool:
     return True
 
 
+def _detached(extra):
+    """``extra`` (None, a tensor or a tuple of tensors) detached from autograd."""
+    if isinstance(extra, tuple):
+        return tuple(x.detach() for x in extra)
+    return None if extra is None else extra.detach()
+
+
 def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mask, cfg, group=None,
                       extra=None, *, call_flags: dict | None = None, coef_mask=None, slow_mask=None, **autograd_kw):
     """The policy loss ``name`` through its fused core; ``autograd_fn(logp, old_logp, adv, mask, config=cfg,
     group=group, **autograd_kw)`` is the autograd formulation used when the fused path does not apply (mode off,
     inputs of mixed dtypes or devices, non-tensors) and to validate a batch whose loss or inputs are not finite.
 
+    ``extra``: the core's further input, a tensor or a tuple of tensors (each of logp's shape, dtype and device).
     ``call_flags``: static core flags that depend on the call, not the config (BPO: a ``target_adv`` was given).
     ``coef_mask``: the aggregation coefficients are those of this mask, not of ``mask`` (which then only selects
     the tokens that carry a loss; TAPO's tool tokens in the denominator). ``slow_mask``: the mask handed to the
@@ -622,7 +664,8 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
 
     core = CORES[name].for_config(cfg)
     ref = autograd_kw.get("ref_logp")
-    if _MODE == "off" or not _fast_eligible(logp, (old_logp, adv, extra, ref)):
+    extras = extra if isinstance(extra, tuple) else (extra,)
+    if _MODE == "off" or not _fast_eligible(logp, (old_logp, adv, *extras, ref)):
         return slow()
     if not isinstance(mask, torch.Tensor) or mask.device != logp.device:
         return slow()
@@ -639,7 +682,7 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
                                 normalizer=cfg.normalizer, const=cfg.const,
                                 seq_denominator=getattr(cfg, "seq_denominator", None), dtype=dt)
     job = _Job(core, flags, (old_logp.detach(), adv.detach(), m.view(torch.uint8), c, p,
-                             None if extra is None else extra.detach(), None if ref is None else ref.detach()))
+                             _detached(extra), None if ref is None else ref.detach()))
     if logp.requires_grad and torch.is_grad_enabled():
         loss = _FusedLoss.apply(logp, job)
     else:

@@ -2,6 +2,9 @@
 gives ∂loss/∂logp and, through ``mu_diff_sq`` (pass it with ``requires_grad`` or computed from μ_θ), the
 gradient of the drift term — so that ∂log r̂/∂μ_θ = ε as in the paper's peers (Flow-Factory, verl-omni).
 
+The registered loss runs its fused core (:mod:`rlspec.optimized.fused`) when no gradient is wanted through
+``mu_diff_sq``; :func:`grpo_guard_loss_autograd` is the autograd formulation it falls back to (and validates with).
+
 Half-precision inputs are computed in float32 (:func:`rlspec.optimized.common.upcast`): the clip range
 1 ± 1e-4 is finer than bfloat16 resolves.
 """
@@ -10,14 +13,15 @@ from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.ppo import clipped_surrogate
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
 from rlspec.reference.grpo_guard import GRPOGuardConfig
 
 __all__ = ["GRPOGuardConfig", "step_scale", "ratio_mean_shift", "rationorm_log_ratio", "step_weight",
-           "grpo_guard_loss"]
+           "grpo_guard_loss",
+           "grpo_guard_loss_autograd"]
 
 
 def step_scale(sigma: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
@@ -53,9 +57,8 @@ def _step_input(x, mask: torch.Tensor, name: str, fill: float) -> torch.Tensor:
     return torch.where(mask, x, torch.full((), fill, dtype=x.dtype, device=x.device))
 
 
-@implements("grpo_guard")
-def grpo_guard_loss(logp, old_logp, adv, mask, mu_diff_sq, sigma, dt, ref_logp=None,
-                    config: GRPOGuardConfig | None = None, group=None):
+def grpo_guard_loss_autograd(logp, old_logp, adv, mask, mu_diff_sq, sigma, dt, ref_logp=None,
+                             config: GRPOGuardConfig | None = None, group=None):
     """Scalar GRPO-Guard loss; ``loss.backward()`` gives ∂loss/∂logp = c·δ·ψ'(r̂)·r̂·σ√dt (and ∂loss/∂q)."""
     cfg = config or GRPOGuardConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -70,3 +73,20 @@ def grpo_guard_loss(logp, old_logp, adv, mask, mu_diff_sq, sigma, dt, ref_logp=N
         u = torch.clamp(u, -cfg.log_ratio_clamp, cfg.log_ratio_clamp)
     ell = step_weight(h, cfg.step_weight) * clipped_surrogate(torch.exp(u), adv, cfg.eps_low, cfg.eps_high)
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+_DEFAULT_CONFIG = GRPOGuardConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("grpo_guard")
+def grpo_guard_loss(logp, old_logp, adv, mask, mu_diff_sq, sigma, dt, ref_logp=None,
+                    config: GRPOGuardConfig | None = None, group=None):
+    """Scalar GRPO-Guard loss through its fused core (:mod:`rlspec.optimized.fused`): value and ∂loss/∂logp in one
+    pass. A ``mu_diff_sq`` that requires a gradient (the drift term's ∂loss/∂q) takes
+    :func:`grpo_guard_loss_autograd`, which is also the formulation the fused path falls back to and validates with."""
+    cfg = config or _DEFAULT_CONFIG
+    kw = dict(mu_diff_sq=mu_diff_sq, sigma=sigma, dt=dt, ref_logp=ref_logp)
+    if isinstance(mu_diff_sq, torch.Tensor) and mu_diff_sq.requires_grad and torch.is_grad_enabled():
+        return grpo_guard_loss_autograd(logp, old_logp, adv, mask, config=cfg, group=group, **kw)
+    return fused.fused_policy_loss("grpo_guard", grpo_guard_loss_autograd, logp, old_logp, adv, mask, cfg, group,
+                                   extra=(mu_diff_sq, sigma, dt), **kw)

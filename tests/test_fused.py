@@ -23,6 +23,7 @@ from rlspec.reference._validate import RLSpecValueError
 
 NAMES = sorted(fused.CORES)
 EXTRA = {"tis": "rollout_logp", "decoupled_ppo": "prox_logp"}  # the third log-prob input, where a loss takes one
+STEP_INPUTS = {"grpo_guard": ("mu_diff_sq", "sigma", "dt")}  # further per-token inputs (batch() draws them)
 AUTOGRAD = {n: getattr(__import__(optimized.get(n).__module__, fromlist=["x"]), optimized.get(n).__name__ + "_autograd")
             for n in NAMES}
 
@@ -62,6 +63,11 @@ def configs(name: str) -> list:
     if name == "brrl":  # λ = 1: the target ratio inside (1 − ε_low, 1 + ε_high), not saturated; rsl_rl's TV term
         out += [dataclasses.replace(base, lam=1.0), dataclasses.replace(base, lam=0.5, tv_coef=0.5, eps_low=0.1),
                 dataclasses.replace(base, lam=1.0, tv_coef=0.2, log_ratio_clamp=0.2, agg="seq-mean-token-mean")]
+    if name == "grpo_guard":  # a clip range wide enough that both branches occur
+        out += [dataclasses.replace(base, eps_low=0.2, eps_high=0.3),
+                dataclasses.replace(base, eps_low=0.2, eps_high=0.3, ratio_norm=False, step_weight="none"),
+                dataclasses.replace(base, eps_low=0.1, eps_high=0.1, adv_clip=0.5, log_ratio_clamp=0.1),
+                dataclasses.replace(base, eps_low=0.2, eps_high=0.2, agg="token-mean", adv_clip=1.0, ratio_norm=False)]
     if name == "tapo":
         out += [dataclasses.replace(base, dual_clip_c=None), dataclasses.replace(base, tool_in_denominator=True),
                 dataclasses.replace(base, tool_in_denominator=True, agg="seq-mean-token-mean", dual_clip_c=None),
@@ -83,16 +89,26 @@ def batch(seed: int, B: int = 5, T: int = 7, empty: bool = False) -> dict:
     adv = np.repeat(rng.normal(size=(B, 1)), T, axis=1) + rng.normal(scale=0.1, size=(B, T))
     roll = old + rng.normal(scale=0.3, size=(B, T))
     pad = rng.choice(np.array([np.nan, np.inf, -np.inf, 1e30]), size=(B, T))
-    x = {k: np.where(mask, v, pad) for k, v in dict(logp=logp, old_logp=old, adv=adv, rollout_logp=roll).items()}
+    step = np.random.default_rng(seed + 10_000)  # GRPO-Guard's step inputs: q ≥ 0 (some 0), σ > 0, dt > 0
+    q = np.where(step.random((B, T)) < 0.2, 0.0, step.gamma(1.0, 0.05, size=(B, T)))
+    sigma, dt = step.uniform(0.3, 1.5, size=(B, T)), step.uniform(0.02, 0.3, size=(B, T))
+    x = {k: np.where(mask, v, pad) for k, v in dict(logp=logp, old_logp=old, adv=adv, rollout_logp=roll,
+                                                     mu_diff_sq=q, sigma=sigma, dt=dt).items()}
     return dict(x, mask=mask, group=np.arange(B) // 2)
+
+
+def extra_inputs(name: str, x: dict) -> dict:
+    """The further keyword inputs of ``name`` (numpy), from the batch ``x``."""
+    kw = {EXTRA[name]: x["rollout_logp"]} if name in EXTRA else {}
+    return dict(kw, **{k: x[k] for k in STEP_INPUTS.get(name, ())})
 
 
 def run(fn, x: dict, cfg, dtype: torch.dtype, name: str, scale: float = 1.0):
     """loss (float64) and ∂loss/∂logp (float64 numpy) of ``fn`` on ``x`` cast to ``dtype``."""
     x = kl_ready(x, cfg)
-    t = {k: torch.as_tensor(v, dtype=dtype) for k, v in x.items() if k not in ("mask", "group", "rollout_logp")}
+    t = {k: torch.as_tensor(x[k], dtype=dtype) for k in ("logp", "old_logp", "adv")}
     logp = t.pop("logp").requires_grad_(True)
-    kw = {EXTRA[name]: torch.as_tensor(x["rollout_logp"], dtype=dtype)} if name in EXTRA else {}
+    kw = {k: torch.as_tensor(v, dtype=dtype) for k, v in extra_inputs(name, x).items()}
     loss = fn(logp, t["old_logp"], t["adv"], torch.as_tensor(x["mask"]), config=cfg, group=x["group"], **kw)
     (loss * scale).backward()
     return float(loss.detach().double()), logp.grad.double().numpy()
@@ -135,7 +151,7 @@ def test_fused_equals_reference_float64(name):
     for k, cfg in enumerate(configs(name)):
         x = kl_ready(batch(200 + k), cfg)
         loss, g = run(optimized.get(name), x, cfg, torch.float64, name)
-        kw = {EXTRA[name]: x["rollout_logp"]} if name in EXTRA else {}
+        kw = extra_inputs(name, x)
         ref_loss, ref_g = spec.fn(x["logp"], x["old_logp"], x["adv"], x["mask"], config=cfg, group=x["group"], **kw)
         assert abs(loss - ref_loss) <= 1e-12 * max(1.0, abs(ref_loss))
         np.testing.assert_allclose(g, ref_g, rtol=1e-10, atol=1e-12)
@@ -324,3 +340,35 @@ def test_tapo_tool_mask(dtype):
                     np.testing.assert_allclose(g, want[1], rtol=1e-10, atol=1e-12)
     finally:
         fused.set_mode("auto")
+
+
+@pytest.mark.parametrize("field", ["mu_diff_sq", "sigma", "dt"])
+def test_grpo_guard_invalid_step_input_raises_naming_it(field):
+    """GRPO-Guard refuses q < 0, σ ≤ 0, dt ≤ 0 or a NaN at a valid step (RLSpecValueError naming the input), as
+    the reference does, although the fused loss could be finite there."""
+    x = batch(11)
+    t = {k: torch.as_tensor(x[k]).clone() for k in ("logp", "old_logp", "adv", "mu_diff_sq", "sigma", "dt")}
+    for bad in (-0.5 if field == "mu_diff_sq" else 0.0, np.nan):
+        y = dict(t, **{field: t[field].clone()})
+        y[field][1, 0] = bad
+        with pytest.raises(RLSpecValueError, match=field):
+            optimized.get("grpo_guard")(y["logp"].requires_grad_(True), y["old_logp"], y["adv"],
+                                        torch.as_tensor(x["mask"]), y["mu_diff_sq"], y["sigma"], y["dt"])
+
+
+def test_grpo_guard_drift_gradient_takes_autograd():
+    """With ``mu_diff_sq`` requiring a gradient, GRPO-Guard gives ∂loss/∂q (the reference's, float64) as well as
+    ∂loss/∂logp (the autograd formulation: the fused core has no q gradient)."""
+    x, cfg = batch(12), registry.get("grpo_guard").config(eps_low=0.2, eps_high=0.3)
+    t = {k: torch.as_tensor(x[k]) for k in ("old_logp", "adv", "sigma", "dt")}
+    logp = torch.as_tensor(x["logp"]).requires_grad_(True)
+    q = torch.as_tensor(x["mu_diff_sq"]).clone().requires_grad_(True)
+    loss = optimized.get("grpo_guard")(logp, t["old_logp"], t["adv"], torch.as_tensor(x["mask"]), q, t["sigma"],
+                                       t["dt"], config=cfg)
+    loss.backward()
+    from rlspec.reference.grpo_guard import grpo_guard_loss_and_grads
+    want = grpo_guard_loss_and_grads(x["logp"], x["old_logp"], x["adv"], x["mask"], x["mu_diff_sq"], x["sigma"],
+                                     x["dt"], config=cfg)
+    assert abs(float(loss.detach()) - want[0]) <= 1e-12 * max(1.0, abs(want[0]))
+    np.testing.assert_allclose(logp.grad.numpy(), want[1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(q.grad.numpy(), want[2], rtol=1e-10, atol=1e-12)
