@@ -16,7 +16,8 @@ from rlspec.optimized.registry import implements
 from rlspec.reference.brrl import BRRLConfig, GBPOConfig
 
 __all__ = ["BRRLConfig", "GBPOConfig", "target_ratio", "bpo_token_loss", "bpo_loss", "bpo_loss_autograd", "sequence_advantage",
-           "gbpo_target", "gbpo_loss"]
+           "gbpo_target", "gbpo_loss",
+           "gbpo_loss_autograd"]
 
 
 def target_ratio(z: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
@@ -94,8 +95,7 @@ def gbpo_target(A: torch.Tensor, counted: torch.Tensor, group, temperature: floa
     return t
 
 
-@implements("gbpo")
-def gbpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GBPOConfig | None = None, group=None):
+def gbpo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: GBPOConfig | None = None, group=None):
     """Scalar GBPO loss; ``loss.backward()`` gives ∂loss/∂logp = c·|Â|·sign(r − r*_i)·r."""
     cfg = config or GBPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -104,3 +104,34 @@ def gbpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GBPOConfig | Non
     t = gbpo_target(sequence_advantage(adv, mask), mask.any(dim=1), group, cfg.temperature, cfg.singleton)  # (B,)
     z = t.unsqueeze(1).expand_as(logp)  # (B, T)
     return _bpo_core(logp, old_logp, adv, mask, z, cfg.eps_low, cfg.eps_high, 0.0, cfg, group)
+
+
+_DEFAULT_GBPO = GBPOConfig()  # frozen: one instance serves every call without a config
+
+
+def _gbpo_row_target(logp, adv, mask, group, cfg) -> torch.Tensor | None:
+    """GBPO's target z = t_i broadcast over (B, T) in the compute dtype (float32 for half precision), or None where
+    the inputs are not the fused path's (non-tensors, shapes that differ: the autograd formulation names them)."""
+    if not (isinstance(logp, torch.Tensor) and isinstance(adv, torch.Tensor) and isinstance(mask, torch.Tensor)
+            and logp.ndim == 2 and adv.shape == logp.shape and mask.shape == logp.shape and adv.is_floating_point()
+            and fused.mode() != "off"):
+        return None
+    m = common.check_mask(mask, logp.shape)
+    a = common.upcast(adv.detach())
+    if group is not None:
+        group = common.group_ids(group, logp.shape[0], device=logp.device)
+    t = gbpo_target(sequence_advantage(a, m), m.any(dim=1), group, cfg.temperature, cfg.singleton)  # (B,)
+    return t.unsqueeze(1).expand(logp.shape)
+
+
+@implements("gbpo")
+def gbpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: GBPOConfig | None = None, group=None):
+    """Scalar GBPO loss through BPO's fused core with the row targets t_i (:mod:`rlspec.optimized.fused`): value and
+    gradient ∂loss/∂logp = c·|Â|·sign(r − r*_i)·r in one pass after the per-prompt median; :func:`gbpo_loss_autograd`
+    is the autograd formulation it falls back to (and validates with)."""
+    cfg = config or _DEFAULT_GBPO
+    z = _gbpo_row_target(logp, adv, mask, group, cfg)
+    if z is None:
+        return gbpo_loss_autograd(logp, old_logp, adv, mask, ref_logp=ref_logp, config=cfg, group=group)
+    return fused.fused_policy_loss("gbpo", gbpo_loss_autograd, logp, old_logp, adv, mask, cfg, group, extra=z,
+                                   extra_f32=True, ref_logp=ref_logp)

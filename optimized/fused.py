@@ -521,6 +521,8 @@ CORES: dict[str, Core] = {
                                          0.0 if c.log_w_max is None else c.log_w_max),
                   lambda c: {"clamp": c.log_ratio_clamp is not None, "wmin": c.log_w_min is not None,
                              "wmax": c.log_w_max is not None}),
+    "gbpo": Core(bpo_core, lambda c: (1.0 - c.eps_low, c.eps_low + c.eps_high, 1.0, 0.0, c.log_ratio_clamp or 0.0),
+                 lambda c: {"clamp": c.log_ratio_clamp is not None, "target": True}),  # extra: the row targets t_i
     "brrl": Core(bpo_core, lambda c: (1.0 - c.eps_low, c.eps_low + c.eps_high, c.lam, c.tv_coef, c.log_ratio_clamp or 0.0),
                  lambda c: {"clamp": c.log_ratio_clamp is not None}),
     "dro": Core(dro_core, lambda c: (c.beta, c.log_ratio_clamp or 0.0), lambda c: {"clamp": c.log_ratio_clamp is not None}),
@@ -627,15 +629,18 @@ class _Job:
 _FLOATS = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
 
 
-def _fast_eligible(logp, others) -> bool:
-    """Tensors of one float dtype and device, (B, T), no gradient wanted through the non-logp inputs."""
+def _fast_eligible(logp, others, loose=()) -> bool:
+    """Tensors of one float dtype and device, (B, T), no gradient wanted through the non-logp inputs; those in
+    ``loose`` may also be float32 where logp is half precision (an input the caller formed in the compute dtype)."""
     if not isinstance(logp, torch.Tensor) or logp.ndim != 2 or logp.dtype not in _FLOATS:
         return False
-    for x in others:
+    half = logp.dtype in (torch.bfloat16, torch.float16)
+    for k, x in enumerate((*others, *loose)):
         if x is None:
             continue
-        if (not isinstance(x, torch.Tensor) or x.shape != logp.shape or x.dtype != logp.dtype
-                or x.device != logp.device):
+        if not isinstance(x, torch.Tensor) or x.shape != logp.shape or x.device != logp.device:
+            return False
+        if x.dtype != logp.dtype and not (k >= len(others) and half and x.dtype == torch.float32):
             return False
     return True
 
@@ -648,12 +653,14 @@ def _detached(extra):
 
 
 def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mask, cfg, group=None,
-                      extra=None, *, call_flags: dict | None = None, coef_mask=None, slow_mask=None, **autograd_kw):
+                      extra=None, *, call_flags: dict | None = None, coef_mask=None, slow_mask=None, extra_f32: bool = False,
+                      **autograd_kw):
     """The policy loss ``name`` through its fused core; ``autograd_fn(logp, old_logp, adv, mask, config=cfg,
     group=group, **autograd_kw)`` is the autograd formulation used when the fused path does not apply (mode off,
     inputs of mixed dtypes or devices, non-tensors) and to validate a batch whose loss or inputs are not finite.
 
     ``extra``: the core's further input, a tensor or a tuple of tensors (each of logp's shape, dtype and device).
+    ``extra_f32``: ``extra`` may be float32 where logp is half precision (formed by the caller in the compute dtype).
     ``call_flags``: static core flags that depend on the call, not the config (BPO: a ``target_adv`` was given).
     ``coef_mask``: the aggregation coefficients are those of this mask, not of ``mask`` (which then only selects
     the tokens that carry a loss; TAPO's tool tokens in the denominator). ``slow_mask``: the mask handed to the
@@ -665,7 +672,11 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
     core = CORES[name].for_config(cfg)
     ref = autograd_kw.get("ref_logp")
     extras = extra if isinstance(extra, tuple) else (extra,)
-    if _MODE == "off" or not _fast_eligible(logp, (old_logp, adv, *extras, ref)):
+    if extra_f32:
+        eligible = _fast_eligible(logp, (old_logp, adv, ref), extras)
+    else:
+        eligible = _fast_eligible(logp, (old_logp, adv, *extras, ref))
+    if _MODE == "off" or not eligible:
         return slow()
     if not isinstance(mask, torch.Tensor) or mask.device != logp.device:
         return slow()

@@ -68,6 +68,10 @@ def configs(name: str) -> list:
                 dataclasses.replace(base, eps_low=0.2, eps_high=0.3, ratio_norm=False, step_weight="none"),
                 dataclasses.replace(base, eps_low=0.1, eps_high=0.1, adv_clip=0.5, log_ratio_clamp=0.1),
                 dataclasses.replace(base, eps_low=0.2, eps_high=0.2, agg="token-mean", adv_clip=1.0, ratio_norm=False)]
+    if name == "gbpo":  # T = 1: targets inside the clip range; verl's singleton rule; the clamp
+        out += [dataclasses.replace(base, temperature=1.0), dataclasses.replace(base, temperature=0.5,
+                                                                                 singleton="median-zero"),
+                dataclasses.replace(base, temperature=1.0, eps_low=0.1, log_ratio_clamp=0.2, agg="seq-mean-token-sum")]
     if name == "tapo":
         out += [dataclasses.replace(base, dual_clip_c=None), dataclasses.replace(base, tool_in_denominator=True),
                 dataclasses.replace(base, tool_in_denominator=True, agg="seq-mean-token-mean", dual_clip_c=None),
