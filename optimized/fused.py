@@ -462,6 +462,37 @@ def grpo_guard_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clam
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
+def hapo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, dual=False, ent=False,
+              aclip=False, aadv=False, zone_adapt=False, need_grad=True):
+    """HAPO: PPO's clip with per-token ranges ε_L = ε_L^b(1 − α h̃) where h̃ ≤ 0, ε_R = ε_R^b(1 + α h̃) where h̃ > 0
+    (``aclip``) and the advantage Â(1 + β h̃) where (h̃ > 0, r ∉ Z) or (h̃ ≤ 0, r ∈ Z), Z = (1 − ε_L/2, 1 + ε_R/2) of
+    the adaptive (``zone_adapt``) or base ranges (``aadv``); ``extra`` = h̃ (``ent``; without it, plain PPO with
+    the base ranges), dual clip on the redistributed Â. p = (ε_L^b, ε_R^b, α, β, log_ratio_clamp, dual_c, q)."""
+    x, o, a, h, fin = _inputs(lp, old, adv, p, extra if ent else None, ref)
+    mask = _valid(mask, p.dtype)
+    r, cut = _ratio(x - o, p[4] if clamp else None)
+    lo, hi = 1.0 - p[0], 1.0 + p[1]
+    if ent:
+        eps_l, eps_r = p[0], p[1]
+        if aclip:
+            eps_l = torch.where(h <= 0, p[0] * (1.0 - p[2] * h), p[0])
+            eps_r = torch.where(h > 0, p[1] * (1.0 + p[2] * h), p[1])
+            lo, hi = 1.0 - eps_l, 1.0 + eps_r
+        if aadv:
+            zl, zr = (eps_l, eps_r) if zone_adapt else (p[0], p[1])
+            zone = (r > 1.0 - zl / 2.0) & (r < 1.0 + zr / 2.0)
+            a = torch.where(((h > 0) & ~zone) | ((h <= 0) & zone), a * (1.0 + p[3] * h), a)
+    ell, stop = _clip_branch(r, a, lo, hi)
+    if dual:
+        cap = -p[5] * a
+        active = (a < 0) & (ell > cap)
+        ell, stop = torch.where(active, cap, ell), stop | active
+    if cut is not None:
+        stop = stop | cut
+    dl = torch.where(stop, 0.0, -a * r)
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 @dataclass(frozen=True)
 class Core:
     """A fused core and how a config becomes its parameters ``p`` and static flags."""
@@ -494,6 +525,11 @@ CORES: dict[str, Core] = {
                                                    c.adv_clip or 0.0),
                        lambda c: {"clamp": c.log_ratio_clamp is not None, "norm": bool(c.ratio_norm),
                                   "inv_dt": c.step_weight == "inverse_dt", "aclip": c.adv_clip is not None}),
+    "hapo": Core(hapo_core, lambda c: (c.eps_low, c.eps_high, c.clip_alpha, c.adv_beta, c.log_ratio_clamp or 0.0,
+                                       c.dual_clip_c or 0.0),
+                 lambda c: {"clamp": c.log_ratio_clamp is not None, "dual": c.dual_clip_c is not None,
+                            "aclip": bool(c.adaptive_clip), "aadv": bool(c.adaptive_advantage),
+                            "zone_adapt": bool(c.zone_uses_adaptive_clip)}),  # "ent" per call: h̃ given
     "tapo": Core(ppo_core, _ppo_params, _ppo_flags),  # on the model's tokens M′ = M ∧ ¬U (optimized.tapo)
     "two_sided_clip": Core(two_sided_core, lambda c: _ppo_params(c) + (c.delta,), _ppo_flags),
     "cispo": Core(cispo_core, lambda c: (1.0 - (c.eps_low or 0.0), 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),

@@ -1,4 +1,6 @@
-"""HAPO (torch). Mirrors :mod:`rlspec.reference.hapo`; gradients come from autograd.
+"""HAPO (torch). Mirrors :mod:`rlspec.reference.hapo`. The registered loss computes the entropy signal h̃ once, then
+runs its fused core (:mod:`rlspec.optimized.fused`); :func:`hapo_loss_autograd` is the autograd formulation it falls
+back to.
 
 The entropy signal h̃, the clip ranges and the redistribution factor carry no gradient (the official code
 computes them under ``no_grad``): they are computed from detached values. Entropy statistics are taken in
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.grpo import grpo_outcome_advantage, validate_outcome
 from rlspec.optimized.ppo import clipped_surrogate, dual_clip
 from rlspec.optimized.registry import implements
@@ -29,7 +31,7 @@ from rlspec.reference.hapo import (
 __all__ = ["HAPOConfig", "HAPOAdvantageConfig", "HAPOTemperatureConfig", "EntropyStats", "log_entropy",
            "entropy_statistics", "entropy_signal", "token_entropy_signal", "adaptive_temperature",
            "token_group_average", "hapo_advantage", "adaptive_clip", "neutral_zone", "redistribution_factor",
-           "hapo_loss"]
+           "hapo_loss", "hapo_loss_autograd"]
 
 
 def _entropy(entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -157,9 +159,8 @@ def redistribution_factor(h: torch.Tensor, in_zone: torch.Tensor, beta: float) -
     return torch.where(active, 1.0 + beta * h, torch.ones_like(h))
 
 
-@implements("hapo")
-def hapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: HAPOConfig | None = None, group=None,
-              entropy=None, entropy_stats: EntropyStats | None = None):
+def hapo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: HAPOConfig | None = None, group=None,
+                       entropy=None, entropy_stats: EntropyStats | None = None):
     """Scalar HAPO loss; ``loss.backward()`` gives ∂loss/∂logp = −c·Â·r on the unclipped branch."""
     cfg = config or HAPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -178,3 +179,34 @@ def hapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: HAPOConfig | Non
     if cfg.dual_clip_c is not None:
         ell = dual_clip(ell, A, cfg.dual_clip_c)
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+_DEFAULT_CONFIG = HAPOConfig()  # frozen: one instance serves every call without a config
+
+
+def _signal(logp, adv, mask, cfg, entropy, entropy_stats) -> torch.Tensor | None:
+    """h̃ (B, T) in the compute dtype (float32 for half precision), or None where the inputs are not the fused
+    path's (non-tensors, shapes that differ: the autograd formulation names them)."""
+    if not (isinstance(logp, torch.Tensor) and isinstance(mask, torch.Tensor) and isinstance(entropy, torch.Tensor)
+            and logp.ndim == 2 and mask.shape == logp.shape and entropy.shape == logp.shape
+            and logp.dtype.is_floating_point and fused.mode() != "off"):
+        return None
+    dt = torch.float32 if logp.dtype in (torch.bfloat16, torch.float16) else logp.dtype
+    return token_entropy_signal(entropy, common.check_mask(mask), cfg, entropy_stats).to(dt)
+
+
+@implements("hapo")
+def hapo_loss(logp, old_logp, adv, mask, ref_logp=None, config: HAPOConfig | None = None, group=None,
+              entropy=None, entropy_stats: EntropyStats | None = None):
+    """Scalar HAPO loss through its fused core (:mod:`rlspec.optimized.fused`): the entropy signal h̃ once, then
+    value and gradient ∂loss/∂logp = −c·Â′·r on the unclipped branch in one pass; :func:`hapo_loss_autograd` is the
+    autograd formulation it falls back to (and validates with)."""
+    cfg = config or _DEFAULT_CONFIG
+    kw = dict(ref_logp=ref_logp, entropy=entropy, entropy_stats=entropy_stats)
+    h = None
+    if entropy is not None:
+        h = _signal(logp, adv, mask, cfg, entropy, entropy_stats)
+        if h is None:
+            return hapo_loss_autograd(logp, old_logp, adv, mask, config=cfg, group=group, **kw)
+    return fused.fused_policy_loss("hapo", hapo_loss_autograd, logp, old_logp, adv, mask, cfg, group, extra=h,
+                                   extra_f32=True, call_flags={"ent": h is not None}, **kw)

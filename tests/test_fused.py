@@ -23,7 +23,7 @@ from rlspec.reference._validate import RLSpecValueError
 
 NAMES = sorted(fused.CORES)
 EXTRA = {"tis": "rollout_logp", "decoupled_ppo": "prox_logp"}  # the third log-prob input, where a loss takes one
-STEP_INPUTS = {"grpo_guard": ("mu_diff_sq", "sigma", "dt")}  # further per-token inputs (batch() draws them)
+STEP_INPUTS = {"grpo_guard": ("mu_diff_sq", "sigma", "dt"), "hapo": ("entropy",)}  # further per-token inputs (batch() draws them)
 AUTOGRAD = {n: getattr(__import__(optimized.get(n).__module__, fromlist=["x"]), optimized.get(n).__name__ + "_autograd")
             for n in NAMES}
 
@@ -72,6 +72,11 @@ def configs(name: str) -> list:
         out += [dataclasses.replace(base, temperature=1.0), dataclasses.replace(base, temperature=0.5,
                                                                                  singleton="median-zero"),
                 dataclasses.replace(base, temperature=1.0, eps_low=0.1, log_ratio_clamp=0.2, agg="seq-mean-token-sum")]
+    if name == "hapo":  # each component off in turn, the code's sign convention, other α/β
+        out += [dataclasses.replace(base, adaptive_clip=False), dataclasses.replace(base, adaptive_advantage=False),
+                dataclasses.replace(base, zone_uses_adaptive_clip=False, dual_clip_c=None),
+                dataclasses.replace(base, low_entropy_sign="code", clip_alpha=2.0, adv_beta=0.5, pivot=0.5),
+                dataclasses.replace(base, adaptive_clip=False, adaptive_advantage=False, agg="seq-mean-token-mean")]
     if name == "tapo":
         out += [dataclasses.replace(base, dual_clip_c=None), dataclasses.replace(base, tool_in_denominator=True),
                 dataclasses.replace(base, tool_in_denominator=True, agg="seq-mean-token-mean", dual_clip_c=None),
@@ -96,8 +101,9 @@ def batch(seed: int, B: int = 5, T: int = 7, empty: bool = False) -> dict:
     step = np.random.default_rng(seed + 10_000)  # GRPO-Guard's step inputs: q ≥ 0 (some 0), σ > 0, dt > 0
     q = np.where(step.random((B, T)) < 0.2, 0.0, step.gamma(1.0, 0.05, size=(B, T)))
     sigma, dt = step.uniform(0.3, 1.5, size=(B, T)), step.uniform(0.02, 0.3, size=(B, T))
+    entropy = step.gamma(1.0, 1.0, size=(B, T))  # HAPO's token entropies ≥ 0
     x = {k: np.where(mask, v, pad) for k, v in dict(logp=logp, old_logp=old, adv=adv, rollout_logp=roll,
-                                                     mu_diff_sq=q, sigma=sigma, dt=dt).items()}
+                                                     mu_diff_sq=q, sigma=sigma, dt=dt, entropy=entropy).items()}
     return dict(x, mask=mask, group=np.arange(B) // 2)
 
 
@@ -376,3 +382,31 @@ def test_grpo_guard_drift_gradient_takes_autograd():
     assert abs(float(loss.detach()) - want[0]) <= 1e-12 * max(1.0, abs(want[0]))
     np.testing.assert_allclose(logp.grad.numpy(), want[1], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(q.grad.numpy(), want[2], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_hapo_without_entropy(dtype):
+    """HAPO without token entropies (h̃ = 0: PPO with the base ranges and dual clip): the fused loss and gradient
+    equal the autograd formulation's for every config, and the reference's in float64."""
+    fused.set_mode("eager")
+    try:
+        for k, cfg in enumerate(configs("hapo")):
+            for x in (batch(900 + k), batch(950 + k, empty=True)):
+                loss, g = fused_vs_autograd("hapo", x, cfg, dtype)
+                if dtype == torch.float64:
+                    want = registry.get("hapo").fn(x["logp"], x["old_logp"], x["adv"], x["mask"], config=cfg,
+                                                   group=x["group"])
+                    assert abs(loss - want[0]) <= 1e-12 * max(1.0, abs(want[0]))
+                    np.testing.assert_allclose(g, want[1], rtol=1e-10, atol=1e-12)
+    finally:
+        fused.set_mode("auto")
+
+
+def test_hapo_negative_entropy_raises_naming_it():
+    """A negative entropy at a valid position raises RLSpecValueError naming entropy (the signal's prepass)."""
+    x = batch(13)
+    t = {k: torch.as_tensor(x[k]).clone() for k in ("logp", "old_logp", "adv", "entropy")}
+    t["entropy"][1, 0] = -0.5
+    with pytest.raises(RLSpecValueError, match="entropy"):
+        optimized.get("hapo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
+                              entropy=t["entropy"])
