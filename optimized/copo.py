@@ -3,14 +3,16 @@
 Advantages: H (answer entropy, bits), A_loc (GRPO), A_glob (batch z-score of each prompt's mean reward),
 w = σ(k(H − b)) (× 1[A_loc ≠ 0] in the forced mode), Ã = (1 − w) A_glob + w A_loc; the statistics are taken
 in float64 (whether A_loc is zero decides the forced mode's w) and returned in the rewards' dtype (float32
-for bf16/fp16). Loss: (1 − w)·clip-loss(A_glob) + w·clip-loss(A_loc) per token; autograd gives dlogp.
+for bf16/fp16). Loss: (1 − w)·clip-loss(A_glob) + w·clip-loss(A_loc) per token; the registered loss runs its fused core
+(:mod:`rlspec.optimized.fused`), :func:`copo_loss_autograd` (autograd gives dlogp) is the formulation it falls back
+to.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.grpo import grpo_outcome_advantage, validate_outcome
 from rlspec.optimized.registry import implements
 from rlspec.reference._validate import fail
@@ -18,7 +20,7 @@ from rlspec.reference.copo import ZERO_RTOL, COPOConfig, COPOLossConfig
 from rlspec.reference.grpo import GRPOConfig
 
 __all__ = ["COPOConfig", "COPOLossConfig", "answer_entropy", "global_advantage", "blend_weight", "copo_components",
-           "copo_advantage", "copo_loss"]
+           "copo_advantage", "copo_loss", "copo_loss_autograd"]
 
 
 def _inverse(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -104,9 +106,8 @@ def clipped(r: torch.Tensor, A: torch.Tensor, cfg: COPOLossConfig) -> torch.Tens
     return ell
 
 
-@implements("copo_loss")
-def copo_loss(logp, old_logp, adv, mask, ref_logp=None, config: COPOLossConfig | None = None, group=None,
-              adv_global=None, blend_weight=None) -> torch.Tensor:
+def copo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: COPOLossConfig | None = None, group=None,
+                       adv_global=None, blend_weight=None) -> torch.Tensor:
     """COPO blended loss (scalar): A_loc = ``adv``, A_glob = ``adv_global`` (B, T), w = ``blend_weight`` (B,)."""
     cfg = config or COPOLossConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -127,3 +128,38 @@ def copo_loss(logp, old_logp, adv, mask, ref_logp=None, config: COPOLossConfig |
     wt = w.unsqueeze(1)
     ell = (1 - wt) * clipped(r, A_glob, cfg) + wt * clipped(r, adv, cfg)
     return common.aggregate_token_loss(ell, mask, cfg, group)
+
+
+_DEFAULT_LOSS_CONFIG = COPOLossConfig()  # frozen: one instance serves every call without a config
+
+
+def _blend_inputs(logp, adv_global, blend_weight) -> tuple | None:
+    """(A_glob, w broadcast to (B, T) in the compute dtype) for the fused core, or None where the autograd
+    formulation must take the call (one of the two missing, a weight outside [0, 1] or not finite, non-tensors:
+    it names the argument). One sync, on B weights."""
+    if not (isinstance(logp, torch.Tensor) and logp.ndim == 2 and isinstance(adv_global, torch.Tensor)
+            and isinstance(blend_weight, torch.Tensor) and blend_weight.shape == (logp.shape[0],)
+            and blend_weight.is_floating_point() and blend_weight.device == logp.device):
+        return None
+    w = blend_weight.detach()
+    if not bool((torch.isfinite(w) & (w >= 0) & (w <= 1)).all()):
+        return None
+    dt = torch.float32 if logp.dtype in (torch.bfloat16, torch.float16) else logp.dtype
+    return adv_global, common.upcast(w).to(dt).unsqueeze(1).expand(logp.shape)
+
+
+@implements("copo_loss")
+def copo_loss(logp, old_logp, adv, mask, ref_logp=None, config: COPOLossConfig | None = None, group=None,
+              adv_global=None, blend_weight=None) -> torch.Tensor:
+    """COPO blended loss (scalar) through its fused core (:mod:`rlspec.optimized.fused`): A_loc = ``adv``,
+    A_glob = ``adv_global`` (B, T), w = ``blend_weight`` (B,); value and gradient in one pass.
+    :func:`copo_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    cfg = config or _DEFAULT_LOSS_CONFIG
+    kw = dict(ref_logp=ref_logp, adv_global=adv_global, blend_weight=blend_weight)
+    extra = None
+    if adv_global is not None or blend_weight is not None:
+        extra = _blend_inputs(logp, adv_global, blend_weight)
+        if extra is None:
+            return copo_loss_autograd(logp, old_logp, adv, mask, config=cfg, group=group, **kw)
+    return fused.fused_policy_loss("copo_loss", copo_loss_autograd, logp, old_logp, adv, mask, cfg, group,
+                                   extra=extra, extra_f32=True, call_flags={"blend": extra is not None}, **kw)

@@ -493,6 +493,34 @@ def hapo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fals
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
+def copo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, dual=False, blend=False,
+              need_grad=True):
+    """COPO's blended clip: ℓ = (1 − w)·ψ(r, A_glob) + w·ψ(r, A_loc), ψ PPO's clip (dual clip on each), A_loc = Â,
+    ``extra`` = (A_glob, w broadcast over T) with ``blend`` (else w ≡ 1: the local loss alone);
+    p = (lo, hi, log_ratio_clamp, dual_c, q)."""
+    x, o, a, _, fin = _inputs(lp, old, adv, p, None, ref)
+    mask = _valid(mask, p.dtype)
+    r, cut = _ratio(x - o, p[2] if clamp else None)
+
+    def clip(A):
+        ell, stop = _clip_branch(r, A, p[0], p[1])
+        if dual:
+            cap = -p[3] * A
+            active = (A < 0) & (ell > cap)
+            ell, stop = torch.where(active, cap, ell), stop | active
+        return ell, torch.where(stop, 0.0, -A * r)
+
+    ell, dl = clip(a)
+    if blend:
+        g, w = (_cast(t, p.dtype) for t in extra)
+        fin = fin + _nonfinite(g)
+        ell_g, dl_g = clip(g)
+        ell, dl = (1.0 - w) * ell_g + w * ell, (1.0 - w) * dl_g + w * dl
+    if cut is not None:
+        dl = torch.where(cut, 0.0, dl)
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 @dataclass(frozen=True)
 class Core:
     """A fused core and how a config becomes its parameters ``p`` and static flags."""
@@ -530,6 +558,7 @@ CORES: dict[str, Core] = {
                  lambda c: {"clamp": c.log_ratio_clamp is not None, "dual": c.dual_clip_c is not None,
                             "aclip": bool(c.adaptive_clip), "aadv": bool(c.adaptive_advantage),
                             "zone_adapt": bool(c.zone_uses_adaptive_clip)}),  # "ent" per call: h̃ given
+    "copo_loss": Core(copo_core, _ppo_params, _ppo_flags),  # "blend" per call: adv_global and blend_weight given
     "tapo": Core(ppo_core, _ppo_params, _ppo_flags),  # on the model's tokens M′ = M ∧ ¬U (optimized.tapo)
     "two_sided_clip": Core(two_sided_core, lambda c: _ppo_params(c) + (c.delta,), _ppo_flags),
     "cispo": Core(cispo_core, lambda c: (1.0 - (c.eps_low or 0.0), 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),

@@ -23,7 +23,8 @@ from rlspec.reference._validate import RLSpecValueError
 
 NAMES = sorted(fused.CORES)
 EXTRA = {"tis": "rollout_logp", "decoupled_ppo": "prox_logp"}  # the third log-prob input, where a loss takes one
-STEP_INPUTS = {"grpo_guard": ("mu_diff_sq", "sigma", "dt"), "hapo": ("entropy",)}  # further per-token inputs (batch() draws them)
+STEP_INPUTS = {"grpo_guard": ("mu_diff_sq", "sigma", "dt"), "hapo": ("entropy",),
+               "copo_loss": ("adv_global", "blend_weight")}  # further per-token inputs (batch() draws them)
 AUTOGRAD = {n: getattr(__import__(optimized.get(n).__module__, fromlist=["x"]), optimized.get(n).__name__ + "_autograd")
             for n in NAMES}
 
@@ -102,9 +103,12 @@ def batch(seed: int, B: int = 5, T: int = 7, empty: bool = False) -> dict:
     q = np.where(step.random((B, T)) < 0.2, 0.0, step.gamma(1.0, 0.05, size=(B, T)))
     sigma, dt = step.uniform(0.3, 1.5, size=(B, T)), step.uniform(0.02, 0.3, size=(B, T))
     entropy = step.gamma(1.0, 1.0, size=(B, T))  # HAPO's token entropies ≥ 0
+    adv_global = np.repeat(step.normal(size=(B, 1)), T, axis=1)  # COPO's global advantage, blend weight in [0, 1]
+    blend = np.clip(step.uniform(-0.2, 1.2, size=B), 0.0, 1.0)
     x = {k: np.where(mask, v, pad) for k, v in dict(logp=logp, old_logp=old, adv=adv, rollout_logp=roll,
-                                                     mu_diff_sq=q, sigma=sigma, dt=dt, entropy=entropy).items()}
-    return dict(x, mask=mask, group=np.arange(B) // 2)
+                                                     mu_diff_sq=q, sigma=sigma, dt=dt, entropy=entropy,
+                                                     adv_global=adv_global).items()}
+    return dict(x, mask=mask, group=np.arange(B) // 2, blend_weight=blend)
 
 
 def extra_inputs(name: str, x: dict) -> dict:
@@ -410,3 +414,42 @@ def test_hapo_negative_entropy_raises_naming_it():
     with pytest.raises(RLSpecValueError, match="entropy"):
         optimized.get("hapo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
                               entropy=t["entropy"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_copo_local_loss_alone(dtype):
+    """COPO without adv_global and blend_weight (the local clipped loss alone): the fused loss and gradient equal
+    the autograd formulation's for every config, and the reference's in float64."""
+    fused.set_mode("eager")
+    try:
+        for k, cfg in enumerate(configs("copo_loss")):
+            for x in (batch(1000 + k), batch(1050 + k, empty=True)):
+                loss, g = fused_vs_autograd("copo_loss", x, cfg, dtype)
+                if dtype == torch.float64:
+                    want = registry.get("copo_loss").fn(x["logp"], x["old_logp"], x["adv"], x["mask"], config=cfg,
+                                                        group=x["group"])
+                    assert abs(loss - want[0]) <= 1e-12 * max(1.0, abs(want[0]))
+                    np.testing.assert_allclose(g, want[1], rtol=1e-10, atol=1e-12)
+    finally:
+        fused.set_mode("auto")
+
+
+@pytest.mark.parametrize("bad", ["outside", "nan", "alone", "global_nan"])
+def test_copo_invalid_blend_inputs_raise_naming_them(bad):
+    """A blend weight outside [0, 1] or NaN, one of adv_global/blend_weight without the other, or a NaN in adv_global
+    at a valid position raises RLSpecValueError naming the argument, as the reference does."""
+    x = batch(14)
+    t = {k: torch.as_tensor(x[k]).clone() for k in ("logp", "old_logp", "adv", "adv_global", "blend_weight")}
+    kw = dict(adv_global=t["adv_global"], blend_weight=t["blend_weight"])
+    name = "adv_global" if bad == "global_nan" else "blend_weight"
+    if bad == "outside":
+        kw["blend_weight"][2] = 1.5
+    elif bad == "nan":
+        kw["blend_weight"][2] = np.nan
+    elif bad == "alone":
+        kw.pop("blend_weight")
+    else:
+        kw["adv_global"][1, 0] = np.nan
+    with pytest.raises(RLSpecValueError, match=name):
+        optimized.get("copo_loss")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
+                                   **kw)
