@@ -1,4 +1,6 @@
-"""A²TGPO (torch). Mirrors :mod:`rlspec.reference.a2tgpo`; gradients come from autograd.
+"""A²TGPO (torch). Mirrors :mod:`rlspec.reference.a2tgpo`. The registered loss forms the per-turn clip factor once,
+then runs its fused core (:mod:`rlspec.optimized.fused`); :func:`a2tgpo_loss_autograd` is the autograd formulation
+it falls back to.
 
 The (prompt, turn-index) statistics are vectorised with one composite key per live (row, turn) cell
 (``prompt_index · K + k``, the construction the official code is reported to use) and scatter reductions.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.grpo import grpo_outcome_advantage, validate_outcome
 from rlspec.optimized.ppo import clipped_surrogate, dual_clip
 from rlspec.optimized.registry import implements
@@ -19,7 +21,7 @@ from rlspec.reference.grpo import GRPOConfig
 
 __all__ = ["A2TGPOConfig", "A2TGPOAdvantageConfig", "validate_turn", "turn_counts", "validate_ig",
            "turn_group_normalize", "accumulate_ig", "turn_clip_scale", "turn_broadcast", "a2tgpo_signals",
-           "a2tgpo_advantage", "a2tgpo_loss"]
+           "a2tgpo_advantage", "a2tgpo_loss", "a2tgpo_loss_autograd"]
 
 
 def validate_turn(turn, mask: torch.Tensor) -> torch.Tensor:
@@ -138,9 +140,8 @@ def a2tgpo_advantage(rewards, group, mask, turn, ig, config: A2TGPOAdvantageConf
     return a2tgpo_signals(rewards, group, mask, turn, ig, config)[0]
 
 
-@implements("a2tgpo")
-def a2tgpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: A2TGPOConfig | None = None, group=None, *,
-                turn, ig_hat):
+def a2tgpo_loss_autograd(logp, old_logp, adv, mask, ref_logp=None, config: A2TGPOConfig | None = None, group=None,
+                         *, turn, ig_hat):
     """Scalar A²TGPO loss; ``loss.backward()`` gives −c·A·r on the unclipped branch of the per-turn range."""
     cfg = config or A2TGPOConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -161,3 +162,31 @@ def a2tgpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: A2TGPOConfig |
     if cfg.dual_clip_c is not None:
         ell = dual_clip(ell, adv, cfg.dual_clip_c)
     return common.aggregate_token_loss(ell, live, cfg, group)
+
+
+_DEFAULT_CONFIG = A2TGPOConfig()  # frozen: one instance serves every call without a config
+
+
+@implements("a2tgpo")
+def a2tgpo_loss(logp, old_logp, adv, mask, ref_logp=None, config: A2TGPOConfig | None = None, group=None, *,
+                turn, ig_hat):
+    """Scalar A²TGPO loss through its fused core (:mod:`rlspec.optimized.fused`): the live tokens and the per-turn
+    clip factor once, then value and gradient −c·A·r (unclipped branch) in one pass; :func:`a2tgpo_loss_autograd`
+    is the autograd formulation it falls back to (and validates with)."""
+    cfg = config or _DEFAULT_CONFIG
+    kw = dict(ref_logp=ref_logp, turn=turn, ig_hat=ig_hat)
+    if (fused.mode() == "off" or not isinstance(logp, torch.Tensor) or logp.ndim != 2
+            or not logp.dtype.is_floating_point or not isinstance(mask, torch.Tensor) or mask.shape != logp.shape
+            or (turn is None and ig_hat is not None)):
+        return a2tgpo_loss_autograd(logp, old_logp, adv, mask, config=cfg, group=group, **kw)
+    M = common.check_mask(mask, logp.shape)
+    live, k = M, None
+    if turn is not None:
+        tr = validate_turn(turn, M)
+        live = M & (tr >= 0)
+        if ig_hat is not None:
+            dt = torch.float32 if logp.dtype in (torch.bfloat16, torch.float16) else logp.dtype
+            scale = turn_clip_scale(validate_ig(ig_hat, turn_counts(tr, M), "ig_hat"))
+            k = turn_broadcast(scale, tr, live).to(dt)
+    return fused.fused_policy_loss("a2tgpo", a2tgpo_loss_autograd, logp, old_logp, adv, live, cfg, group, extra=k,
+                                   extra_f32=True, call_flags={"scale": k is not None}, slow_mask=mask, **kw)

@@ -521,6 +521,30 @@ def copo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fals
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
+def a2tgpo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, dual=False, scale=False,
+                need_grad=True):
+    """A²TGPO: PPO's clip with the per-turn range ε·c, c = 1 + β·tanh(ÎG/2) of the token's turn (``extra`` = that
+    tanh broadcast to the tokens, with ``scale``; else c = 1), dual clip; ``mask`` the live tokens (valid and in a
+    trainable turn). p = (ε_low, ε_high, β, log_ratio_clamp, dual_c, q)."""
+    x, o, a, k, fin = _inputs(lp, old, adv, p, extra if scale else None, ref)
+    mask = _valid(mask, p.dtype)
+    r, cut = _ratio(x - o, p[3] if clamp else None)
+    if scale:
+        f = 1.0 + p[2] * k
+        lo, hi = 1.0 - p[0] * f, 1.0 + p[1] * f
+    else:
+        lo, hi = 1.0 - p[0], 1.0 + p[1]
+    ell, stop = _clip_branch(r, a, lo, hi)
+    if dual:
+        cap = -p[4] * a
+        active = (a < 0) & (ell > cap)
+        ell, stop = torch.where(active, cap, ell), stop | active
+    if cut is not None:
+        stop = stop | cut
+    dl = torch.where(stop, 0.0, -a * r)
+    return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
+
+
 @dataclass(frozen=True)
 class Core:
     """A fused core and how a config becomes its parameters ``p`` and static flags."""
@@ -559,6 +583,9 @@ CORES: dict[str, Core] = {
                             "aclip": bool(c.adaptive_clip), "aadv": bool(c.adaptive_advantage),
                             "zone_adapt": bool(c.zone_uses_adaptive_clip)}),  # "ent" per call: h̃ given
     "copo_loss": Core(copo_core, _ppo_params, _ppo_flags),  # "blend" per call: adv_global and blend_weight given
+    "a2tgpo": Core(a2tgpo_core, lambda c: (c.eps_low, c.eps_high, c.beta, c.log_ratio_clamp or 0.0,
+                                           c.dual_clip_c or 0.0),
+                   lambda c: {"clamp": c.log_ratio_clamp is not None, "dual": c.dual_clip_c is not None}),
     "tapo": Core(ppo_core, _ppo_params, _ppo_flags),  # on the model's tokens M′ = M ∧ ¬U (optimized.tapo)
     "two_sided_clip": Core(two_sided_core, lambda c: _ppo_params(c) + (c.delta,), _ppo_flags),
     "cispo": Core(cispo_core, lambda c: (1.0 - (c.eps_low or 0.0), 1.0 + c.eps_high, c.log_ratio_clamp or 0.0),

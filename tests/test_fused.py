@@ -23,8 +23,9 @@ from rlspec.reference._validate import RLSpecValueError
 
 NAMES = sorted(fused.CORES)
 EXTRA = {"tis": "rollout_logp", "decoupled_ppo": "prox_logp"}  # the third log-prob input, where a loss takes one
+# further inputs of a loss (batch() draws them): per token, per row (blend_weight) or per turn (ig_hat)
 STEP_INPUTS = {"grpo_guard": ("mu_diff_sq", "sigma", "dt"), "hapo": ("entropy",),
-               "copo_loss": ("adv_global", "blend_weight")}  # further per-token inputs (batch() draws them)
+               "copo_loss": ("adv_global", "blend_weight"), "a2tgpo": ("turn", "ig_hat")}
 AUTOGRAD = {n: getattr(__import__(optimized.get(n).__module__, fromlist=["x"]), optimized.get(n).__name__ + "_autograd")
             for n in NAMES}
 
@@ -78,6 +79,8 @@ def configs(name: str) -> list:
                 dataclasses.replace(base, zone_uses_adaptive_clip=False, dual_clip_c=None),
                 dataclasses.replace(base, low_entropy_sign="code", clip_alpha=2.0, adv_beta=0.5, pivot=0.5),
                 dataclasses.replace(base, adaptive_clip=False, adaptive_advantage=False, agg="seq-mean-token-mean")]
+    if name == "a2tgpo":
+        out += [dataclasses.replace(base, beta=0.0), dataclasses.replace(base, beta=0.9, eps_high=0.3, dual_clip_c=2.0)]
     if name == "tapo":
         out += [dataclasses.replace(base, dual_clip_c=None), dataclasses.replace(base, tool_in_denominator=True),
                 dataclasses.replace(base, tool_in_denominator=True, agg="seq-mean-token-mean", dual_clip_c=None),
@@ -108,7 +111,13 @@ def batch(seed: int, B: int = 5, T: int = 7, empty: bool = False) -> dict:
     x = {k: np.where(mask, v, pad) for k, v in dict(logp=logp, old_logp=old, adv=adv, rollout_logp=roll,
                                                      mu_diff_sq=q, sigma=sigma, dt=dt, entropy=entropy,
                                                      adv_global=adv_global).items()}
-    return dict(x, mask=mask, group=np.arange(B) // 2, blend_weight=blend)
+    # A²TGPO: turn indices rising along T (−1: a token outside the trainable turns; garbage ints at padding), ÎG
+    # per (row, turn), NaN in the turn columns a row does not reach (never read)
+    turn = np.where(step.random((B, T)) < 0.2, -1, (np.arange(T)[None, :] * 3) // max(T, 1))
+    turn = np.where(mask, turn, -7)
+    n = np.where(mask & (turn >= 0), turn, -1).max(axis=1, initial=-1) + 1
+    ig_hat = np.where(np.arange(3)[None, :] < n[:, None], step.normal(scale=1.5, size=(B, 3)), np.nan)
+    return dict(x, mask=mask, group=np.arange(B) // 2, blend_weight=blend, turn=turn, ig_hat=ig_hat)
 
 
 def extra_inputs(name: str, x: dict) -> dict:
@@ -122,7 +131,7 @@ def run(fn, x: dict, cfg, dtype: torch.dtype, name: str, scale: float = 1.0):
     x = kl_ready(x, cfg)
     t = {k: torch.as_tensor(x[k], dtype=dtype) for k in ("logp", "old_logp", "adv")}
     logp = t.pop("logp").requires_grad_(True)
-    kw = {k: torch.as_tensor(v, dtype=dtype) for k, v in extra_inputs(name, x).items()}
+    kw = {k: torch.as_tensor(v, dtype=dtype if v.dtype.kind == "f" else None) for k, v in extra_inputs(name, x).items()}
     loss = fn(logp, t["old_logp"], t["adv"], torch.as_tensor(x["mask"]), config=cfg, group=x["group"], **kw)
     (loss * scale).backward()
     return float(loss.detach().double()), logp.grad.double().numpy()
@@ -317,7 +326,8 @@ def fused_vs_autograd(name: str, x: dict, cfg, dtype: torch.dtype, **extra) -> t
     """Fused loss and gradient of ``name`` on ``x`` (with the extra keyword inputs, cast to ``dtype`` where
     floating), asserted equal to the autograd formulation's (tolerances of TOL), zero at masked positions."""
     t = {key: torch.as_tensor(x[key], dtype=dtype) for key in ("old_logp", "adv")}
-    kw = {k: (torch.as_tensor(v, dtype=dtype) if v.dtype.kind == "f" else torch.as_tensor(v)) for k, v in extra.items()}
+    kw = {k: None if v is None else torch.as_tensor(v, dtype=dtype if v.dtype.kind == "f" else None)
+          for k, v in extra.items()}
     out = []
     for fn in (optimized.get(name), AUTOGRAD[name]):
         logp = torch.as_tensor(x["logp"], dtype=dtype).requires_grad_(True)
@@ -453,3 +463,38 @@ def test_copo_invalid_blend_inputs_raise_naming_them(bad):
     with pytest.raises(RLSpecValueError, match=name):
         optimized.get("copo_loss")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
                                    **kw)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("inputs", ["no_turns", "turns_only"])
+def test_a2tgpo_without_turn_scale(dtype, inputs):
+    """A²TGPO without ig_hat (c = 1), with or without turn indices (the turn's −1 tokens leave the loss): the fused
+    loss and gradient equal the autograd formulation's for every config, and the reference's in float64."""
+    fused.set_mode("eager")
+    try:
+        for k, cfg in enumerate(configs("a2tgpo")):
+            for x in (batch(1100 + k), batch(1150 + k, empty=True)):
+                kw = dict(turn=x["turn"] if inputs == "turns_only" else None, ig_hat=None)
+                loss, g = fused_vs_autograd("a2tgpo", x, cfg, dtype, **kw)
+                if dtype == torch.float64:
+                    want = registry.get("a2tgpo").fn(x["logp"], x["old_logp"], x["adv"], x["mask"], config=cfg,
+                                                     group=x["group"], **kw)
+                    assert abs(loss - want[0]) <= 1e-12 * max(1.0, abs(want[0]))
+                    np.testing.assert_allclose(g, want[1], rtol=1e-10, atol=1e-12)
+    finally:
+        fused.set_mode("auto")
+
+
+@pytest.mark.parametrize("field", ["ig_hat", "turn"])
+def test_a2tgpo_invalid_turn_inputs_raise_naming_them(field):
+    """A NaN in ig_hat at a turn a row reaches, or a turn index below −1 at a valid token, raises RLSpecValueError
+    naming the input, as the reference does."""
+    x = batch(15)
+    t = {k: torch.as_tensor(x[k]).clone() for k in ("logp", "old_logp", "adv", "turn", "ig_hat")}
+    if field == "ig_hat":
+        t["ig_hat"][1, 0] = np.nan
+    else:
+        t["turn"][1, 0] = -3
+    with pytest.raises(RLSpecValueError, match=field):
+        optimized.get("a2tgpo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
+                                turn=t["turn"], ig_hat=t["ig_hat"])
