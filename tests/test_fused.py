@@ -2,7 +2,8 @@
 
 Claims checked: for every fused loss, every aggregation mode and the config switches that change the core's branches
 (log-ratio clamp, dual clip, TIS modes, CISPO's lower bound, RiskPO's token/sequence ratio, decoupled PPO's behaviour
-weight and cap), in float64/float32/bfloat16, with NaN/±inf garbage at masked positions, an empty row and an all-false
+weight and cap; the further inputs of BPO/GBPO, TAPO, GRPO-Guard, HAPO, COPO and A²TGPO with and without them), in
+float64/float32/bfloat16, with NaN/±inf garbage at masked positions, an empty row and an all-false
 mask, the fused path returns the autograd formulation's loss and ∂loss/∂logp (and the reference's, in float64); it
 keeps the input contract (RLSpecValueError naming the argument); a scaled or repeated backward is right. The compiled
 variant is checked in the ``slow`` run.
