@@ -2,9 +2,9 @@
 # severity: wrong value
 # what a user sees: a batch that is not a multiple of group_size: Normalization loops over bs // group_size
 # blocks only, so the bs % group_size trailing rows keep mean 0 and std 0 and get R/eps (grpo: 1e5·R) or R
-# (dr_grpo, rloo) instead of a group-relative advantage, silently (upstream: not searched yet) (same batch in
-# the framework's own group layout)
-# source: harness (xfail); upstream: not searched
+# (dr_grpo, rloo) instead of a group-relative advantage, silently (upstream: https://github.com/areal-
+# project/AReaL/issues/1419) (same batch in the framework's own group layout)
+# source: harness (xfail); upstream: https://github.com/areal-project/AReaL/issues/1419
 # cases: grpo/float64/random-5+layout=contiguous-equal, grpo/float64/random-0+layout=contiguous-equal,
 # grpo/float64/random-14+layout=contiguous-equal, grpo/float64/size-not-multiple+layout=contiguous-equal,
 # grpo/float64/random-18+layout=contiguous-equal

@@ -2,8 +2,9 @@
 # severity: wrong value
 # what a user sees: a batch that is not a multiple of group_size: Normalization loops over bs // group_size
 # blocks only, so the bs % group_size trailing rows keep mean 0 and std 0 and get R/eps (grpo: 1e5·R) or R
-# (dr_grpo, rloo) instead of a group-relative advantage, silently (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# (dr_grpo, rloo) instead of a group-relative advantage, silently (upstream: https://github.com/areal-
+# project/AReaL/issues/1419)
+# source: harness (xfail); upstream: https://github.com/areal-project/AReaL/issues/1419
 # cases: rloo/bfloat16/random-13, rloo/float64/random-13, rloo/float32/random-13, rloo/bfloat16/random-7,
 # rloo/float64/random-7, rloo/float32/random-7, rloo/bfloat16/random-19, rloo/float64/random-4,
 # rloo/float32/random-4, rloo/bfloat16/random-4, rloo/float64/random-19, rloo/float32/random-19,

@@ -3,8 +3,8 @@
 # what a user sees: NaN/inf at padded positions (padding-nonfinite cases): AReaL selects with torch.where(mask,
 # f(x), 0) (ppo_actor_loss_fn, sapo_loss_fn, ppo_critic_loss_fn): the value is right, but the backward
 # multiplies the zero gradient of the masked branch by f'(NaN/±inf), writing NaN into the gradient at padded
-# positions (inf·0) (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# positions (inf·0) (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: dapo/bfloat16/padding-nonfinite-empty-rows, dapo/float64/padding-nonfinite-empty-rows,
 # dapo/float32/padding-nonfinite-empty-rows, dapo/bfloat16/padding-nonfinite, dapo/float64/padding-nonfinite,
 # dapo/float32/padding-nonfinite

@@ -2,8 +2,8 @@
 # severity: NaN
 # what a user sees: KLEstimator(apply_clamp=True) computes exp(ref − logp) before clamping the k3 value to [−10,
 # 10]: at a log-ratio of 89 exp overflows float32 and the clamp's zero derivative times inf is NaN in dlogp
-# (inf·0 through a clamp) (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# (inf·0 through a clamp) (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: kl_k3/bfloat16/log-ratio-89, kl_k3/bfloat16/log-ratio-100, kl_k3/float32/log-ratio-89,
 # kl_k3/float32/log-ratio-100
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct

@@ -2,8 +2,8 @@
 # severity: NaN
 # what a user sees: no log-ratio clamp: exp(logp − old) overflows float32/bfloat16 at a log-ratio of 89 (exp
 # overflows at 88.7); the token's true gradient is 0 (clipped, or a saturated SAPO gate) but the backward
-# multiplies 0 by inf: NaN in dlogp (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# multiplies 0 by inf: NaN in dlogp (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: sapo/bfloat16/log-ratio-89, sapo/bfloat16/log-ratio-100, sapo/float32/log-ratio-89, sapo/float32/log-
 # ratio-100
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct

@@ -3,8 +3,8 @@
 # what a user sees: NaN/inf at padded positions (padding-nonfinite cases): AReaL selects with torch.where(mask,
 # f(x), 0) (ppo_actor_loss_fn, sapo_loss_fn, ppo_critic_loss_fn): the value is right, but the backward
 # multiplies the zero gradient of the masked branch by f'(NaN/±inf), writing NaN into the gradient at padded
-# positions (inf·0) (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# positions (inf·0) (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: value_clip/float32/padding-nonfinite
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

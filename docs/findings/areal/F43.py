@@ -1,8 +1,8 @@
 # F43: areal 1.0.4 · rlspec entry `value_clip`
 # severity: NaN
 # what a user sees: an empty batch (B = 0 rows): ppo_critic_loss_fn divides by loss_mask.count_nonzero() without
-# a floor, 0/0 = NaN (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# a floor, 0/0 = NaN (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: value_clip/float32/empty-batch
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

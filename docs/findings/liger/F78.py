@@ -2,8 +2,8 @@
 # severity: NaN
 # what a user sees: NaN/inf at padded positions (padding-nonfinite cases):
 # LigerFusedLinearGRPOFunction.ppo_loss_fn multiplies by the attention mask ((per_token_loss *
-# attention_mask).sum()), so 0·NaN makes the loss NaN (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# attention_mask).sum()), so 0·NaN makes the loss NaN (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: dapo/bfloat16/padding-nonfinite-empty-rows, dapo/float64/padding-nonfinite-empty-rows,
 # dapo/float32/padding-nonfinite-empty-rows, dapo/bfloat16/padding-nonfinite, dapo/float64/padding-nonfinite,
 # dapo/float32/padding-nonfinite

@@ -1,9 +1,9 @@
 # F83: liger 0.8.5 · rlspec entry `kl_k3`
 # severity: NaN
 # what a user sees: k3 = exp(ref − logp) − (ref − logp) − 1 has no clamp: at a log-ratio of 89 exp overflows
-# float32/bfloat16 and the KL loss is inf or NaN (the reference's value, e^89/N, is representable) (upstream:
-# not searched yet)
-# source: harness (xfail); upstream: not searched
+# float32/bfloat16 and the KL loss is inf or NaN (the reference's value, e^89/N, is representable) (no upstream
+# issue found)
+# source: harness (xfail); upstream: none found
 # cases: kl_k3/bfloat16/log-ratio-89, kl_k3/float32/log-ratio-89
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

@@ -1,8 +1,8 @@
 # F104: openrlhf 0.11.2 · rlspec entry `kl_k2`
 # severity: crash
 # what a user sees: an empty batch (B = 0 rows) raises: get_loss_batch_info / aggregate_loss reshape a tensor of
-# 0 elements to (0, -1) (RuntimeError: cannot reshape tensor of 0 elements) (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# 0 elements to (0, -1) (RuntimeError: cannot reshape tensor of 0 elements) (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: kl_k2/float64/empty-batch, kl_k2/float32/empty-batch, kl_k2/bfloat16/empty-batch
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

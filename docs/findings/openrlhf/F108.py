@@ -2,8 +2,8 @@
 # severity: crash
 # what a user sees: an empty batch (B = 0 rows) raises in compute_advantages_and_returns: torch.tensor([]) of
 # the empty Experience.index is float, not an index tensor (IndexError: tensors used as indices must be long...)
-# (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: reinforce_pp/float64/empty-batch, reinforce_pp/float32/empty-batch, reinforce_pp/bfloat16/empty-batch
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

@@ -2,9 +2,9 @@
 # severity: NaN
 # what a user sees: NaN/inf at padded positions (padding-nonfinite cases): OpenRLHF masks by multiplication
 # (aggregate_loss / masked_mean (x * mask).sum(), GAE action_mask * values, compute_entropy over every
-# position), so 0·NaN makes the loss, the gradient or the advantages NaN (upstream: not searched yet) (same
-# batch in the framework's own group layout)
-# source: harness (xfail); upstream: not searched
+# position), so 0·NaN makes the loss, the gradient or the advantages NaN (upstream:
+# https://github.com/OpenRLHF/OpenRLHF/pull/1240) (same batch in the framework's own group layout)
+# source: harness (xfail); upstream: https://github.com/OpenRLHF/OpenRLHF/pull/1240
 # cases: gspo/float64/padding-nonfinite-empty-rows+layout=contiguous-equal, gspo/bfloat16/padding-nonfinite-
 # empty-rows+layout=contiguous-equal, gspo/float32/padding-nonfinite-empty-rows+layout=contiguous-equal
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct

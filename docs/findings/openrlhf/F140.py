@@ -2,8 +2,9 @@
 # severity: NaN
 # what a user sees: NaN/inf at padded positions (padding-nonfinite cases): OpenRLHF masks by multiplication
 # (aggregate_loss / masked_mean (x * mask).sum(), GAE action_mask * values, compute_entropy over every
-# position), so 0·NaN makes the loss, the gradient or the advantages NaN (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# position), so 0·NaN makes the loss, the gradient or the advantages NaN (upstream:
+# https://github.com/OpenRLHF/OpenRLHF/pull/1240)
+# source: harness (xfail); upstream: https://github.com/OpenRLHF/OpenRLHF/pull/1240
 # cases: ppo/bfloat16/padding-nonfinite-empty-rows, ppo/float64/padding-nonfinite-empty-rows,
 # ppo/float32/padding-nonfinite-empty-rows, ppo/bfloat16/padding-nonfinite, ppo/float64/padding-nonfinite,
 # ppo/float32/padding-nonfinite

@@ -2,8 +2,8 @@
 # severity: numerics within dtype
 # what a user sees: group_norm divides by torch.std + 1e-9: an all-equal group of non-dyadic float32 rewards
 # leaves a rounding residue (~1e-7) in r − mean, which over a std of the same size plus 1e-9 becomes an
-# advantage of ±100 (reference: exactly 0) (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# advantage of ±100 (reference: exactly 0) (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: grpo/float32/all-equal-non-dyadic
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

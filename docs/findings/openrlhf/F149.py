@@ -1,9 +1,9 @@
 # F149: openrlhf 0.11.2 · rlspec entry `reinforce_pp_baseline`
 # severity: numerics within dtype
 # what a user sees: an all-equal group of non-dyadic float32 rewards leaves a rounding residue in r − group
-# mean, which the batch whitening (var.clamp(min=1e-8).rsqrt()) scales up to ~1e-3 (reference: exactly 0)
-# (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# mean, which the batch whitening (var.clamp(min=1e-8).rsqrt()) scales up to ~1e-3 (reference: exactly 0) (no
+# upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: reinforce_pp_baseline/float32/all-equal-non-dyadic
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

@@ -2,8 +2,8 @@
 # severity: NaN
 # what a user sees: NaN/inf at padded positions (padding-nonfinite cases): GRPOTrainer._compute_loss multiplies
 # by the mask ((per_token_loss * mask).sum(), entropies * mask), so 0·NaN makes the loss NaN; a NaN from one
-# padded logit poisons the step (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# padded logit poisons the step (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: dapo/bfloat16/padding-nonfinite-empty-rows, dapo/float64/padding-nonfinite-empty-rows,
 # dapo/float32/padding-nonfinite-empty-rows, dapo/bfloat16/padding-nonfinite, dapo/float64/padding-nonfinite,
 # dapo/float32/padding-nonfinite

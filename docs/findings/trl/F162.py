@@ -2,8 +2,8 @@
 # severity: NaN
 # what a user sees: NaN/inf at padded positions (padding-nonfinite cases): GRPOTrainer._compute_loss multiplies
 # by the mask ((per_token_loss * mask).sum(), entropies * mask), so 0·NaN makes the loss NaN; a NaN from one
-# padded logit poisons the step (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# padded logit poisons the step (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: entropy/bfloat16/make-inputs-0-padding-nonfinite, entropy/float64/make-inputs-0-padding-nonfinite,
 # entropy/float32/make-inputs-0-padding-nonfinite
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct

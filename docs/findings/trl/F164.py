@@ -1,9 +1,9 @@
 # F164: trl 1.16.0 · rlspec entry `gspo`
 # severity: NaN
 # what a user sees: an empty batch (B = 0 rows): the grpo/sapo normaliser ((…).sum(-1) /
-# mask.sum(-1).clamp(min=1)).mean() is the mean of no rows, NaN; the reference defines it as 0 (upstream: not
-# searched yet)
-# source: harness (xfail); upstream: not searched
+# mask.sum(-1).clamp(min=1)).mean() is the mean of no rows, NaN; the reference defines it as 0 (no upstream
+# issue found)
+# source: harness (xfail); upstream: none found
 # cases: gspo/float64/empty-batch, gspo/float32/empty-batch, gspo/bfloat16/empty-batch
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

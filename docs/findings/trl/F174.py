@@ -2,8 +2,8 @@
 # severity: NaN
 # what a user sees: no log-ratio clamp: coef_1 = exp(logp − old_logp) overflows float32/bfloat16 at a log-ratio
 # of 89 (exp overflows at 88.7); the token's true gradient is 0 (clipped) but the backward of the clip/min
-# multiplies 0 by inf: NaN in dlogp, which poisons the whole step (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# multiplies 0 by inf: NaN in dlogp, which poisons the whole step (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: tis/bfloat16/log-ratio-89, tis/float32/log-ratio-89
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

@@ -1,8 +1,8 @@
 # F226: verl 0.9.1 · rlspec entry `reinforce_pp`
 # severity: crash
 # what a user sees: a batch with no valid token (B = 0) raises in masked_whiten: masked_var raises
-# ValueError('At least one element in the mask has to be 1') (upstream: not searched yet)
-# source: harness (xfail); upstream: not searched
+# ValueError('At least one element in the mask has to be 1') (no upstream issue found)
+# source: harness (xfail); upstream: none found
 # cases: reinforce_pp/float64/empty-batch, reinforce_pp/float32/empty-batch
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

@@ -1,9 +1,9 @@
 # F235: verl 0.9.1 · rlspec entry `dppo`
 # severity: NaN
 # what a user sees: an empty batch (B = 0 rows) gives a NaN loss: agg_loss / the loss's own mean divide a sum
-# over no rows by 0 (a batch with rows but no valid token is fine); the reference defines it as 0 (upstream: not
-# searched yet)
-# source: harness (xfail); upstream: not searched
+# over no rows by 0 (a batch with rows but no valid token is fine); the reference defines it as 0 (no upstream
+# issue found)
+# source: harness (xfail); upstream: none found
 # cases: dppo/float64/empty-batch, dppo/float32/empty-batch, dppo/bfloat16/empty-batch
 # needs: part 1: the framework alone; parts 2-3: rlspec too. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.
