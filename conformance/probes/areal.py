@@ -317,6 +317,8 @@ UPSTREAM: tuple[tuple[str, str, str, str], ...] = (
     ("grpo_loss_fn", "use_sapo_loss=True vs paper", "", "none found"),
     ("grpo_loss_fn", "log-ratio", "", "none found"),
     ("KLEstimator", "log-ratio", "", "none found"),
+    ("grpo_loss_fn", "nan-padding", "", "none found"),  # torch.where backward: NaN gradient at padding
+    ("ppo_critic_loss_fn", "no-valid-token", "", "none found"),
 )
 
 

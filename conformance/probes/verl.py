@@ -287,6 +287,9 @@ UPSTREAM: tuple[tuple[str, str, str, str], ...] = (
     ("'dppo_kl'", "defaults", "", "none found"),
     ("'sapo'", "", "", "none found"),
     ("'geo_mean'", "", "", "none found"),
+    ("'clip_cov'", "log-ratio", "", "none found"),  # inf loss at exp's overflow point
+    ("kl_penalty", "log-ratio", "", "none found"),  # k3 clamped at 10 (verl#2928 asks why; not this behaviour)
+    ("'cispo'", "clip_ratio", "", "none found"),  # actor.clip_ratio ignored
 )
 
 

@@ -1,7 +1,7 @@
 # F22: areal 1.0.4 · areal.trainer.ppo.actor.grpo_loss_fn (dispatch)
 # severity: NaN
 # what a user sees: the actor loss (input nan-padding) has NaN/inf at masked positions
-# source: probe:input; upstream: https://github.com/areal-project/AReaL/issues/1730
+# source: probe:input; upstream: none found
 # cases: c_clip=None, eps_clip_higher=None, importance_sampling_level='token', use_sapo_loss=False: nan-padding,
 # c_clip=None, eps_clip_higher=None, importance_sampling_level='token', use_sapo_loss=True: nan-padding,
 # c_clip=3.0, eps_clip_higher=None, importance_sampling_level='token', use_sapo_loss=False: nan-padding,

@@ -1,7 +1,7 @@
 # F27: areal 1.0.4 · areal.utils.functional.ppo_critic_loss_fn
 # severity: NaN
 # what a user sees: the critic loss (input no-valid-token) is nan on this input
-# source: probe:input; upstream: not searched
+# source: probe:input; upstream: none found
 # cases: huber: no-valid-token, mse: no-valid-token
 # needs: the framework, NumPy and torch. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

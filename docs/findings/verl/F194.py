@@ -2,7 +2,7 @@
 # severity: wrong value
 # what a user sees: setting actor.clip_ratio changes nothing in the 'cispo' loss (default 0.2; every other
 # accepted value tried gives the same loss)
-# source: probe:combination; upstream: not searched
+# source: probe:combination; upstream: none found
 # cases: actor.clip_ratio changes the loss
 # needs: the framework, NumPy and torch. Run it with the pinned version installed: it ends in an assert of the correct
 # behaviour and raises AssertionError while the finding stands.

@@ -1,7 +1,7 @@
 # F218: verl 0.9.1 · verl.trainer.ppo.core_algos.kl_penalty
 # severity: wrong value
 # what a user sees: on input log-ratio+89-f32 the KL loss is 0.643135 where kl_k3 gives 5.23215
-# source: probe:input; upstream: not searched
+# source: probe:input; upstream: none found
 # cases: kl_loss_type='low_var_kl': log-ratio+89-f32, kl_loss_type='low_var_kl': log-ratio-89-f32,
 # kl_loss_type='low_var_kl': log-ratio+100-f32, kl_loss_type='low_var_kl': log-ratio-100-f32,
 # kl_loss_type='low_var_kl': log-ratio+89-bf16, kl_loss_type='low_var_kl': log-ratio-89-bf16,
