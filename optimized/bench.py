@@ -314,16 +314,28 @@ def _have_liger() -> bool:
 
 
 def peak_rss_mb(variant: str, size: tuple[int, int, int], threads: int) -> float | None:
-    """Peak RSS (MB) of one ``variant`` step in a fresh process, above the process's peak after building inputs."""
+    """Peak RSS (MB) of one ``variant`` step in a fresh process, above the process's peak after building inputs.
+
+    The peak is the child's own high-water mark (``VmHWM`` of /proc/self/status on Linux): ``getrusage``'s
+    ``ru_maxrss`` survives ``exec`` on Linux, so a child of a large benchmark process would start at its parent's
+    peak and every step would read 0."""
     code = (
         "import resource, json, torch\n"
+        "def hwm():\n"
+        "    try:\n"
+        "        for line in open('/proc/self/status'):\n"
+        "            if line.startswith('VmHWM:'):\n"
+        "                return int(line.split()[1]) / 1024\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "from rlspec.optimized.bench import lmhead_inputs, LMHEAD\n"
         f"torch.set_num_threads({threads})\n"
         f"x = lmhead_inputs(*{size!r})\n"
         "torch.ones(64, 64) @ torch.ones(64, 64)\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "base = hwm()\n"
         f"LMHEAD[{variant!r}](*x)\n"
-        "print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024))\n")
+        "print(json.dumps(hwm() - base))\n")
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
         return json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
