@@ -113,6 +113,21 @@ def _clip_branch(r, a, lo, hi):
     return -a * torch.where(binds, torch.where(pos, hi, lo), r), binds
 
 
+def _clip_grad(r, a, lo, hi, dual_c=None, cut=None):
+    """PPO's clip (:func:`_clip_branch`), then the dual clip's cap −c·Â where Â < 0 when ``dual_c`` is given: (ℓ,
+    ∂ℓ/∂logp = −Â·r), the gradient 0 where the clip or the cap binds (ties keep the surrogate's branch) or where the
+    log-ratio clamp cut the ratio (``cut``). Where nothing stops the gradient, r is finite or the loss is not (then
+    the batch takes the slow path)."""
+    ell, stop = _clip_branch(r, a, lo, hi)
+    if dual_c is not None:
+        cap = -dual_c * a
+        active = (a < 0) & (ell > cap)
+        ell, stop = torch.where(active, cap, ell), stop | active
+    if cut is not None:
+        stop = stop | cut
+    return ell, torch.where(stop, 0.0, -a * r)
+
+
 def _clipped_surrogate(r, a, lo, hi):
     """ℓ = −min(r Â, clip(r, lo, hi) Â) and ∂ℓ/∂r (the reference's branch rule: 0 where the clip binds)."""
     ell, binds = _clip_branch(r, a, lo, hi)
@@ -194,15 +209,7 @@ def ppo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False
     x, o, a, e, fin = _inputs(lp, old, adv, p, extra, ref)
     mask = _valid(mask, p.dtype)
     r, cut = _ratio(x - (e if prox else o), p[2] if clamp else None)
-    ell, stop = _clip_branch(r, a, p[0], p[1])
-    if dual:
-        cap = -p[3] * a
-        active = (a < 0) & (ell > cap)  # the cap's branch has a zero gradient (ties keep the surrogate's)
-        ell, stop = torch.where(active, cap, ell), stop | active
-    if cut is not None:
-        stop = stop | cut
-    # where nothing stops the gradient, r is finite or the loss is not (then the batch takes the slow path)
-    dl = torch.where(stop, 0.0, -a * r)
+    ell, dl = _clip_grad(r, a, p[0], p[1], p[3] if dual else None, cut)
     if tis is not None:
         rho = torch.exp(e - o) if prox else torch.exp(o - (o if e is None else e))
         w = torch.clamp(rho, p[4], p[5]) if tis == "truncate" else torch.where((rho >= p[4]) & (rho <= p[5]), rho, 0.0)
@@ -295,8 +302,7 @@ def gspo_token_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clam
     x, o, a, _, fin = _inputs(lp, old, adv, p, extra, ref)
     mask = _valid(mask, p.dtype)
     s, _, _, _ = _seq_stats(x, o, a, fin, mask, p[2] if clamp else None)
-    ell, binds = _clip_branch(s, a, p[0], p[1])
-    dl = torch.where(binds, 0.0, -a * s)  # s = inf where nothing binds makes the loss inf: the slow path
+    ell, dl = _clip_grad(s, a, p[0], p[1])  # s = inf where nothing binds makes the loss inf: the slow path
     return _epilogue(ell, dl, None, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
@@ -451,10 +457,7 @@ def grpo_guard_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clam
         s = sg * torch.sqrt(h)
         u = s * u + q / (2.0 * s)
     r, cut = _ratio(u, p[2] if clamp else None)
-    ell, stop = _clip_branch(r, a, p[0], p[1])
-    if cut is not None:
-        stop = stop | cut
-    dl = torch.where(stop, 0.0, -a * r)
+    ell, dl = _clip_grad(r, a, p[0], p[1], None, cut)
     if norm:
         dl = dl * s
     if inv_dt:
@@ -482,14 +485,7 @@ def hapo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fals
             zl, zr = (eps_l, eps_r) if zone_adapt else (p[0], p[1])
             zone = (r > 1.0 - zl / 2.0) & (r < 1.0 + zr / 2.0)
             a = torch.where(((h > 0) & ~zone) | ((h <= 0) & zone), a * (1.0 + p[3] * h), a)
-    ell, stop = _clip_branch(r, a, lo, hi)
-    if dual:
-        cap = -p[5] * a
-        active = (a < 0) & (ell > cap)
-        ell, stop = torch.where(active, cap, ell), stop | active
-    if cut is not None:
-        stop = stop | cut
-    dl = torch.where(stop, 0.0, -a * r)
+    ell, dl = _clip_grad(r, a, lo, hi, p[5] if dual else None, cut)
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
@@ -502,22 +498,13 @@ def copo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fals
     mask = _valid(mask, p.dtype)
     r, cut = _ratio(x - o, p[2] if clamp else None)
 
-    def clip(A):
-        ell, stop = _clip_branch(r, A, p[0], p[1])
-        if dual:
-            cap = -p[3] * A
-            active = (A < 0) & (ell > cap)
-            ell, stop = torch.where(active, cap, ell), stop | active
-        return ell, torch.where(stop, 0.0, -A * r)
-
-    ell, dl = clip(a)
+    dual_c = p[3] if dual else None
+    ell, dl = _clip_grad(r, a, p[0], p[1], dual_c, cut)
     if blend:
         g, w = (_cast(t, p.dtype) for t in extra)
         fin = fin + _nonfinite(g)
-        ell_g, dl_g = clip(g)
+        ell_g, dl_g = _clip_grad(r, g, p[0], p[1], dual_c, cut)
         ell, dl = (1.0 - w) * ell_g + w * ell, (1.0 - w) * dl_g + w * dl
-    if cut is not None:
-        dl = torch.where(cut, 0.0, dl)
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
@@ -534,14 +521,7 @@ def a2tgpo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fa
         lo, hi = 1.0 - p[0] * f, 1.0 + p[1] * f
     else:
         lo, hi = 1.0 - p[0], 1.0 + p[1]
-    ell, stop = _clip_branch(r, a, lo, hi)
-    if dual:
-        cap = -p[4] * a
-        active = (a < 0) & (ell > cap)
-        ell, stop = torch.where(active, cap, ell), stop | active
-    if cut is not None:
-        stop = stop | cut
-    dl = torch.where(stop, 0.0, -a * r)
+    ell, dl = _clip_grad(r, a, lo, hi, p[4] if dual else None, cut)
     return _epilogue(ell, dl, fin, mask, _coef(mask, c, p[-1], agg), lp.dtype, need_grad)
 
 
