@@ -1,4 +1,5 @@
-"""What both integrations share: which registry entries a trainer's canonical batch can drive."""
+"""What both integrations share: which registry entries a trainer's canonical batch can drive, and how a name and
+a config become the torch function and its config dataclass."""
 
 from __future__ import annotations
 
@@ -27,6 +28,24 @@ def missing_inputs(name: str) -> list[str]:
 def drivable(kind: str) -> list[str]:
     """Registry names of ``kind`` whose torch function runs on a trainer's canonical batch."""
     return [n for n in registry.names(kind=kind) if n in set(optimized.names()) and not missing_inputs(n)]
+
+
+#: what each kind an integration drives must run on (the error's "expected" text)
+DRIVES = {"policy_loss": "a policy loss that runs on (logp, old_logp, adv, mask)",
+          "advantage": "an outcome advantage that runs on (rewards (B,), group, mask)"}
+
+
+def resolve(name: str, kind: str, config=None, argument: str = "name"):
+    """(spec, torch function, config dataclass) of registry entry ``name`` of ``kind`` that a trainer can drive;
+    ``config`` is a config dataclass or a dict of overrides of the paper defaults. Raises RLSpecValueError naming
+    ``argument`` for another kind or an entry that needs more than the canonical batch."""
+    from rlspec.reference._validate import fail
+
+    spec = registry.get(name)
+    if spec.kind != kind or missing_inputs(spec.name):
+        raise fail(argument, f"{name!r} (kind {spec.kind!r}, needs {missing_inputs(spec.name)})", DRIVES[kind])
+    cfg = config if config is not None and not isinstance(config, dict) else spec.config(**(config or {}))
+    return spec, optimized.get(spec.name), cfg
 
 
 def config_with(base, **fields):

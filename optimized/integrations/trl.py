@@ -47,8 +47,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from rlspec import optimized
-from rlspec.optimized.integrations._common import compute_dtype, missing_inputs
+from rlspec.optimized.integrations._common import compute_dtype, resolve
 from rlspec.reference import registry
 from rlspec.reference._validate import fail
 
@@ -57,22 +56,14 @@ __all__ = ["RLSpecGRPOTrainer", "resolve_loss", "resolve_advantage"]
 
 def resolve_loss(name: str, config: dict | Any | None = None):
     """(torch loss function, config dataclass) of a registered policy loss; raises on any other kind."""
-    spec = registry.get(name)
-    if spec.kind != "policy_loss" or missing_inputs(spec.name):
-        raise fail("rlspec_loss", f"{name!r} (kind {spec.kind!r}, needs {missing_inputs(spec.name)})",
-                   "a policy loss that runs on (logp, old_logp, adv, mask)")
-    cfg = config if config is not None and not isinstance(config, dict) else spec.config(**(config or {}))
-    return optimized.get(spec.name), cfg
+    _, fn, cfg = resolve(name, "policy_loss", config, argument="rlspec_loss")
+    return fn, cfg
 
 
 def resolve_advantage(name: str, config: dict | Any | None = None):
     """(torch estimator, config) of a registered outcome advantage (the (rewards, group, mask) signature)."""
-    spec = registry.get(name)
-    if spec.kind != "advantage" or missing_inputs(spec.name):
-        raise fail("rlspec_advantage", f"{name!r} (kind {spec.kind!r}, needs {missing_inputs(spec.name)})",
-                   "an outcome advantage that runs on (rewards (B,), group, mask)")
-    cfg = config if config is not None and not isinstance(config, dict) else spec.config(**(config or {}))
-    return optimized.get(spec.name), cfg
+    _, fn, cfg = resolve(name, "advantage", config, argument="rlspec_advantage")
+    return fn, cfg
 
 
 class RLSpecGRPOTrainer(GRPOTrainer):

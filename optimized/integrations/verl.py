@@ -77,9 +77,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlspec import optimized
-from rlspec.optimized.integrations._common import compute_dtype, config_with, drivable, missing_inputs
-from rlspec.reference import aggregation, registry
+from rlspec.optimized.integrations._common import compute_dtype, config_with, drivable, resolve
+from rlspec.reference import aggregation
 from rlspec.reference._validate import fail
 
 __all__ = ["PREFIX", "policy_loss_names", "advantage_names", "make_policy_loss", "make_adv_estimator",
@@ -127,20 +126,11 @@ def verl_to_rlspec_agg(loss_agg_mode: str, global_batch_info: dict | None = None
                "seq-mean-token-sum, seq-mean-token-sum-norm")
 
 
-def _config(name: str, config: dict | Any | None):
-    spec = registry.get(name)
-    return config if config is not None and not isinstance(config, dict) else spec.config(**(config or {}))
-
-
 def make_policy_loss(name: str, config: dict | Any | None = None, agg_from: str = "verl"):
     """A function with verl's policy-loss signature computing rlspec's ``name`` (see the module doc)."""
-    spec = registry.get(name)
-    if spec.kind != "policy_loss" or missing_inputs(spec.name):
-        raise fail("name", f"{name!r} (kind {spec.kind!r}, needs {missing_inputs(spec.name)})",
-                   "a policy loss that runs on (logp, old_logp, adv, mask)")
+    spec, fn, base = resolve(name, "policy_loss", config)
     if agg_from not in ("verl", "rlspec"):
         raise fail("agg_from", repr(agg_from), "'verl' or 'rlspec'")
-    fn, base = optimized.get(spec.name), _config(spec.name, config)
 
     def policy_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode: str = "token-mean",
                     config=None, rollout_is_weights=None, **_ignored):
@@ -182,11 +172,7 @@ def _group_ids(index, B: int, device) -> torch.Tensor:
 
 def make_adv_estimator(name: str, config: dict | Any | None = None):
     """A function with verl's advantage-estimator signature computing rlspec's outcome advantage ``name``."""
-    spec = registry.get(name)
-    if spec.kind != "advantage" or missing_inputs(spec.name):
-        raise fail("name", f"{name!r} (kind {spec.kind!r}, needs {missing_inputs(spec.name)})",
-                   "an outcome advantage that runs on (rewards (B,), group, mask)")
-    fn, cfg = optimized.get(spec.name), _config(spec.name, config)
+    spec, fn, cfg = resolve(name, "advantage", config)
 
     def adv_estimator(token_level_rewards, response_mask, index=None, config=None, **_ignored):
         mask = response_mask.bool()
