@@ -64,6 +64,7 @@ import numpy as np
 
 from rlspec.conformance import inputs as gen
 from rlspec.conformance import tolerances
+from rlspec.conformance.adapters.base import array_literal
 
 STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass", "deviation", "not-installed", "planned")
 UNEXPECTED = ("fail", "error")
@@ -956,9 +957,7 @@ def run(adapter, algorithms: Iterable[str] | None = None, dtypes: Iterable[str] 
 def _literal(x: Any) -> str:
     """Python source that rebuilds ``x`` (arrays keep their dtype; nan/inf as names)."""
     if isinstance(x, np.ndarray):
-        if x.size == 0:  # np.array([]) would lose the shape (0, T) of an empty batch
-            return f"np.zeros({x.shape!r}, dtype=np.{x.dtype.name})"
-        return f"np.array({x.tolist()!r}, dtype=np.{x.dtype.name})"
+        return array_literal(x)  # with its dtype; an empty array keeps its shape
     if isinstance(x, (np.floating, np.integer, np.bool_)):
         return repr(x.item())
     if isinstance(x, dict):

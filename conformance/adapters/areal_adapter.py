@@ -44,7 +44,14 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, shaped, zero_padding
+from rlspec.conformance.adapters.base import (
+    Adapter,
+    Unsupported,
+    array_literal,
+    configured_group_size,
+    framework_version,
+    zero_padding,
+)
 
 _LOCK = threading.Lock()
 _MODS: types.SimpleNamespace | None = None
@@ -258,11 +265,6 @@ def _loss_and_grad(torch, loss, lp) -> dict[str, Any]:
     return {"loss": float(loss.detach().double()), "dlogp": g.detach().double().numpy()}
 
 
-def _lit(a: Any) -> str:
-    a = np.asarray(a)
-    return shaped(f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})", a)
-
-
 def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: str) -> str:
     """Standalone Python (AReaL + numpy/torch only) that rebuilds the case and calls AReaL."""
     c = (lambda f, d=None: getattr(cfg, f, d)) if cfg is not None else (lambda f, d=None: d)
@@ -272,7 +274,7 @@ def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: s
              f"dt = torch.{dtype}"]
     for k, v in x.items():
         if isinstance(v, np.ndarray):
-            lines.append(f"{k} = {_lit(v)}")
+            lines.append(f"{k} = {array_literal(v)}")
     if name in POLICY or name in KL:
         lines.append("lp = torch.tensor(logp, dtype=dt, requires_grad=True); m = torch.tensor(mask)")
     if name == "value_clip":

@@ -134,6 +134,12 @@ def position_groups_match(group: np.ndarray) -> bool:
     return bool((blocks == blocks[:, :1]).all()) and len(np.unique(blocks[:, 0])) == blocks.shape[0]
 
 
+def array_literal(a: Any) -> str:
+    """Python source that rebuilds array ``a`` with its dtype and shape (an empty array keeps its shape)."""
+    a = np.asarray(a)
+    return shaped(f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})", a)
+
+
 def shaped(src: str, a: np.ndarray) -> str:
     """``src`` (a literal built from ``a.tolist()``) with ``.reshape(shape)`` when ``a`` is empty, whose list
     ``[]`` would lose the shape (an empty batch is (0, T), a row with no tokens (B, 0))."""

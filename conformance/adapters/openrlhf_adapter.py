@@ -59,7 +59,14 @@ from typing import Any
 
 import numpy as np
 
-from rlspec.conformance.adapters.base import Adapter, Unsupported, configured_group_size, framework_version, shaped, zero_padding
+from rlspec.conformance.adapters.base import (
+    Adapter,
+    Unsupported,
+    array_literal,
+    configured_group_size,
+    framework_version,
+    zero_padding,
+)
 
 _TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16"}
 _STANDINS = ("openrlhf.models", "openrlhf.trainer.ray", "openrlhf.trainer.ray.launcher")
@@ -488,18 +495,13 @@ from numpy import nan, inf
 '''
 
 
-def _lit(a: Any) -> str:
-    a = np.asarray(a)
-    return shaped(f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})", a)
-
-
 def reproduction_snippet(name: str, x: dict[str, np.ndarray], cfg: Any, dtype: str) -> str:
     """Standalone Python (needs only OpenRLHF + numpy/torch) that rebuilds the case and calls OpenRLHF."""
     dt = f"torch.{_TORCH_DTYPES[dtype]}"
     lines = [_SHIM, f"dt = {dt}"]
     for k, v in x.items():
         if isinstance(v, np.ndarray):
-            lines.append(f"{k} = {_lit(v)}")
+            lines.append(f"{k} = {array_literal(v)}")
     c = (lambda f, d=None: getattr(cfg, f, d)) if cfg is not None else (lambda f, d=None: d)
     if name in POLICY:
         kind = "gspo" if name == "gspo" else "ppo"
