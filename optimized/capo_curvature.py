@@ -4,23 +4,24 @@ The curvature statistics are stop-gradient diagnostics computed under ``torch.no
 float64 inputs and in float32 otherwise (bf16 hidden states are upcast: a threshold test on a bf16-rounded
 m_F would flip tokens that sit within 1 % of τ_F). The per-token update direction P(g) has shape
 (N, K, d); for an LLM vocabulary call :func:`capo_curvature_mask` on chunks of tokens (the official code
-restricts the support to the top-k logits for the same reason). The loss is PPO-clip on mask ∧ keep, with
-autograd giving ∂loss/∂logp.
+restricts the support to the top-k logits for the same reason). The loss is PPO-clip on mask ∧ keep: the
+registered loss forms keep once, then runs its fused core (:mod:`rlspec.optimized.fused`), value and gradient in one
+pass; :func:`capo_curvature_loss_autograd` is the autograd formulation it falls back to (and validates with).
 """
 
 from __future__ import annotations
 
 import torch
 
-from rlspec.optimized import common
+from rlspec.optimized import common, fused
 from rlspec.optimized.ppo import clipped_surrogate, dual_clip
 from rlspec.optimized.registry import implements
-from rlspec.reference._validate import fail
+from rlspec.reference._validate import RLSpecValueError, fail
 from rlspec.reference.capo_curvature import CAPOCurvatureConfig
 
 __all__ = ["CAPOCurvatureConfig", "softmax_policy", "score_direction", "token_gradient", "adam_direction",
            "logit_shift", "fisher_quadratic", "fisher_shift", "hessian_shift", "accept", "token_curvature",
-           "capo_curvature_mask", "capo_curvature_loss"]
+           "capo_curvature_mask", "capo_curvature_loss", "capo_curvature_loss_autograd", "capo_core"]
 
 
 def softmax_policy(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -145,9 +146,8 @@ def capo_curvature_mask(h, W, actions, adv, mask, adam_m=None, adam_v=None, adam
     return {"keep": keep, "m_H": m_H, "m_F": m_F}
 
 
-@implements("capo_curvature")
-def capo_curvature_loss(logp, old_logp, adv, mask, h=None, W=None, actions=None, adam_m=None, adam_v=None,
-                        adam_step=0, ref_logp=None, config: CAPOCurvatureConfig | None = None, group=None):
+def capo_curvature_loss_autograd(logp, old_logp, adv, mask, h=None, W=None, actions=None, adam_m=None, adam_v=None,
+                                 adam_step=0, ref_logp=None, config: CAPOCurvatureConfig | None = None, group=None):
     """Scalar CAPO loss (PPO-clip on mask ∧ keep); ``loss.backward()`` gives ∂loss/∂logp."""
     cfg = config or CAPOCurvatureConfig()
     logp, old_logp, adv, mask, _ = common.policy_batch(logp, old_logp, adv, mask, ref_logp)
@@ -165,3 +165,70 @@ def capo_curvature_loss(logp, old_logp, adv, mask, h=None, W=None, actions=None,
                             normalizer=cfg.normalizer, const=cfg.const, seq_denominator=cfg.seq_denominator,
                             dtype=ell.dtype) * keep.to(ell.dtype)
     return common.finite_loss((c * torch.where(keep, ell, torch.zeros((), dtype=ell.dtype))).sum())
+
+
+def capo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=False, dual=False, curv=False,
+              need_grad=True):
+    """CAPO: PPO's clip (dual clip) on the kept tokens ``mask``; ``extra`` = the valid tokens before the curvature
+    filter as 0/1 (``curv``; else every valid token is kept), over which the finiteness probe runs. p = (lo, hi,
+    log_ratio_clamp, dual_c, q)."""
+    dt = p.dtype
+    x, o, a, _, fin = fused._inputs(lp, old, adv, p, None, ref)
+    keep = fused._valid(mask, dt)
+    r, cut = fused._ratio(x - o, p[2] if clamp else None)
+    ell, dl = fused._clip_grad(r, a, p[0], p[1], p[3] if dual else None, cut)
+    cf = fused._coef(keep, c, p[-1], agg)
+    if not curv:
+        return fused._epilogue(ell, dl, fin, keep, cf, lp.dtype, need_grad)
+    full = fused._cast(extra, dt) > 0
+    loss = torch.where(keep, cf * ell, 0.0).sum() + torch.where(full, fin, 0.0).sum()
+    return loss, (torch.where(keep, cf * dl, 0.0).to(lp.dtype) if need_grad else None)
+
+
+_DEFAULT_CONFIG = CAPOCurvatureConfig()  # frozen: one instance serves every call without a config
+
+
+def _fast_keep(logp, adv, mask, cfg, h, W, actions, adam_m, adam_v, adam_step) -> tuple | None:
+    """(keep, the valid tokens as 0/1 in the compute dtype) for the fused core, or None where the autograd
+    formulation must take the call (non-tensors, shapes that differ, any input the curvature statistics refuse:
+    it names the argument)."""
+    if not (isinstance(logp, torch.Tensor) and isinstance(mask, torch.Tensor) and isinstance(adv, torch.Tensor)
+            and logp.ndim == 2 and logp.is_floating_point() and mask.shape == logp.shape == adv.shape
+            and mask.device == logp.device):
+        return None
+    try:
+        M = common.check_mask(mask, logp.shape)
+        keep = capo_curvature_mask(h, W, actions, adv.detach(), M, adam_m, adam_v, adam_step, cfg)["keep"]
+    except RLSpecValueError:
+        return None
+    dt = torch.float32 if logp.dtype in (torch.bfloat16, torch.float16) else logp.dtype
+    return keep, M.to(dt)
+
+
+@implements("capo_curvature")
+def capo_curvature_loss(logp, old_logp, adv, mask, h=None, W=None, actions=None, adam_m=None, adam_v=None,
+                        adam_step=0, ref_logp=None, config: CAPOCurvatureConfig | None = None, group=None):
+    """Scalar CAPO loss (PPO-clip on mask ∧ keep) through its fused core (:mod:`rlspec.optimized.fused`): the
+    curvature filter once (from ``h``, ``W``, ``actions``), then value and gradient in one pass;
+    :func:`capo_curvature_loss_autograd` is the autograd formulation it falls back to (and validates with)."""
+    cfg = config or _DEFAULT_CONFIG
+    kw = dict(h=h, W=W, actions=actions, adam_m=adam_m, adam_v=adam_v, adam_step=adam_step, ref_logp=ref_logp)
+    given = [x is not None for x in (h, W, actions)]
+    if any(given) and not all(given):
+        return capo_curvature_loss_autograd(logp, old_logp, adv, mask, config=cfg, group=group, **kw)  # raises
+    keep, extra, coef_mask = None, None, None
+    if all(given) and fused.mode() != "off":
+        out = _fast_keep(logp, adv, mask, cfg, h, W, actions, adam_m, adam_v, adam_step)
+        if out is None:
+            return capo_curvature_loss_autograd(logp, old_logp, adv, mask, config=cfg, group=group, **kw)
+        keep, extra = out
+        if cfg.mask_denominators != "kept":
+            coef_mask = common.check_mask(mask)
+    return fused.fused_policy_loss("capo_curvature", capo_curvature_loss_autograd, logp, old_logp, adv,
+                                   mask if keep is None else keep, cfg, group, extra=extra, extra_f32=True,
+                                   call_flags={"curv": keep is not None}, coef_mask=coef_mask, slow_mask=mask, **kw)
+
+
+fused.CORES["capo_curvature"] = fused.Core(
+    capo_core, lambda c: (1.0 - c.eps_low, 1.0 + c.eps_high, c.log_ratio_clamp or 0.0, c.dual_clip_c or 0.0),
+    lambda c: {"clamp": c.log_ratio_clamp is not None, "dual": c.dual_clip_c is not None})
