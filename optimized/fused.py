@@ -605,6 +605,246 @@ CORES["riskpo"] = Core(gspo_core, _SEQ_CLIP.params, _SEQ_CLIP.flags, variant_fie
                        variants={"token": Core(ppo_core, _ppo_params, _ppo_flags), "sequence": _SEQ_CLIP})
 
 
+# --------------------------------------------------------------------------------------------- small batches
+# Below COMPILE_MIN_TOKENS the eager core runs, and a call of a few thousand tokens costs what its ops cost to
+# launch (1-3 µs each on a CPU core), not what they compute. The hot cores have a lean eager form here: the same
+# values and gradients (the same branch rules, overflow and NaN-padding behaviour, up to rounding) in fewer ops, with
+# the parameters as 0-d tensors (an op with a Python float wraps the float in a new tensor on every call: about twice
+# the cost of the op with a 0-d tensor) and in-place ops on temporaries.
+#
+# The finiteness probe is smaller too. Every loss here is Â times a factor that is finite and (but for an exact 0 of
+# exp or of the coefficient, which then multiplies an inf into NaN) nonzero, so an inf or NaN Â at a valid token
+# already makes the loss inf or NaN; what a clip or a gate can hide is a non-finite log-ratio. The probe is therefore
+# d = logp − old_logp (+ ref_logp), added as d·0 at valid tokens (not finite where one of them is not, or where the
+# difference overflows, which only sends the batch to the autograd formulation).
+
+class _Kit:
+    """A core's parameters ``p`` as 0-d tensors (``q`` = ``p[-1]``, the aggregation's value), the constants ``x`` its
+    lean form derives from them, and 0, 1, −1, all in the compute dtype on the batch's device; built once per config
+    and batch shape (:func:`_setup`)."""
+
+    __slots__ = ("dt", "p", "x", "zero", "one", "minus_one", "q")
+
+    def __init__(self, p: torch.Tensor, derive: Callable | None):
+        self.dt = p.dtype
+        self.p = tuple(t.clone() for t in p.unbind())
+        self.q = self.p[-1]
+        self.zero = torch.zeros((), dtype=p.dtype, device=p.device)
+        self.one = torch.ones((), dtype=p.dtype, device=p.device)
+        self.minus_one = -self.one
+        self.x = () if derive is None else tuple(derive(self.p))
+
+
+def _lean_in(t: torch.Tensor | None, k: _Kit) -> torch.Tensor | None:
+    return t if t is None or t.dtype == k.dt else t.to(k.dt)
+
+
+def _lean_probe(d: torch.Tensor, ref: torch.Tensor | None, k: _Kit) -> torch.Tensor:
+    """The finiteness probe (see above): d, or d + ref_logp when given (a new tensor then)."""
+    return d if ref is None else d + _lean_in(ref, k)
+
+
+def _lean_coef(mask, c, k, agg, num):
+    """``num`` (1 or −1) times the aggregation coefficients of :func:`_coef`: 0-d, (B, 1) or (B, T), for the
+    elementwise cores. Per-row values are taken as they are at an empty row (inf; never read there: every token of
+    such a row is masked), so only the 0-d ones guard their count."""
+    if agg == "tensor":
+        return c if num is k.one else -c
+    if agg == "scalar":
+        return num * k.q
+    if agg == "token":
+        return num / torch.count_nonzero(mask).clamp_(min=1)
+    n = mask.sum(dim=1, keepdim=True)
+    if agg == "row":
+        return num / n / k.q
+    if agg == "row_ne":
+        return num / (n * torch.count_nonzero(n))
+    return num / (torch.count_nonzero(n).clamp_(min=1) * k.q)  # "ne"
+
+
+def _lean_row_weight(mask, c, k, agg, num, n):
+    """``num`` times C_i = Σ_t c_it over the valid tokens of row i (B, 1), from the kind (see :func:`_coef`) and the
+    valid tokens per row ``n`` (B, 1), for the per-sequence cores."""
+    if agg == "tensor":
+        return torch.where(mask, c if num is k.one else -c, k.zero).sum(dim=1, keepdim=True)
+    if agg == "scalar":
+        return n * (num * k.q)
+    if agg == "token":
+        return n * (num / torch.count_nonzero(mask).clamp_(min=1))
+    if agg == "row":
+        return torch.where(n > 0, num / k.q, k.zero)
+    rows = torch.count_nonzero(n).clamp_(min=1)
+    if agg == "row_ne":
+        return torch.where(n > 0, num / rows, k.zero)
+    return n * (num / (rows * k.q))  # "ne"
+
+
+def _lean_end(ell, dl, keep, v, mask, c, k, agg, need_grad, out_dtype, neg):
+    """(Σ c ⊙ ℓ over valid tokens, NaN where the probe ``v`` is not finite at one; c ⊙ dl where ``keep`` (None:
+    everywhere) and valid, 0 elsewhere, in ``out_dtype``), with ℓ = −``ell`` and dl = −``dl`` when ``neg``."""
+    cf = _lean_coef(mask, c, k, agg, k.minus_one if neg else k.one)
+    if cf.ndim == 0:  # one multiply, after the sum
+        loss = torch.where(mask, torch.addcmul(ell, v, k.zero), k.zero).sum() * cf
+    else:
+        loss = torch.where(mask, torch.addcmul(ell * cf, v, k.zero), k.zero).sum()
+    if not need_grad:
+        return loss, None
+    g = torch.where(mask if keep is None else keep.logical_and_(mask), dl * cf, k.zero)
+    return loss, (g if g.dtype == out_dtype else g.to(out_dtype))
+
+
+def _lean_ratio(d, clamp, k, ci):
+    """(r = exp(d), d clamped to ±p[ci] when ``clamp``; where that clamp does not bind, or None)."""
+    if not clamp:
+        return torch.exp(d), None
+    dc = torch.clamp(d, -k.p[ci], k.p[ci])
+    return torch.exp(dc), dc == d
+
+
+def _ppo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, dual=False):
+    """:func:`ppo_core` without TIS or the decoupled ratio: −ℓ = min(r Â, clip(r) Â) (the dual cap c Â where
+    Â < 0), −∂ℓ/∂logp = r Â where neither binds."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    r, free = _lean_ratio(d, clamp, k, 2)
+    lo, hi = k.p[0], k.p[1]
+    pos = a > k.zero
+    inside = torch.where(pos, r <= hi, r >= lo)  # the reference's branch rule: a boundary is unclipped
+    ar = a * r
+    nell = torch.where(inside, ar, torch.where(pos, hi, lo).mul_(a))
+    if dual:
+        cap = k.p[3] * a
+        active = (a < k.zero).logical_and_(nell < cap)  # ties keep the surrogate
+        nell = torch.where(active, cap, nell)
+        inside = inside.logical_and_(active.logical_not_())
+    keep = inside if free is None else inside.logical_and_(free)
+    return _lean_end(nell, ar, keep, v, mask, c, k, agg, need_grad, lp.dtype, True)
+
+
+def _cispo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, lower=False):
+    """:func:`cispo_core`: −ℓ = clip(r, lo, hi) Â logp, −∂ℓ/∂logp = clip(r, lo, hi) Â (no lower bound unless
+    ``lower``)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    r, _ = _lean_ratio(d, clamp, k, 2)
+    wa = torch.clamp(r, min=k.p[0] if lower else None, max=k.p[1]).mul_(a)
+    return _lean_end(wa * x, wa, None, v, mask, c, k, agg, need_grad, lp.dtype, True)
+
+
+def _sapo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
+    """:func:`sapo_core`: −ℓ = (4/τ) σ(z) Â, −∂ℓ/∂logp = 4 Â σ(z) σ(−z) r with z = τ(r − 1). r is capped at the
+    dtype's largest finite value, so that the gradient is 0, not 0·inf, where the ratio overflows (σ(−z) = 0
+    there, as at the cap). k.x = (4/τ_pos, 4/τ_neg, 4, the largest finite value)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    r, free = _lean_ratio(d, clamp, k, 2)
+    r = r.clamp_(max=k.x[3])
+    pos = a > k.zero
+    z = (r - k.one).mul_(torch.where(pos, k.p[0], k.p[1]))
+    sa = torch.sigmoid(z).mul_(a)
+    nell = torch.where(pos, k.x[0], k.x[1]).mul_(sa)
+    ndl = (sa * k.x[2]).mul_(torch.sigmoid(z.neg_())).mul_(r)
+    return _lean_end(nell, ndl, free, v, mask, c, k, agg, need_grad, lp.dtype, True)
+
+
+def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
+    """:func:`dro_core`: −ℓ = Â logp − ½β d², −∂ℓ/∂logp = Â − β d (no β d where the clamp binds). k.x = (½β,)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    slope = None
+    if clamp:
+        dc = torch.clamp(d, -k.p[1], k.p[1])
+        slope, d = dc == d, dc
+    nell = torch.addcmul(a * x, k.x[0] * d, d, value=-1)
+    pen = k.p[0] * d
+    ndl = a - (pen if slope is None else torch.where(slope, pen, k.zero))
+    return _lean_end(nell, ndl, None, v, mask, c, k, agg, need_grad, lp.dtype, True)
+
+
+def _linear_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad):
+    """:func:`linear_core`: −ℓ = Â logp, −∂ℓ/∂logp = Â (old_logp only in the probe)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    v = _lean_probe(x - o, ref, k)
+    return _lean_end(a * x, a, None, v, mask, c, k, agg, need_grad, lp.dtype, True)
+
+
+def _gspo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
+    """:func:`gspo_core`: per row s = exp(mean log r) and Â_i the mean advantage, −ℓ_i = min(s Â_i, clip(s) Â_i),
+    −∂/∂logp_it = C_i s Â_i / n_i where the clip does not bind (the probe rides on the mean log-ratio)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o if ref is None else torch.addcmul(x - o, _lean_in(ref, k), k.zero)  # ref_logp: in the probe only
+    n = mask.sum(dim=1, keepdim=True)
+    n1 = n.clamp(min=1)
+    m = torch.where(mask, d, k.zero).sum(dim=1, keepdim=True).div_(n1)
+    A = torch.where(mask, a, k.zero).sum(dim=1, keepdim=True).div_(n1)
+    s, free = _lean_ratio(m, clamp, k, 2)
+    lo, hi = k.p[0], k.p[1]
+    pos = A > k.zero
+    inside = torch.where(pos, s <= hi, s >= lo)
+    sA = s * A
+    nell = torch.where(inside, sA, torch.where(pos, hi, lo).mul_(A))
+    C = _lean_row_weight(mask, c, k, agg, k.minus_one, n)
+    loss = torch.addcmul(C * nell, m, k.zero).sum()
+    if not need_grad:
+        return loss, None
+    if free is not None:
+        inside = inside.logical_and_(free)
+    w = torch.where(inside, sA, k.zero).mul_(C).div_(n1)
+    g = torch.where(mask, w, k.zero)
+    return loss, (g if g.dtype == lp.dtype else g.to(lp.dtype))
+
+
+def _gmpo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
+    """:func:`gmpo_core`: per row s = exp(mean of the sign-aware clipped log-ratio), −ℓ_i = Â_i s_i,
+    −∂/∂logp_it = C_i Â_i s_i / n_i where neither clip binds (the probe rides on the mean advantage). k.x = (−ε_low,)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    at = torch.addcmul(a, _lean_probe(d, ref, k), k.zero)
+    free = None
+    if clamp:
+        dc = torch.clamp(d, -k.p[2], k.p[2])
+        free, d = dc == d, dc
+    n = mask.sum(dim=1, keepdim=True)
+    n1 = n.clamp(min=1)
+    A = torch.where(mask, at, k.zero).sum(dim=1, keepdim=True).div_(n1)
+    pos = A >= k.zero
+    dt = torch.where(pos, torch.clamp(d, max=k.p[1]), torch.clamp(d, min=k.x[0]))
+    inner = torch.where(pos, d < k.p[1], d > k.x[0])
+    free = inner if free is None else inner.logical_and_(free)
+    s = torch.where(mask, dt, k.zero).sum(dim=1, keepdim=True).div_(n1).exp_()
+    CAs = _lean_row_weight(mask, c, k, agg, k.minus_one, n).mul_(A).mul_(s)
+    loss = CAs.sum()
+    if not need_grad:
+        return loss, None
+    g = torch.where(free.logical_and_(mask), CAs.div_(n1), k.zero)
+    return loss, (g if g.dtype == lp.dtype else g.to(lp.dtype))
+
+
+@dataclass(frozen=True)
+class _Lean:
+    """A core's lean eager form, the flag sets it covers and the constants it derives from ``p`` (:class:`_Kit`)."""
+
+    fn: Callable
+    covers: Callable = lambda flags: True
+    derive: Callable | None = None
+
+
+LEAN: dict[Callable, _Lean] = {
+    ppo_core: _Lean(_ppo_lean, lambda f: f.get("tis") is None and not f.get("prox")),
+    cispo_core: _Lean(_cispo_lean),
+    sapo_core: _Lean(_sapo_lean, derive=lambda p: (4.0 / p[0], 4.0 / p[1], torch.full_like(p[0], 4.0),
+                                                   torch.full_like(p[0], torch.finfo(p[0].dtype).max))),
+    dro_core: _Lean(_dro_lean, derive=lambda p: (0.5 * p[0],)),
+    linear_core: _Lean(_linear_lean),
+    gspo_core: _Lean(_gspo_lean),
+    gmpo_core: _Lean(_gmpo_lean, derive=lambda p: (-p[0],)),
+}
+
+
 # --------------------------------------------------------------------------------------------- aggregation
 AGG_KINDS = ("token", "scalar", "row", "row_ne", "ne", "tensor")
 
@@ -654,27 +894,38 @@ def _compiled(core: Core, flags: tuple) -> Callable | None:
     return _COMPILED[key]
 
 
+def _compiles(n: int) -> bool:
+    """Whether a batch of ``n`` tokens runs compiled (mode auto from COMPILE_MIN_TOKENS on, or compile) here."""
+    return n > 0 and not _COMPILE_BROKEN and (_MODE == "compile" or (_MODE == "auto" and n >= COMPILE_MIN_TOKENS))
+
+
 def _run(core: Core, flags: dict, args: tuple, need_grad: bool):
     """Run ``core`` compiled (large batches, mode auto/compile) or eager; a failed compilation falls back."""
-    n = args[0].numel()
-    want = n > 0 and (_MODE == "compile" or (_MODE == "auto" and n >= COMPILE_MIN_TOKENS))
-    if want and not _COMPILE_BROKEN:
+    if _compiles(args[0].numel()):
         fn = _compiled(core, tuple(sorted(flags.items())))
         try:
             return fn(*args, **flags, need_grad=need_grad)
         except Exception as e:  # noqa: BLE001 - any compiler failure: keep working, eagerly
             _COMPILE_BROKEN.append(f"{type(e).__name__}: {e}")
             warnings.warn(f"rlspec fused losses: torch.compile failed ({_COMPILE_BROKEN[0][:300]}); "
-                          "using the eager fused path from now on", RuntimeWarning, stacklevel=3)
+                          "using the eager fused path from now on", RuntimeWarning, stacklevel=4)
     return core.fn(*args, **flags, need_grad=need_grad)
 
 
+def _run_core(lp, core: Core, flags: dict, args: tuple, *, need_grad: bool):
+    """A job's function for a core (see :class:`_FusedLoss`): :func:`_run` with logp first."""
+    return _run(core, flags, (lp, *args), need_grad)
+
+
 class _FusedLoss(torch.autograd.Function):
-    """loss = Σ c ⊙ ℓ with the gradient computed in the forward; the backward returns it (scaled)."""
+    """loss = Σ c ⊙ ℓ with the gradient computed in the forward; the backward returns it (scaled).
+
+    ``job`` = (fn, args, kw): ``fn(logp, *args, need_grad=..., **kw)`` returns (loss, gradient)."""
 
     @staticmethod
     def forward(ctx, logp, job):
-        loss, g = _run(job.core, job.flags, (logp, *job.args), need_grad=True)
+        fn, args, kw = job
+        loss, g = fn(logp, *args, need_grad=True, **kw)
         ctx.job, ctx.g = job, g
         ctx.save_for_backward(logp)
         return loss
@@ -684,18 +935,12 @@ class _FusedLoss(torch.autograd.Function):
         g, ctx.g = ctx.g, None  # released: autograd may then take the tensor as .grad without a copy
         if g is None:  # a second backward (retain_graph): recompute
             (logp,) = ctx.saved_tensors
-            job = ctx.job
-            g = _run(job.core, job.flags, (logp, *job.args), need_grad=True)[1]
+            fn, args, kw = ctx.job
+            with torch.no_grad():
+                g = fn(logp.detach(), *args, need_grad=True, **kw)[1]
         if grad_out.device.type == "cpu" and grad_out.numel() == 1 and float(grad_out) == 1.0:
             return g, None
         return g * grad_out.to(g.dtype), None
-
-
-@dataclass
-class _Job:
-    core: Core
-    flags: dict
-    args: tuple
 
 
 _FLOATS = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
@@ -754,9 +999,9 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
         return slow()
     m = common.check_mask(mask, logp.shape)
     dt = torch.float32 if logp.dtype in (torch.bfloat16, torch.float16) else logp.dtype
-    flags, p = _setup(name, cfg, tuple(m.shape), dt, logp.device)
+    flags, p, kit = _setup(name, cfg, tuple(m.shape), dt, logp.device)
     if call_flags:
-        flags = dict(flags, **call_flags)
+        flags, kit = dict(flags, **call_flags), None
     if coef_mask is not None:
         flags = dict(flags, agg="tensor")
     c = None
@@ -764,23 +1009,32 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
         c = common.coefficients(m if coef_mask is None else coef_mask, cfg.agg, group=group,
                                 normalizer=cfg.normalizer, const=cfg.const,
                                 seq_denominator=getattr(cfg, "seq_denominator", None), dtype=dt)
-    job = _Job(core, flags, (old_logp.detach(), adv.detach(), m.view(torch.uint8), c, p,
-                             _detached(extra), None if ref is None else ref.detach()))
-    if logp.requires_grad and torch.is_grad_enabled():
+    grad = logp.requires_grad and torch.is_grad_enabled()
+    if kit is not None and extra is None and _LEAN_ON and not _compiles(logp.numel()):
+        # a small batch of a hot core: its lean eager form (inside the Function or no_grad: nothing is recorded)
+        job = (LEAN[core.fn].fn, (old_logp, adv, m, c, kit, ref), flags)
+    else:
+        job = (_run_core, (core, flags, (old_logp.detach(), adv.detach(), m.view(torch.uint8), c, p,
+                                         _detached(extra), None if ref is None else ref.detach())), {})
+    if grad:
         loss = _FusedLoss.apply(logp, job)
     else:
-        loss, _ = _run(core, flags, (logp.detach(), *job.args), need_grad=False)
-    if not math.isfinite(loss.detach().item()):  # the one sync; the loss carries the inputs' finiteness probe
+        fn, args, kw = job
+        with torch.no_grad():
+            loss, _ = fn(logp.detach(), *args, need_grad=False, **kw)
+    if not math.isfinite(loss.item()):  # the one sync; the loss carries the inputs' finiteness probe
         return slow()
     return loss
 
 
-_SETUP: dict[tuple, tuple[dict, torch.Tensor]] = {}
+_SETUP: dict[tuple, tuple[dict, torch.Tensor, _Kit | None]] = {}
+_LEAN_ON = True  # small batches of the hot cores take their lean eager form (False: the core itself; for tests)
 
 
-def _setup(name: str, cfg, shape: tuple[int, int], dt: torch.dtype, device) -> tuple[dict, torch.Tensor]:
-    """The core's static flags (with the aggregation kind) and its parameter tensor p for this config, batch shape,
-    compute dtype and device; remembered (configs are frozen dataclasses), so a training loop builds them once."""
+def _setup(name: str, cfg, shape: tuple[int, int], dt: torch.dtype, device) -> tuple[dict, torch.Tensor, _Kit | None]:
+    """The core's static flags (with the aggregation kind), its parameter tensor p and, when the core has a lean
+    eager form for these flags, p as its :class:`_Kit` (else None), for this config, batch shape, compute dtype and
+    device; remembered (configs are frozen dataclasses), so a training loop builds them once."""
     key = (name, cfg, shape, dt, device)
     try:
         hit = _SETUP.get(key)
@@ -790,7 +1044,10 @@ def _setup(name: str, cfg, shape: tuple[int, int], dt: torch.dtype, device) -> t
         return hit
     core = CORES[name].for_config(cfg)
     agg, q = aggregation_kind(cfg, shape)
-    out = dict(core.flags(cfg), agg=agg), torch.tensor((*core.params(cfg), q), dtype=dt, device=device)
+    flags = dict(core.flags(cfg), agg=agg)
+    p = torch.tensor((*core.params(cfg), q), dtype=dt, device=device)
+    lean = LEAN.get(core.fn)
+    out = flags, p, (_Kit(p, lean.derive) if lean is not None and lean.covers(flags) else None)
     if key is not None:
         if len(_SETUP) >= 1024:
             _SETUP.clear()

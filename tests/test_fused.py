@@ -499,3 +499,79 @@ def test_a2tgpo_invalid_turn_inputs_raise_naming_them(field):
     with pytest.raises(RLSpecValueError, match=field):
         optimized.get("a2tgpo")(t["logp"].requires_grad_(True), t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
                                 turn=t["turn"], ig_hat=t["ig_hat"])
+
+
+def _lean_names() -> list[str]:
+    """The losses whose default config runs a core with a lean eager form (small batches take it)."""
+    out = []
+    for name in NAMES:
+        cfg = registry.get(name).config()
+        if fused._setup(name, cfg, (5, 7), torch.float64, torch.device("cpu"))[2] is not None:
+            out.append(name)
+    return out
+
+
+LEAN_NAMES = _lean_names()
+
+
+def test_the_hot_losses_have_a_lean_form():
+    """The losses the small-batch benchmark times (and the ones that share their cores) run a lean eager form."""
+    assert {"ppo", "dapo", "sapo", "gspo", "cispo", "gmpo", "dro", "gpg_loss", "riskpo", "tapo"} <= set(LEAN_NAMES)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name", LEAN_NAMES)
+def test_lean_form_equals_the_core(name, dtype, monkeypatch):
+    """For every config switch, with garbage at masked positions, an empty row and an all-false mask, the lean eager
+    form (taken by small batches) gives the eager core's loss and gradient, with and without autograd, and is the path
+    that ran."""
+    calls = []
+    for core, lean in list(fused.LEAN.items()):
+        def counted(*a, _fn=lean.fn, **kw):
+            calls.append(1)
+            return _fn(*a, **kw)
+        monkeypatch.setitem(fused.LEAN, core, dataclasses.replace(lean, fn=counted))
+    fused.set_mode("eager")
+    try:
+        for k, cfg in enumerate(configs(name)):
+            for x in (batch(1200 + k), batch(1300 + k, empty=True)):
+                monkeypatch.setattr(fused, "_LEAN_ON", False)
+                n0 = len(calls)
+                want_loss, want_g = run(optimized.get(name), x, cfg, dtype, name)
+                assert len(calls) == n0
+                monkeypatch.setattr(fused, "_LEAN_ON", True)
+                loss, g = run(optimized.get(name), x, cfg, dtype, name)
+                assert len(calls) > n0, (cfg, "the lean form did not run")
+                rl, rg = TOL[dtype]
+                assert abs(loss - want_loss) <= rl * max(1.0, abs(want_loss)), (cfg, loss, want_loss)
+                np.testing.assert_allclose(g, want_g, rtol=rg, atol=rg * max(1e-3, np.abs(want_g).max(initial=0)),
+                                           err_msg=str(cfg))
+                assert np.isfinite(g).all() and (g[~x["mask"]] == 0).all()
+                with torch.no_grad():
+                    t = {f: torch.as_tensor(x[f], dtype=dtype) for f in ("logp", "old_logp", "adv")}
+                    plain = optimized.get(name)(t["logp"], t["old_logp"], t["adv"], torch.as_tensor(x["mask"]),
+                                                config=cfg, group=x["group"])
+                assert not plain.requires_grad and float(plain.double()) == loss
+    finally:
+        fused.set_mode("auto")
+
+
+@pytest.mark.parametrize("name", LEAN_NAMES)
+def test_lean_form_refuses_non_finite_valid_inputs(name):
+    """The lean forms keep the input contract with their smaller probe: +inf, −inf or NaN in logp, old_logp, adv or
+    ref_logp at a valid position raises RLSpecValueError naming the input, for either sign of the advantage and with
+    the log-ratio clamp (which would hide a non-finite log-ratio), in float64 and float32."""
+    base = registry.get(name).config()
+    for cfg in (base, dataclasses.replace(base, log_ratio_clamp=0.3)):
+        for dtype in (torch.float64, torch.float32):
+            for sign in (1.0, -1.0):
+                for field in ("logp", "old_logp", "adv", "ref_logp"):
+                    for bad in (np.inf, -np.inf, np.nan):
+                        x = batch(17)
+                        t = {k: torch.as_tensor(x[k], dtype=dtype) for k in ("logp", "old_logp", "adv")}
+                        t["ref_logp"] = t["old_logp"].clone()
+                        t["adv"][1] = sign * t["adv"][1].abs()
+                        t[field][1, 0] = bad  # mask[1, :3] is True
+                        with pytest.raises(RLSpecValueError, match=field):
+                            optimized.get(name)(t["logp"].requires_grad_(True), t["old_logp"], t["adv"],
+                                                torch.as_tensor(x["mask"]), ref_logp=t["ref_logp"], config=cfg)
