@@ -264,13 +264,17 @@ def lmhead_inputs(N: int, H: int, V: int):
     return hidden, W, ids, mask, old, adv
 
 
-def _lm_fused(hidden, W, ids, mask, old, adv):
+def _lm_fused(hidden, W, ids, mask, old, adv, passes="auto"):
     from rlspec.optimized.lmhead import fused_policy_loss
 
-    h, w = hidden.clone().requires_grad_(True), W.clone().requires_grad_(True)
-    loss = fused_policy_loss("ppo", h, w, ids, mask, old_logp=old, adv=adv)
+    h, w = hidden.detach().requires_grad_(True), W.detach().requires_grad_(True)  # no copy: views
+    loss = fused_policy_loss("ppo", h, w, ids, mask, old_logp=old, adv=adv, passes=passes)
     loss.backward()
-    return float(loss.detach()) + float(w.grad.abs().sum())
+    return float(loss.detach()) + float(w.grad.sum())
+
+
+def _lm_fused_two_pass(hidden, W, ids, mask, old, adv):
+    return _lm_fused(hidden, W, ids, mask, old, adv, passes=2)
 
 
 def _lm_materialized(hidden, W, ids, mask, old, adv):
@@ -278,22 +282,22 @@ def _lm_materialized(hidden, W, ids, mask, old, adv):
 
     from rlspec import optimized
 
-    h, w = hidden.clone().requires_grad_(True), W.clone().requires_grad_(True)
+    h, w = hidden.detach().requires_grad_(True), W.detach().requires_grad_(True)  # no copy: views
     lp = torch.log_softmax(h @ w.T, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     loss = optimized.get("ppo")(logp=lp, old_logp=old, adv=adv, mask=mask)
     loss.backward()
-    return float(loss.detach()) + float(w.grad.abs().sum())
+    return float(loss.detach()) + float(w.grad.sum())
 
 
 def _lm_liger(hidden, W, ids, mask, old, adv):
     from liger_kernel.chunked_loss import LigerFusedLinearGRPOLoss
 
-    h, w = hidden.clone().requires_grad_(True), W.clone().requires_grad_(True)
+    h, w = hidden.detach().requires_grad_(True), W.detach().requires_grad_(True)  # no copy: views
     out = LigerFusedLinearGRPOLoss(beta=0.0, compiled=False, use_ref_model=False, loss_type="bnpo")(
         h, w, ids, mask.long(), adv[:, 0], old_per_token_logps=old)
     loss = out[0] if isinstance(out, tuple) else out
     loss.backward()
-    return float(loss.detach()) + float(w.grad.abs().sum())
+    return float(loss.detach()) + float(w.grad.sum())
 
 
 def _lm_limit(hidden, W, ids, mask, old, adv):
@@ -302,7 +306,8 @@ def _lm_limit(hidden, W, ids, mask, old, adv):
     return float((z @ W).sum() + (z.T @ h).sum())
 
 
-LMHEAD = {"limit": _lm_limit, "materialized": _lm_materialized, "fused": _lm_fused, "liger": _lm_liger}
+LMHEAD = {"limit": _lm_limit, "materialized": _lm_materialized, "fused": _lm_fused, "fused-2pass": _lm_fused_two_pass,
+          "liger": _lm_liger}
 
 
 def _have_liger() -> bool:
@@ -314,26 +319,39 @@ def _have_liger() -> bool:
 
 
 def peak_rss_mb(variant: str, size: tuple[int, int, int], threads: int) -> float | None:
-    """Peak RSS (MB) of one ``variant`` step in a fresh process, above the process's peak after building inputs.
+    """Peak RSS (MB) of one ``variant`` step in a fresh process, above the resident memory once the inputs exist.
 
-    The peak is the child's own high-water mark (``VmHWM`` of /proc/self/status on Linux): ``getrusage``'s
-    ``ru_maxrss`` survives ``exec`` on Linux, so a child of a large benchmark process would start at its parent's
-    peak and every step would read 0."""
+    The peak is the child's own high-water mark (``VmHWM`` of /proc/self/status on Linux), reset after the inputs
+    are built (writing 5 to /proc/self/clear_refs) so that the temporaries of building them do not hide part of
+    the step's memory; the base is then ``VmRSS``. (``getrusage``'s ``ru_maxrss`` survives ``exec`` on Linux, so a
+    child of a large benchmark process would start at its parent's peak and every step would read 0.) Where the
+    reset is not available the base is the high-water mark after building the inputs, which can only undercount.
+    The variant first runs once on a tiny problem, so that imports (the loss registry, a peer framework) and lazy
+    initialization are not counted as the step's memory."""
     code = (
         "import resource, json, torch\n"
-        "def hwm():\n"
+        "def status(key):\n"
         "    try:\n"
         "        for line in open('/proc/self/status'):\n"
-        "            if line.startswith('VmHWM:'):\n"
+        "            if line.startswith(key + ':'):\n"
         "                return int(line.split()[1]) / 1024\n"
         "    except OSError:\n"
         "        pass\n"
         "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "def hwm():\n"
+        "    return status('VmHWM')\n"
+        "def reset():\n"
+        "    try:\n"
+        "        with open('/proc/self/clear_refs', 'w') as f:\n"
+        "            f.write('5')\n"
+        "        return status('VmRSS')\n"
+        "    except OSError:\n"
+        "        return hwm()\n"
         "from rlspec.optimized.bench import lmhead_inputs, LMHEAD\n"
         f"torch.set_num_threads({threads})\n"
+        f"LMHEAD[{variant!r}](*lmhead_inputs(64, 32, 256))\n"  # imports and lazy initialization, not the step's
         f"x = lmhead_inputs(*{size!r})\n"
-        "torch.ones(64, 64) @ torch.ones(64, 64)\n"
-        "base = hwm()\n"
+        "base = reset()\n"
         f"LMHEAD[{variant!r}](*x)\n"
         "print(json.dumps(hwm() - base))\n")
     try:

@@ -72,8 +72,11 @@ from rlspec.reference._validate import choice, fail
 __all__ = ["global_normalizer", "global_max_length", "step_config", "ddp_loss_scale", "world_size", "accumulate"]
 
 
+_LOCAL = object()  # a "process group" of this process alone: no collective
+
+
 def _active(process_group) -> bool:
-    return dist.is_available() and dist.is_initialized()
+    return process_group is not _LOCAL and dist.is_available() and dist.is_initialized()
 
 
 def world_size(process_group=None) -> int:
@@ -154,7 +157,7 @@ def _all_gather_ids(ids: torch.Tensor, process_group) -> torch.Tensor:
 
 
 def global_normalizer(mask, agg: str, *, group=None, seq_denominator: str | None = None,
-                      process_group=None) -> float:
+                      process_group=None, local: bool = False) -> float:
     """The denominator of ``agg`` on the full step batch: every micro-batch of every rank.
 
     ``mask``: this rank's (B, T) mask, or a list of them (its micro-batches of one accumulation step);
@@ -166,15 +169,18 @@ def global_normalizer(mask, agg: str, *, group=None, seq_denominator: str | None
     two shards (raises RLSpecValueError on every rank if it does; see the module notes).
 
     Counts are summed (all-reduce SUM, int64) over ``process_group`` when torch.distributed is initialized
-    (the default group when None); every rank must call this, in the same order. Returns a float (may be
+    (the default group when None); every rank must call this, in the same order. ``local=True``: this process's
+    masks only, no collective (the chunks of one call, e.g. :mod:`rlspec.optimized.lmhead`'s single pass). Returns a float (may be
     0.0 when no shard has a valid token: then leave ``normalizer`` None, see :func:`step_config`).
     """
     choice(agg, "agg (aggregation mode)", ref_aggregation.MODES)
     masks = _masks(mask)
     dev = masks[0].device if masks else torch.device("cpu")
+    if local:
+        process_group = _LOCAL
     if agg == "group-token-mean":
-        local = _present_groups(masks, group)
-        ids = _all_gather_ids(local, process_group)
+        present = _present_groups(masks, group)
+        ids = _all_gather_ids(present, process_group)
         uniq, counts = torch.unique(ids, return_counts=True)
         if bool((counts > 1).any()):
             split = [int(k) for k in uniq[counts > 1][:5]]

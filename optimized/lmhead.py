@@ -24,6 +24,7 @@ log-prob 0 and zero gradient.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -31,7 +32,7 @@ import torch
 
 from rlspec.reference._validate import fail
 
-__all__ = ["fused_logprobs", "fused_policy_loss", "default_chunks"]
+__all__ = ["fused_logprobs", "fused_policy_loss", "default_chunks", "single_pass_chunk", "ROW_LOCAL"]
 
 
 def default_chunks(n_tokens: int, vocab: int, budget: int = 1 << 22) -> tuple[int, int]:
@@ -129,17 +130,8 @@ class _FusedLogProb(torch.autograd.Function):
                 db.to(b.dtype) if need_b else None, None, None, None, None, None)
 
 
-def fused_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, *, bias: torch.Tensor | None = None,
-                   temperature: float = 1.0, mask: torch.Tensor | None = None, entropy: bool = False,
-                   chunk: int | None = None, tile: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log π(y_bt) (and the token entropy) from hidden states, without the [B, T, V] logits.
-
-    Args: hidden (B, T, H) or (N, H); weight (V, H) (the LM head, ``lm_head.weight``); ids (B, T) / (N,) sampled
-    token ids; bias (V,) or None; temperature τ > 0 (logits are divided by it, as at sampling time); mask (B, T) /
-    (N,) bool: only these tokens are computed (others get 0 and no gradient; their ids are never read);
-    entropy: also return H = −Σ_k p_k log p_k; chunk / tile: tokens per chunk and vocabulary tile (default:
-    :func:`default_chunks`). Returns (logp, entropy or None), each shaped like ``ids``, in float32 for half inputs.
-    """
+def _check_head(hidden, weight, ids, bias, temperature, mask) -> torch.Tensor:
+    """Validate the LM head's inputs (naming the argument); returns the bool mask (all True when None)."""
     if not isinstance(hidden, torch.Tensor) or hidden.ndim not in (2, 3):
         raise fail("hidden", f"{type(hidden).__name__} of shape {getattr(hidden, 'shape', None)}", "a (B, T, H) or (N, H) tensor")
     if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[1] != hidden.shape[-1]:
@@ -157,6 +149,22 @@ def fused_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor
         mask = torch.ones(lead, dtype=torch.bool, device=hidden.device)
     elif mask.dtype != torch.bool or tuple(mask.shape) != tuple(lead):
         raise fail("mask", f"{mask.dtype} {tuple(mask.shape)}", f"a bool tensor of shape {tuple(lead)}")
+    return mask
+
+
+def fused_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, *, bias: torch.Tensor | None = None,
+                   temperature: float = 1.0, mask: torch.Tensor | None = None, entropy: bool = False,
+                   chunk: int | None = None, tile: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log π(y_bt) (and the token entropy) from hidden states, without the [B, T, V] logits.
+
+    Args: hidden (B, T, H) or (N, H); weight (V, H) (the LM head, ``lm_head.weight``); ids (B, T) / (N,) sampled
+    token ids; bias (V,) or None; temperature τ > 0 (logits are divided by it, as at sampling time); mask (B, T) /
+    (N,) bool: only these tokens are computed (others get 0 and no gradient; their ids are never read);
+    entropy: also return H = −Σ_k p_k log p_k; chunk / tile: tokens per chunk and vocabulary tile (default:
+    :func:`default_chunks`). Returns (logp, entropy or None), each shaped like ``ids``, in float32 for half inputs.
+    """
+    mask = _check_head(hidden, weight, ids, bias, temperature, mask)
+    V, lead = weight.shape[0], hidden.shape[:-1]
     flat_mask = mask.reshape(-1)
     idx = flat_mask.nonzero().squeeze(1)  # valid tokens only
     h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, idx)  # (n, H)
@@ -173,12 +181,315 @@ def fused_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor
     return logp.reshape(lead), (ent.reshape(lead) if entropy else None)
 
 
+# --------------------------------------------------------------------------------------------- one pass
+# Most losses are *row-local*: with the step's aggregation normalizer fixed (the count of valid tokens, rows or
+# groups of the whole batch, :mod:`rlspec.optimized.distributed`), the loss of a set of whole rows (whole groups
+# when the loss takes prompt ids) is exactly those rows' share of the full-batch loss, and its gradient their share
+# of the gradient. Then the LM head needs no second pass: for each chunk of rows, the chunk's logits (n × V) are
+# formed once, give log π and the entropy, the loss of the chunk gives dlogp at once, and the same logits turn into
+# ∂z in place, followed by ∂h = ∂z W and ∂W += ∂zᵀ h. Three (n × V × H) matmuls per token, the minimum any exact
+# method needs, and one (n × V) buffer instead of (B·T × V) logits and their gradient.
+
+#: Registered policy losses computed in one pass (``passes="auto"``). tests/test_lmhead.py checks, for every
+#: policy loss with an optimized implementation, that the entries listed here give the full-batch loss and gradient
+#: on random batches split into chunks of one row (one prompt) with :func:`chunk_config`'s normalizer, and that
+#: each entry left out differs on some batch (or has no normalizer to fix), with the reason below.
+ROW_LOCAL = frozenset({
+    "a2tgpo", "brrl", "capo_curvature", "cispo", "copo_loss", "dapo", "decoupled_ppo", "dppo", "dro", "fiberpo",
+    "gbpo", "gmpo", "gpg_loss", "grpo_guard", "gspo", "gspo_token", "hapo", "igpo_inpainting_loss", "ppo", "r2vpo",
+    "riskpo", "sapo", "tapo", "tis", "two_sided_clip", "vespo",
+})
+#: Row-local only with these inputs (otherwise two passes): what is needed, and the test of it.
+ROW_LOCAL_WHEN = {
+    "hapo": ("entropy_stats given (else its entropy signal is a quantile over the whole batch's tokens)",
+             lambda inputs: inputs.get("entropy_stats") is not None),
+}
+#: Why the other policy losses take two passes.
+NOT_ROW_LOCAL = {
+    "inpo_pairwise": "it aggregates over pairs of responses ('pair-mean') and has no normalizer to fix",
+    "kl_cov": "it selects tokens by a covariance ranking over the whole batch",
+}
+
+
+def _a2tgpo_live(mask, inputs, cfg):
+    turn = inputs.get("turn")
+    return mask if turn is None else mask & (turn >= 0)
+
+
+def _tapo_counted(mask, inputs, cfg):
+    from rlspec.optimized.tapo import model_token_mask
+
+    return mask if cfg.tool_in_denominator else model_token_mask(mask, inputs.get("tool_mask"))
+
+
+def _igpo_kept(mask, inputs, cfg):
+    """IGPO keeps a fixed number of each row's hint tokens (the top entropies): the count, all the normalizer
+    needs, does not depend on the entropies, so zeros stand in for those the head has not computed yet."""
+    from rlspec.optimized.igpo_inpainting import kept_positions
+
+    hint = inputs.get("hint_mask")
+    keep = None if hint is None else kept_positions(mask, hint, torch.zeros(mask.shape, dtype=torch.float64),
+                                                   cfg.keep_ratio)
+    return mask if keep is None else keep
+
+
+def _capo_kept(mask, inputs, cfg):
+    from rlspec.optimized.capo_curvature import capo_curvature_mask
+
+    if cfg.mask_denominators != "kept" or inputs.get("h") is None:
+        return mask
+    return capo_curvature_mask(inputs["h"], inputs["W"], inputs["actions"], inputs["adv"], mask,
+                               inputs.get("adam_m"), inputs.get("adam_v"), inputs.get("adam_step", 0), cfg)["keep"]
+
+
+#: Entries that aggregate over a mask of their own: the normalizer counts that mask's tokens (rows, prompts).
+AGG_MASK = {"a2tgpo": _a2tgpo_live, "tapo": _tapo_counted, "igpo_inpainting_loss": _igpo_kept,
+            "capo_curvature": _capo_kept}
+#: Inputs shared by every row (never split into chunks), whatever their first dimension.
+SHARED_INPUTS = frozenset({"W", "adam_m", "adam_v", "adam_step", "entropy_stats"})
+
+
+def chunk_config(name: str, cfg, mask: torch.Tensor, inputs: dict):
+    """``cfg`` with the whole batch's aggregation normalizer (and, for seq-mean-token-sum-norm, C = T) fixed, so
+    that the loss of any chunk of whole rows (whole prompts) is that chunk's share of the batch's loss."""
+    from rlspec.optimized import distributed
+
+    if cfg.normalizer is None:
+        agg_mask = AGG_MASK[name](mask, inputs, cfg) if name in AGG_MASK else mask
+        n = distributed.global_normalizer(agg_mask, cfg.agg, group=inputs.get("group"), local=True,
+                                          seq_denominator=getattr(cfg, "seq_denominator", None))
+        if n > 0:
+            cfg = dataclasses.replace(cfg, normalizer=n)
+    if cfg.agg == "seq-mean-token-sum-norm" and getattr(cfg, "const", None) is None:
+        cfg = dataclasses.replace(cfg, const=float(mask.shape[1]))
+    return cfg
+
+
+def chunk_inputs(inputs: dict, rows: torch.Tensor, B: int) -> dict:
+    """The loss's inputs for the rows ``rows`` of a batch of B rows (per-row tensors sliced, the rest as given)."""
+    return {k: (v.index_select(0, rows.to(v.device)) if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == B
+                and k not in SHARED_INPUTS else v) for k, v in inputs.items()}
+
+
+PASSES = ("auto", 1, 2)
+
+
+def _row_units(B: int, group: torch.Tensor | None) -> list[torch.Tensor]:
+    """Rows that must stay together: one row each, or the rows of each prompt id (in order of first appearance)."""
+    if group is None:
+        return [torch.tensor([i]) for i in range(B)]
+    g = group.detach().cpu().reshape(-1)
+    order = torch.argsort(g, stable=True)
+    gs = g[order]
+    cut = (gs[1:] != gs[:-1]).nonzero().squeeze(1) + 1
+    return list(torch.tensor_split(order, cut.tolist()))
+
+
+def _chunks(units: list[torch.Tensor], tokens_per_row: torch.Tensor, budget: int) -> list[torch.Tensor]:
+    """Pack units greedily into chunks of at most ``budget`` valid tokens (a larger unit is a chunk of its own)."""
+    out, cur, n = [], [], 0
+    for u in units:
+        k = int(tokens_per_row[u].sum())
+        if cur and n + k > budget:
+            out.append(torch.cat(cur))
+            cur, n = [], 0
+        cur.append(u)
+        n += k
+    if cur:
+        out.append(torch.cat(cur))
+    return [torch.sort(c).values for c in out]
+
+
+def single_pass_chunk(n_tokens: int, vocab: int) -> int:
+    """Valid tokens per chunk of the one-pass head: an eighth of the batch's tokens, at least 128 and at most 2²⁶
+    logits (256 MB in float32).
+
+    The chunk's (n × V) logits are the pass's working memory, an eighth of one (N × V) tensor where the materialized
+    path holds about three. Each chunk reads and writes ∂W once (∂W += ∂zᵀ h), which costs about 20 % of the
+    matmuls' time at 128 tokens on a CPU and halves with each doubling (measured, 2 threads): fewer, larger chunks are
+    faster, smaller ones leaner; ``chunk=`` picks another point."""
+    if n_tokens <= 0:
+        return 1
+    return min(n_tokens, max(128, min(n_tokens // 8, (1 << 26) // max(1, vocab))))
+
+
+class _Job:
+    """Everything one single-pass call needs besides (h, W, b): see :func:`_one_pass`."""
+
+    def __init__(self, fn, cfg, inputs, mask, ids, chunks, inv_tau, entropy, tile):
+        self.fn, self.cfg, self.inputs, self.mask, self.ids = fn, cfg, inputs, mask, ids
+        self.chunks, self.inv_tau, self.entropy, self.tile = chunks, inv_tau, entropy, tile
+
+
+def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
+    """(loss, ∂h, ∂W, ∂b) of the loss over every chunk of rows; gradients None where not needed."""
+    B, T = job.mask.shape
+    Hs, V = h.shape[-1], W.shape[0]
+    half = W.dtype in (torch.bfloat16, torch.float16) or h.dtype in (torch.bfloat16, torch.float16)
+    acc = torch.float32 if half else h.dtype
+    any_grad = any(need)
+    flat_h = h.reshape(B * T, Hs)
+    flat_m = job.mask.reshape(-1)
+    flat_y = job.ids.reshape(-1)
+    dh = torch.zeros(B * T, Hs, dtype=acc, device=h.device) if need[0] else None
+    dW = torch.zeros(V, Hs, dtype=acc, device=W.device) if need[1] else None
+    db = torch.zeros(V, dtype=acc, device=W.device) if need[2] else None
+    W_acc = W if W.dtype == acc else None  # half weights are converted tile by tile
+    total = torch.zeros((), dtype=acc, device=h.device)
+    cap = max(int(job.mask[c].sum()) for c in job.chunks) if job.chunks else 0
+    buf = torch.empty(max(1, cap), V, dtype=acc, device=h.device)
+    tile = job.tile
+    for rows in job.chunks:
+        pos = (rows[:, None] * T + torch.arange(T)[None, :]).reshape(-1).to(h.device)
+        pos = pos[flat_m.index_select(0, pos)]  # flat positions of the chunk's valid tokens
+        n = pos.numel()
+        hc = flat_h.index_select(0, pos)
+        yc = flat_y.index_select(0, pos).long()
+        z = buf[:n]
+        if W_acc is not None and hc.dtype == acc:
+            torch.matmul(hc, W_acc.T, out=z)
+        else:
+            for lo in range(0, V, tile):
+                z[:, lo:lo + tile].copy_(hc @ W[lo:lo + tile].T)
+        if b is not None:
+            z.add_(b.to(acc))
+        if job.inv_tau != 1.0:
+            z.mul_(job.inv_tau)
+        ar = torch.arange(n, device=h.device)
+        zy = z[ar, yc]
+        m = z.amax(dim=1) if n else torch.zeros(0, dtype=acc, device=h.device)
+        s = torch.zeros(n, dtype=acc, device=h.device)
+        pz = torch.zeros(n, dtype=acc, device=h.device) if job.entropy else None
+        for lo in range(0, V, tile):  # Σ e^{z−m} (and Σ e^{z−m} z) with tile-sized temporaries
+            zt = z[:, lo:lo + tile]
+            e = (zt - m[:, None]).exp_()
+            s += e.sum(dim=1)
+            if pz is not None:
+                pz += e.mul_(zt).sum(dim=1)
+        lse = m + s.log()
+        ent_v = lse - pz / s if pz is not None else None
+        lp_c, ent_c = _rows_tensor(zy - lse, pos, rows, T), (_rows_tensor(ent_v, pos, rows, T) if pz is not None else None)
+        sub = chunk_inputs(job.inputs, rows, B)
+        if ent_c is not None:
+            sub["entropy"] = ent_c
+        mask_c = job.mask.index_select(0, rows.to(job.mask.device))
+        with torch.enable_grad():
+            lp_c.requires_grad_(any_grad)
+            if ent_c is not None:
+                ent_c.requires_grad_(any_grad)
+            loss_c = job.fn(logp=lp_c, mask=mask_c, config=job.cfg, **sub)
+            if any_grad:
+                wrt = [lp_c] + ([ent_c] if ent_c is not None else [])
+                g = torch.autograd.grad(loss_c, wrt, allow_unused=True)
+        total = total + loss_c.detach().to(acc)
+        if not any_grad or n == 0:
+            continue
+        gl = _at(g[0], pos, rows, T, acc)
+        ge = _at(g[1], pos, rows, T, acc) if ent_c is not None and g[1] is not None else None
+        for lo in range(0, V, tile):  # z → ∂loss/∂z in place: g_logp·(1[k=y] − p) − g_H·p·(log p + H)
+            zt = z[:, lo:lo + tile].sub_(lse[:, None])  # log p
+            if ge is not None:
+                p = zt.exp()
+                zt.add_(ent_v[:, None]).mul_(ge[:, None]).add_(gl[:, None]).mul_(p).neg_()
+            else:
+                zt.exp_().mul_(-gl[:, None])
+        z[ar, yc] += gl
+        if job.inv_tau != 1.0:
+            z.mul_(job.inv_tau)
+        if W_acc is not None and hc.dtype == acc:
+            if dh is not None:
+                dh.index_copy_(0, pos, z @ W_acc)
+            if dW is not None:
+                dW.addmm_(z.T, hc)
+        else:
+            h_acc = hc.to(acc)
+            dh_c = torch.zeros(n, Hs, dtype=acc, device=h.device) if dh is not None else None
+            for lo in range(0, V, tile):
+                W_t = W[lo:lo + tile].to(acc)
+                if dh_c is not None:
+                    dh_c.addmm_(z[:, lo:lo + tile], W_t)
+                if dW is not None:
+                    dW[lo:lo + tile].addmm_(z[:, lo:lo + tile].T, h_acc)
+            if dh is not None:
+                dh.index_copy_(0, pos, dh_c)
+        if db is not None:
+            db += z.sum(dim=0)
+    return (total, None if dh is None else dh.reshape(h.shape).to(h.dtype), None if dW is None else dW.to(W.dtype),
+            None if db is None else db.to(b.dtype))
+
+
+def _rows_tensor(v: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, T: int) -> torch.Tensor:
+    """The (len(rows), T) tensor with ``v`` at the chunk's valid positions ``pos`` (flat, of the batch), 0 elsewhere."""
+    r = torch.searchsorted(rows.to(pos.device), pos // T)
+    local = r * T + pos % T
+    out = torch.zeros(rows.numel() * T, dtype=v.dtype, device=v.device)
+    return out.index_put_((local,), v).reshape(rows.numel(), T)
+
+
+def _at(g: torch.Tensor | None, pos: torch.Tensor, rows: torch.Tensor, T: int, acc) -> torch.Tensor:
+    """The chunk gradient ``g`` (len(rows), T) at the valid positions ``pos`` (zeros when the loss ignored it)."""
+    if g is None:
+        return torch.zeros(pos.numel(), dtype=acc, device=pos.device)
+    r = torch.searchsorted(rows.to(pos.device), pos // T)
+    return g.reshape(-1).index_select(0, r * T + pos % T).to(acc)
+
+
+class _SinglePass(torch.autograd.Function):
+    """loss over row chunks with ∂h, ∂W, ∂b computed in the forward; the backward hands them back (scaled)."""
+
+    @staticmethod
+    def forward(ctx, h, W, b, job):
+        need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], b is not None and ctx.needs_input_grad[2])
+        loss, dh, dW, db = _one_pass(job, h, W, b, need)
+        ctx.grads, ctx.job, ctx.need = (dh, dW, db), job, need
+        ctx.save_for_backward(h, W, b if b is not None else torch.empty(0))
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        grads, ctx.grads = ctx.grads, None  # released: autograd may take them as .grad without a copy
+        if grads is None:  # a second backward (retain_graph): recompute
+            h, W, b = ctx.saved_tensors
+            grads = _one_pass(ctx.job, h, W, b if ctx.need[2] else None, ctx.need)[1:]
+        if not (g.device.type == "cpu" and float(g) == 1.0):
+            grads = tuple(None if x is None else x * g.to(x.dtype) for x in grads)
+        return (*grads, None)
+
+
+def _single_pass_blocker(name: str, cfg, inputs: dict, hidden, weight) -> str | None:
+    """Why this call cannot take the one-pass path (None: it can)."""
+    if name not in ROW_LOCAL:
+        return f"{name!r} is not row-local ({NOT_ROW_LOCAL.get(name, 'not in ROW_LOCAL')})"
+    if name in ROW_LOCAL_WHEN and not ROW_LOCAL_WHEN[name][1](inputs):
+        return f"{name!r} is row-local only with {ROW_LOCAL_WHEN[name][0]}"
+    if cfg is None or not hasattr(cfg, "normalizer") or not hasattr(cfg, "agg"):
+        return "its config has no aggregation normalizer"
+    if hidden.dtype != weight.dtype:
+        return f"hidden ({hidden.dtype}) and weight ({weight.dtype}) differ in dtype"
+    for k, v in inputs.items():
+        if isinstance(v, torch.Tensor) and k not in SHARED_INPUTS:
+            if v.ndim == 0 or v.shape[0] != hidden.shape[0]:
+                return f"input {k!r} of shape {tuple(v.shape)} is not per row"
+            if v.requires_grad:
+                return f"input {k!r} requires a gradient"
+        elif v is not None and k not in SHARED_INPUTS and not isinstance(v, (int, float, bool, str)):
+            return f"input {k!r} is a {type(v).__name__}, not a tensor"
+    return None
+
+
 def fused_policy_loss(name: str, hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, *,
                       bias: torch.Tensor | None = None, temperature: float = 1.0, config: Any = None,
-                      chunk: int | None = None, tile: int | None = None, **inputs: Any) -> torch.Tensor:
+                      chunk: int | None = None, tile: int | None = None, passes: str | int = "auto",
+                      **inputs: Any) -> torch.Tensor:
     """Any registered policy loss computed straight from hidden states: ``loss.backward()`` gives ∂/∂hidden,
     ∂/∂weight (and ∂/∂bias) without [B, T, V] logits. ``inputs`` are the loss's other arguments (old_logp, adv,
-    ref_logp, group, ...); an entry that takes ``entropy`` receives the fused entropy unless one is given."""
+    ref_logp, group, ...); an entry that takes ``entropy`` receives the fused entropy unless one is given.
+
+    ``passes``: 1 computes the gradients in the forward, chunk by chunk of rows (a :data:`ROW_LOCAL` loss with
+    per-row tensor inputs; three matmuls per token), 2 computes log-probs first and the LM head's backward after
+    the loss (any loss; the backward recomputes the logits: four matmuls), ``"auto"`` takes 1 where it applies.
+    ``chunk``: valid tokens per chunk (one pass: :func:`single_pass_chunk`; two passes: :func:`default_chunks`);
+    ``tile``: vocabulary tile width."""
     import inspect
 
     from rlspec import optimized
@@ -187,10 +498,42 @@ def fused_policy_loss(name: str, hidden: torch.Tensor, weight: torch.Tensor, ids
     spec = registry.get(name)
     if spec.kind != "policy_loss":
         raise fail("name", f"{name!r} of kind {spec.kind!r}", "a policy_loss entry")
+    if passes not in PASSES:
+        raise fail("passes", repr(passes), "'auto', 1 or 2")
     fn = optimized.get(spec.name)
     wants_entropy = "entropy" in inspect.signature(fn).parameters and "entropy" not in inputs
+    if passes != 2 and isinstance(hidden, torch.Tensor) and hidden.ndim == 3 and isinstance(mask, torch.Tensor) \
+            and mask.ndim == 2 and tuple(mask.shape) == tuple(hidden.shape[:2]):
+        cfg = config if config is not None else spec.config()
+        why = _single_pass_blocker(spec.name, cfg, inputs, hidden, weight)
+        if why is None:
+            return _single_pass(spec.name, fn, cfg, hidden, weight, ids, mask, bias, temperature, chunk, tile,
+                                wants_entropy, inputs)
+        if passes == 1:
+            raise fail("passes", f"1 for this call: {why}", "'auto' or 2")
+    elif passes == 1:
+        raise fail("passes", "1 with hidden that is not (B, T, H) or a mask that is not (B, T)", "'auto' or 2")
     logp, ent = fused_logprobs(hidden, weight, ids, bias=bias, temperature=temperature, mask=mask,
                                entropy=wants_entropy, chunk=chunk, tile=tile)
     if wants_entropy:
         inputs["entropy"] = ent
     return fn(logp=logp, mask=mask, config=config, **inputs)
+
+
+def _single_pass(name, fn, cfg, hidden, weight, ids, mask, bias, temperature, chunk, tile, entropy, inputs):
+    _check_head(hidden, weight, ids, bias, temperature, mask)
+    B, T = mask.shape
+    V = weight.shape[0]
+    flat_m = mask.reshape(-1)
+    y = ids.reshape(-1)[flat_m]
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= V):
+        raise fail("ids", f"values in [{int(y.min())}, {int(y.max())}] at valid positions", f"ids in [0, {V})")
+    group = inputs.get("group")
+    cfg = chunk_config(name, cfg, mask, inputs)
+    gid = None if group is None else (group if isinstance(group, torch.Tensor) else torch.as_tensor(group))
+    units = _row_units(B, gid)
+    budget = int(chunk) if chunk else single_pass_chunk(int(flat_m.sum()), V)
+    chunks = _chunks(units, mask.sum(dim=1).cpu(), budget)
+    t = max(1, min(V, int(tile) if tile else 2048))  # column tiles of the elementwise passes (and half matmuls)
+    job = _Job(fn, cfg, inputs, mask, ids, chunks, 1.0 / float(temperature), entropy, t)
+    return _SinglePass.apply(hidden, weight, bias, job)

@@ -135,3 +135,199 @@ def test_a_training_step_through_a_real_lm_head():
         o.step()
     for p0, p1 in zip(heads[0].parameters(), heads[1].parameters()):
         np.testing.assert_allclose(p0.detach().numpy(), p1.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------------------------------- the one-pass head
+from rlspec.conformance.adapters.optimized_adapter import to_torch  # noqa: E402
+from rlspec.conformance.harness import random_inputs  # noqa: E402
+from rlspec.optimized import lmhead  # noqa: E402
+from rlspec.reference import aggregation as ref_aggregation  # noqa: E402
+from rlspec.reference import registry  # noqa: E402
+
+POLICY_LOSSES = [s.name for s in registry.specs(kind="policy_loss")
+                 if s.status != "planned" and s.name in optimized.names()]
+
+
+def _draw(name, seed, dtype=torch.float64, generator="random"):
+    """The entry's inputs as torch tensors: its kind's random batch (``random``) or its own ``make_inputs``."""
+    spec = registry.get(name)
+    rng = np.random.default_rng(seed)
+    raw = spec.make_inputs(rng) if generator == "make" else random_inputs(spec, rng)
+    raw.pop("config", None)
+    return {k: to_torch(v, dtype, "cpu") for k, v in raw.items()}
+
+
+def _full_and_chunked(name, inputs, cfg):
+    """(loss, dlogp) on the whole batch, and the same summed over one-unit chunks (a row, or a prompt's rows)
+    with :func:`lmhead.chunk_config`'s normalizer."""
+    fn = optimized.get(name)
+    mask = inputs["mask"]
+    B = mask.shape[0]
+    lp = inputs["logp"].detach().clone().requires_grad_(True)
+    rest = {k: v for k, v in inputs.items() if k not in ("logp", "mask")}
+    full = fn(logp=lp, mask=mask, config=cfg, **rest)
+    (g_full,) = torch.autograd.grad(full, lp)
+    fixed = lmhead.chunk_config(name, cfg, mask, rest)
+    total, g_chunks = 0.0, torch.zeros_like(lp)
+    for rows in lmhead._row_units(B, rest.get("group")):
+        lpc = lp.detach().index_select(0, rows).requires_grad_(True)
+        lc = fn(logp=lpc, mask=mask.index_select(0, rows), config=fixed, **lmhead.chunk_inputs(rest, rows, B))
+        (gc,) = torch.autograd.grad(lc, lpc)
+        total += float(lc.detach())
+        g_chunks[rows] = gc
+    return (float(full), g_full), (total, g_chunks)
+
+
+def _agrees(a, b):
+    (la, ga), (lb, gb) = a, b
+    return abs(la - lb) <= 1e-10 * (1 + abs(la)) and torch.allclose(ga, gb, rtol=1e-9, atol=1e-12)
+
+
+def _draws(name, seeds):
+    spec = registry.get(name)
+    gens = ["random"] + (["make"] if spec.make_inputs is not None else [])
+    return [(g, seed, _draw(name, seed, generator=g)) for seed in seeds for g in gens]
+
+
+def _classify(name, draws):
+    """(agreeing, differing) (generator, seed, agg) triples of the chunked vs full-batch comparison."""
+    spec = registry.get(name)
+    agree, differ = [], []
+    for gen_name, seed, inputs in draws:
+        for agg in ref_aggregation.MODES:
+            if agg == "group-token-mean" and inputs.get("group") is None:
+                continue
+            try:
+                cfg = spec.config(agg=agg)
+            except ValueError:
+                continue
+            if not hasattr(cfg, "normalizer"):
+                continue
+            a, b = _full_and_chunked(name, inputs, cfg)
+            (agree if _agrees(a, b) else differ).append((gen_name, seed, agg, a[0], b[0]))
+    return agree, differ
+
+
+@pytest.mark.parametrize("name", POLICY_LOSSES)
+def test_row_local_classification_is_exact(name):
+    """Every optimized policy loss is classified, and the classification is right: a ROW_LOCAL loss summed over
+    chunks of whole rows (whole prompts) with chunk_config's normalizer equals the full-batch loss and gradient in
+    every aggregation mode on fresh draws of both input generators (what makes the one-pass head exact; with the
+    inputs ROW_LOCAL_WHEN requires, where it names some); a loss left out differs on some draw or has no
+    normalizer, so its second pass is needed (the reason is recorded in NOT_ROW_LOCAL)."""
+    assert (name in lmhead.ROW_LOCAL) != (name in lmhead.NOT_ROW_LOCAL), f"{name}: classify it in lmhead"
+    fresh = [int(x) for x in np.random.SeedSequence().generate_state(3)]  # "always agrees": fresh draws
+    fixed = list(range(8))  # "differs on some batch" is an existence claim: fixed draws show it every run
+    draws = _draws(name, fresh if name in lmhead.ROW_LOCAL else fixed)
+    when = lmhead.ROW_LOCAL_WHEN.get(name)
+    if name in lmhead.ROW_LOCAL:
+        ok = [d for d in draws if when is None or when[1](d[2])]
+        if when is not None and not ok:  # give the draws what the condition needs (HAPO: the batch's own stats)
+            ok = [(g, s, _with_required(name, inp)) for g, s, inp in draws]
+        agree, differ = _classify(name, ok)
+        assert agree and not differ, f"{name}: chunked differs from full: {differ[:3]}"
+        if when is not None:  # and without it, some (fixed) draw shows why it is needed
+            without = [d for d in _draws(name, fixed) if not when[1](d[2])]
+            assert _classify(name, without)[1], f"{name} agreed chunked without {when[0]}"
+    else:
+        agree, differ = _classify(name, draws)
+        has_norm = hasattr(registry.get(name).config(), "normalizer")
+        assert differ or not has_norm, \
+            f"{name} agreed chunked on every draw: it may be row-local ({lmhead.NOT_ROW_LOCAL[name]})"
+
+
+def _with_required(name, inputs):
+    if name == "hapo":
+        from rlspec.optimized import hapo
+        stats = hapo.entropy_statistics(inputs["entropy"], inputs["mask"]) if inputs.get("entropy") is not None \
+            else None
+        return dict(inputs, entropy_stats=stats) if stats is not None else inputs
+    raise AssertionError(f"{name}: say how to meet ROW_LOCAL_WHEN")
+
+
+def _head_problem(inputs, H=5, V=11, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    B, T = inputs["mask"].shape
+    hidden = torch.randn(B, T, H, generator=g, dtype=dtype)
+    weight = torch.randn(V, H, generator=g, dtype=dtype)
+    bias = torch.randn(V, generator=g, dtype=dtype)
+    ids = torch.randint(0, V, (B, T), generator=g)
+    mask = inputs["mask"]
+    hidden[~mask] = float("nan")  # padding the head must never read
+    ids = torch.where(mask, ids, torch.full_like(ids, -100))
+    return hidden, weight, bias, ids, mask
+
+
+@pytest.mark.parametrize("name", sorted(lmhead.ROW_LOCAL))
+def test_one_pass_equals_two_passes(name):
+    """The one-pass head (gradients in the forward, chunk by chunk of rows) gives the two-pass head's loss and
+    gradients w.r.t. hidden states, weight and bias, in float64, for chunks of any size, a temperature, and
+    NaN hidden states and out-of-range ids at padding; the fused entropy reaches entries that take one."""
+    inputs = _draw(name, int(np.random.SeedSequence().generate_state(1)[0]))
+    inputs.pop("logp")
+    if "entropy" in inputs:
+        inputs.pop("entropy")  # the head's own entropy, with its gradient
+    hidden, weight, bias, ids, mask = _head_problem(inputs)
+    rest = {k: v for k, v in inputs.items() if k != "mask"}
+    if name == "hapo":  # row-local with the batch's entropy statistics given (ROW_LOCAL_WHEN)
+        from rlspec.optimized.hapo import entropy_statistics
+        rest["entropy_stats"] = entropy_statistics(torch.rand(mask.shape, dtype=torch.float64) + 0.1, mask)
+    results = {}
+    for passes, chunk in ((2, None), (1, 1), (1, 4), (1, None)):
+        h, w, b = (x.clone().requires_grad_(True) for x in (hidden, weight, bias))
+        loss = lmhead.fused_policy_loss(name, h, w, ids, mask, bias=b, temperature=0.8, passes=passes, chunk=chunk,
+                                        tile=3, **rest)
+        loss.backward()
+        results[(passes, chunk)] = (loss.detach(), h.grad, w.grad, b.grad)
+    want = results.pop((2, None))
+    for key, got in results.items():
+        for x, y, what in zip(got, want, ("loss", "d hidden", "d weight", "d bias")):
+            assert torch.isfinite(x).all(), (key, what)
+            torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12, msg=lambda m, k=key, w=what: f"{k} {w}: {m}")
+
+
+def test_one_pass_is_auto_and_refuses_what_it_cannot_do():
+    """'auto' takes one pass for a row-local loss (its forward already holds the gradients: the backward does no
+    matmul) and two for the others; passes=1 on a loss that is not row-local, or with a per-batch input that is not
+    per row, raises naming ``passes``; a bad ``passes`` value raises."""
+    inputs = _draw("ppo", 1)
+    hidden, weight, bias, ids, mask = _head_problem(inputs)
+    h = hidden.clone().requires_grad_(True)
+    loss = lmhead.fused_policy_loss("ppo", h, weight, ids, mask, old_logp=inputs["old_logp"], adv=inputs["adv"])
+    assert type(loss.grad_fn).__name__.startswith("_SinglePass")
+    with pytest.raises(RLSpecValueError, match="passes"):
+        kl = _draw("kl_cov", 1)
+        lmhead.fused_policy_loss("kl_cov", h, weight, ids, mask, old_logp=kl["old_logp"], adv=kl["adv"], passes=1)
+    with pytest.raises(RLSpecValueError, match="passes"):
+        lmhead.fused_policy_loss("ppo", h, weight, ids, mask, old_logp=inputs["old_logp"],
+                                 adv=inputs["adv"][:, :1].T, passes=1)
+    with pytest.raises(RLSpecValueError, match="passes"):
+        lmhead.fused_policy_loss("ppo", h, weight, ids, mask, old_logp=inputs["old_logp"], adv=inputs["adv"], passes=3)
+
+
+def test_one_pass_float32_bf16_and_empty():
+    """float32 one pass follows float64 to ~1e-5 and bf16 inputs to the bf16 two-pass path (statistics in float32);
+    a batch without a valid token gives loss 0 and zero gradients; retain_graph's second backward recomputes."""
+    inputs = _draw("ppo", 2)
+    hidden, weight, bias, ids, mask = _head_problem(inputs, H=16, V=50)
+    hidden = torch.where(mask[..., None], hidden, 0.0)
+    kw = dict(old_logp=inputs["old_logp"], adv=inputs["adv"])
+    ref = lmhead.fused_policy_loss("ppo", hidden, weight, ids, mask, passes=1, **kw)
+    lo32 = lmhead.fused_policy_loss("ppo", hidden.float(), weight.float(), ids, mask, passes=1,
+                                    **{k: v.float() for k, v in kw.items()})
+    torch.testing.assert_close(lo32.double(), ref, rtol=1e-5, atol=1e-6)
+    hb, wb = hidden.bfloat16(), weight.bfloat16()
+    kb = {k: v.float() for k, v in kw.items()}
+    one = lmhead.fused_policy_loss("ppo", hb, wb, ids, mask, passes=1, **kb)
+    two = lmhead.fused_policy_loss("ppo", hb, wb, ids, mask, passes=2, **kb)
+    torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-6)
+    h = hidden.clone().requires_grad_(True)
+    empty = lmhead.fused_policy_loss("ppo", h, weight, ids, torch.zeros_like(mask), passes=1, **kw)
+    empty.backward()
+    assert float(empty) == 0.0 and (h.grad == 0).all()
+    h = hidden.clone().requires_grad_(True)
+    loss = lmhead.fused_policy_loss("ppo", h, weight, ids, mask, passes=1, **kw)
+    loss.backward(retain_graph=True)
+    g1 = h.grad.clone()
+    (2 * loss).backward()
+    torch.testing.assert_close(h.grad, 3 * g1)
