@@ -612,23 +612,25 @@ CORES["riskpo"] = Core(gspo_core, _SEQ_CLIP.params, _SEQ_CLIP.flags, variant_fie
 # the parameters as 0-d tensors (an op with a Python float wraps the float in a new tensor on every call: about twice
 # the cost of the op with a 0-d tensor) and in-place ops on temporaries.
 #
-# The finiteness probe is smaller too. Every loss here is Â times a factor that is finite and (but for an exact 0 of
-# exp or of the coefficient, which then multiplies an inf into NaN) nonzero, so an inf or NaN Â at a valid token
-# already makes the loss inf or NaN; what a clip or a gate can hide is a non-finite log-ratio. The probe is therefore
-# d = logp − old_logp (+ ref_logp), added as d·0 at valid tokens (not finite where one of them is not, or where the
-# difference overflows, which only sends the batch to the autograd formulation).
+# The elementwise forms scale the advantage once, s = −c ⊙ Â, and get c ⊙ ℓ and c ⊙ ∂ℓ/∂logp from it directly (each
+# is Â times a factor: the loss needs no multiply by c after its sum, the gradient none before its select). The
+# finiteness probe is smaller too: every loss here is Â (or s) times a factor that is finite and, but for an exact 0
+# (exp or the clip's bound), which then multiplies an inf into NaN, nonzero, so an inf or NaN Â at a valid token
+# already makes the loss inf or NaN; what a clip or a gate can hide is a non-finite log-ratio. The probe is
+# therefore d = logp − old_logp (+ ref_logp), added as d·0 at valid tokens (not finite where one of them is not, or
+# where the difference overflows, which only sends the batch to the autograd formulation).
 
 class _Kit:
-    """A core's parameters ``p`` as 0-d tensors (``q`` = ``p[-1]``, the aggregation's value), the constants ``x`` its
-    lean form derives from them, and 0, 1, −1, all in the compute dtype on the batch's device; built once per config
-    and batch shape (:func:`_setup`)."""
+    """A core's parameters ``p`` as 0-d tensors (``q`` = ``p[-1]``, the aggregation's value, also as the float
+    ``qf``), the constants ``x`` its lean form derives from them, and 0, 1, −1, all in the compute dtype on the
+    batch's device; built once per config and batch shape (:func:`_setup`)."""
 
-    __slots__ = ("dt", "p", "x", "zero", "one", "minus_one", "q")
+    __slots__ = ("dt", "p", "x", "zero", "one", "minus_one", "q", "qf")
 
     def __init__(self, p: torch.Tensor, derive: Callable | None):
         self.dt = p.dtype
         self.p = tuple(t.clone() for t in p.unbind())
-        self.q = self.p[-1]
+        self.q, self.qf = self.p[-1], float(p[-1])
         self.zero = torch.zeros((), dtype=p.dtype, device=p.device)
         self.one = torch.ones((), dtype=p.dtype, device=p.device)
         self.minus_one = -self.one
@@ -640,26 +642,131 @@ def _lean_in(t: torch.Tensor | None, k: _Kit) -> torch.Tensor | None:
 
 
 def _lean_probe(d: torch.Tensor, ref: torch.Tensor | None, k: _Kit) -> torch.Tensor:
-    """The finiteness probe (see above): d, or d + ref_logp when given (a new tensor then)."""
+    """The finiteness probe (see above): ``d``, or d + ref_logp when given (a new tensor then)."""
     return d if ref is None else d + _lean_in(ref, k)
 
 
-def _lean_coef(mask, c, k, agg, num):
-    """``num`` (1 or −1) times the aggregation coefficients of :func:`_coef`: 0-d, (B, 1) or (B, T), for the
-    elementwise cores. Per-row values are taken as they are at an empty row (inf; never read there: every token of
-    such a row is masked), so only the 0-d ones guard their count."""
-    if agg == "tensor":
-        return c if num is k.one else -c
+def _lean_neg_coef(mask, c, k, agg):
+    """−c, minus the aggregation coefficients of :func:`_coef` for the elementwise forms: a float where it is one
+    number known without a device sync (the token count of a CPU mask is read, at the cost of the tensor ops that
+    would divide by it), else a tensor: 0-d, (B, 1) or (B, T). Per-row values are taken as they are at an empty row
+    (−inf, never read there: every token of such a row is masked)."""
     if agg == "scalar":
-        return num * k.q
+        return -k.qf
+    if agg == "tensor":
+        return -c
     if agg == "token":
-        return num / torch.count_nonzero(mask).clamp_(min=1)
+        if mask.device.type == "cpu":
+            return -1.0 / max(torch.count_nonzero(mask).item(), 1)
+        return k.minus_one / torch.count_nonzero(mask).clamp_(min=1)
     n = mask.sum(dim=1, keepdim=True)
     if agg == "row":
-        return num / n / k.q
+        return k.minus_one / n / k.q
     if agg == "row_ne":
-        return num / (n * torch.count_nonzero(n))
-    return num / (torch.count_nonzero(n).clamp_(min=1) * k.q)  # "ne"
+        return k.minus_one / (n * torch.count_nonzero(n))
+    return k.minus_one / (torch.count_nonzero(n).clamp_(min=1) * k.q)  # "ne"
+
+
+def _times(x, cf, k):
+    """x · cf, cf a float (passed as add's alpha: no tensor wrapped around it) or a tensor."""
+    return torch.add(k.zero, x, alpha=cf) if isinstance(cf, float) else x * cf
+
+
+def _minus_times(y, x, cf):
+    """y − cf · x, cf a float or a tensor."""
+    return torch.add(y, x, alpha=-cf) if isinstance(cf, float) else torch.addcmul(y, x, cf, value=-1)
+
+
+def _lean_out(ell, dl, keep, v, mask, k, need_grad, out_dtype):
+    """(Σ ``ell`` over valid tokens, NaN where the probe ``v`` is not finite at one; ``dl`` where ``keep`` (None:
+    everywhere) and valid, 0 elsewhere, in ``out_dtype``), with ``ell`` = c ⊙ ℓ and ``dl`` = c ⊙ ∂ℓ/∂logp."""
+    loss = torch.where(mask, torch.addcmul(ell, v, k.zero), k.zero).sum()
+    if not need_grad:
+        return loss, None
+    g = torch.where(mask if keep is None else keep.logical_and_(mask), dl, k.zero)
+    return loss, (g if g.dtype == out_dtype else g.to(out_dtype))
+
+
+def _lean_ratio(d, clamp, k, ci):
+    """(r = exp(d), d clamped to ±p[ci] when ``clamp``; where that clamp does not bind, or None)."""
+    if not clamp:
+        return torch.exp(d), None
+    dc = torch.clamp(d, -k.p[ci], k.p[ci])
+    return torch.exp(dc), dc == d
+
+
+def _ppo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, dual=False):
+    """:func:`ppo_core` without TIS or the decoupled ratio: c ℓ = s·r or s·(the clip's bound) where it binds (s·c_dual
+    where the dual cap binds), c ∂ℓ/∂logp = s r where neither binds, s = −c Â."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    r, free = _lean_ratio(d, clamp, k, 2)
+    pos = a > k.zero
+    inside = torch.where(pos, r <= k.p[1], r >= k.p[0])  # the reference's branch rule: a boundary is unclipped
+    bound = torch.where(pos, k.p[1], k.p[0])
+    if dual:  # the cap −c_dual Â where Â < 0 and ℓ exceeds it, compared on the core's own products (ties: surrogate)
+        active = (a < k.zero).logical_and_(torch.where(inside, a * r, bound * a) < k.p[3] * a)
+        bound = torch.where(active, k.p[3], bound)
+        inside = inside.logical_and_(active.logical_not_())
+    s = _times(a, _lean_neg_coef(mask, c, k, agg), k)
+    sr = s * r
+    ell = torch.where(inside, sr, bound.mul_(s))
+    keep = inside if free is None else inside.logical_and_(free)
+    return _lean_out(ell, sr, keep, v, mask, k, need_grad, lp.dtype)
+
+
+def _cispo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, lower=False):
+    """:func:`cispo_core`: c ∂ℓ/∂logp = s·clip(r, lo, hi) (no lower bound unless ``lower``), c ℓ = that · logp."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    r, _ = _lean_ratio(d, clamp, k, 2)
+    ws = torch.clamp(r, min=k.p[0] if lower else None, max=k.p[1]).mul_(_times(a, _lean_neg_coef(mask, c, k, agg), k))
+    return _lean_out(ws * x, ws, None, v, mask, k, need_grad, lp.dtype)
+
+
+def _sapo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
+    """:func:`sapo_core`: c ℓ = (4/τ) σ(z) s, c ∂ℓ/∂logp = 4 s σ(z) σ(−z) r with z = τ(r − 1). r is capped at the
+    dtype's largest finite value, so that the gradient is 0, not 0·inf, where the ratio overflows (σ(−z) = 0
+    there, as at the cap). k.x = (4/τ_pos, 4/τ_neg, 4, the largest finite value)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    r, free = _lean_ratio(d, clamp, k, 2)
+    r = r.clamp_(max=k.x[3])
+    pos = a > k.zero
+    z = (r - k.one).mul_(torch.where(pos, k.p[0], k.p[1]))
+    ss = torch.sigmoid(z).mul_(_times(a, _lean_neg_coef(mask, c, k, agg), k))
+    ell = torch.where(pos, k.x[0], k.x[1]).mul_(ss)
+    dl = (ss * k.x[2]).mul_(torch.sigmoid(z.neg_())).mul_(r)
+    return _lean_out(ell, dl, free, v, mask, k, need_grad, lp.dtype)
+
+
+def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
+    """:func:`dro_core`: with s = −c Â and cn = −c, c ℓ = s logp − cn ½β d², c ∂ℓ/∂logp = s − cn β d (no β d where
+    the clamp binds). k.x = (½β,)."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    d = x - o
+    v = _lean_probe(d, ref, k)
+    slope = None
+    if clamp:
+        dc = torch.clamp(d, -k.p[1], k.p[1])
+        slope, d = dc == d, dc
+    cn = _lean_neg_coef(mask, c, k, agg)
+    s = _times(a, cn, k)
+    ell = _minus_times(s * x, (k.x[0] * d).mul_(d), cn)
+    pen = k.p[0] * d
+    dl = _minus_times(s, pen if slope is None else torch.where(slope, pen, k.zero), cn)
+    return _lean_out(ell, dl, None, v, mask, k, need_grad, lp.dtype)
+
+
+def _linear_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad):
+    """:func:`linear_core`: c ∂ℓ/∂logp = s = −c Â, c ℓ = s logp. logp enters the loss as a factor of s (and s is
+    never 0 times an inf logp without a NaN), so the probe is old_logp (+ ref_logp) alone."""
+    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
+    s = _times(a, _lean_neg_coef(mask, c, k, agg), k)
+    return _lean_out(s * x, s, None, _lean_probe(o, ref, k), mask, k, need_grad, lp.dtype)
 
 
 def _lean_row_weight(mask, c, k, agg, num, n):
@@ -677,99 +784,6 @@ def _lean_row_weight(mask, c, k, agg, num, n):
     if agg == "row_ne":
         return torch.where(n > 0, num / rows, k.zero)
     return n * (num / (rows * k.q))  # "ne"
-
-
-def _lean_end(ell, dl, keep, v, mask, c, k, agg, need_grad, out_dtype, neg):
-    """(Σ c ⊙ ℓ over valid tokens, NaN where the probe ``v`` is not finite at one; c ⊙ dl where ``keep`` (None:
-    everywhere) and valid, 0 elsewhere, in ``out_dtype``), with ℓ = −``ell`` and dl = −``dl`` when ``neg``."""
-    cf = _lean_coef(mask, c, k, agg, k.minus_one if neg else k.one)
-    if cf.ndim == 0:  # one multiply, after the sum
-        loss = torch.where(mask, torch.addcmul(ell, v, k.zero), k.zero).sum() * cf
-    else:
-        loss = torch.where(mask, torch.addcmul(ell * cf, v, k.zero), k.zero).sum()
-    if not need_grad:
-        return loss, None
-    g = torch.where(mask if keep is None else keep.logical_and_(mask), dl * cf, k.zero)
-    return loss, (g if g.dtype == out_dtype else g.to(out_dtype))
-
-
-def _lean_ratio(d, clamp, k, ci):
-    """(r = exp(d), d clamped to ±p[ci] when ``clamp``; where that clamp does not bind, or None)."""
-    if not clamp:
-        return torch.exp(d), None
-    dc = torch.clamp(d, -k.p[ci], k.p[ci])
-    return torch.exp(dc), dc == d
-
-
-def _ppo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, dual=False):
-    """:func:`ppo_core` without TIS or the decoupled ratio: −ℓ = min(r Â, clip(r) Â) (the dual cap c Â where
-    Â < 0), −∂ℓ/∂logp = r Â where neither binds."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
-    v = _lean_probe(d, ref, k)
-    r, free = _lean_ratio(d, clamp, k, 2)
-    lo, hi = k.p[0], k.p[1]
-    pos = a > k.zero
-    inside = torch.where(pos, r <= hi, r >= lo)  # the reference's branch rule: a boundary is unclipped
-    ar = a * r
-    nell = torch.where(inside, ar, torch.where(pos, hi, lo).mul_(a))
-    if dual:
-        cap = k.p[3] * a
-        active = (a < k.zero).logical_and_(nell < cap)  # ties keep the surrogate
-        nell = torch.where(active, cap, nell)
-        inside = inside.logical_and_(active.logical_not_())
-    keep = inside if free is None else inside.logical_and_(free)
-    return _lean_end(nell, ar, keep, v, mask, c, k, agg, need_grad, lp.dtype, True)
-
-
-def _cispo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, lower=False):
-    """:func:`cispo_core`: −ℓ = clip(r, lo, hi) Â logp, −∂ℓ/∂logp = clip(r, lo, hi) Â (no lower bound unless
-    ``lower``)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
-    v = _lean_probe(d, ref, k)
-    r, _ = _lean_ratio(d, clamp, k, 2)
-    wa = torch.clamp(r, min=k.p[0] if lower else None, max=k.p[1]).mul_(a)
-    return _lean_end(wa * x, wa, None, v, mask, c, k, agg, need_grad, lp.dtype, True)
-
-
-def _sapo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
-    """:func:`sapo_core`: −ℓ = (4/τ) σ(z) Â, −∂ℓ/∂logp = 4 Â σ(z) σ(−z) r with z = τ(r − 1). r is capped at the
-    dtype's largest finite value, so that the gradient is 0, not 0·inf, where the ratio overflows (σ(−z) = 0
-    there, as at the cap). k.x = (4/τ_pos, 4/τ_neg, 4, the largest finite value)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
-    v = _lean_probe(d, ref, k)
-    r, free = _lean_ratio(d, clamp, k, 2)
-    r = r.clamp_(max=k.x[3])
-    pos = a > k.zero
-    z = (r - k.one).mul_(torch.where(pos, k.p[0], k.p[1]))
-    sa = torch.sigmoid(z).mul_(a)
-    nell = torch.where(pos, k.x[0], k.x[1]).mul_(sa)
-    ndl = (sa * k.x[2]).mul_(torch.sigmoid(z.neg_())).mul_(r)
-    return _lean_end(nell, ndl, free, v, mask, c, k, agg, need_grad, lp.dtype, True)
-
-
-def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
-    """:func:`dro_core`: −ℓ = Â logp − ½β d², −∂ℓ/∂logp = Â − β d (no β d where the clamp binds). k.x = (½β,)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
-    v = _lean_probe(d, ref, k)
-    slope = None
-    if clamp:
-        dc = torch.clamp(d, -k.p[1], k.p[1])
-        slope, d = dc == d, dc
-    nell = torch.addcmul(a * x, k.x[0] * d, d, value=-1)
-    pen = k.p[0] * d
-    ndl = a - (pen if slope is None else torch.where(slope, pen, k.zero))
-    return _lean_end(nell, ndl, None, v, mask, c, k, agg, need_grad, lp.dtype, True)
-
-
-def _linear_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad):
-    """:func:`linear_core`: −ℓ = Â logp, −∂ℓ/∂logp = Â (old_logp only in the probe)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    v = _lean_probe(x - o, ref, k)
-    return _lean_end(a * x, a, None, v, mask, c, k, agg, need_grad, lp.dtype, True)
 
 
 def _gspo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
