@@ -769,26 +769,33 @@ def _linear_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad):
     return _lean_out(s * x, s, None, _lean_probe(o, ref, k), mask, k, need_grad, lp.dtype)
 
 
-def _lean_row_weight(mask, c, k, agg, num, n):
-    """``num`` times C_i = Σ_t c_it over the valid tokens of row i (B, 1), from the kind (see :func:`_coef`) and the
-    valid tokens per row ``n`` (B, 1), for the per-sequence cores."""
+def _lean_row_neg_weight(mask, c, k, agg, n):
+    """−C_i, minus the weight of row i in the aggregated loss (C_i = Σ_t c_it over its valid tokens), for the
+    per-sequence forms, from the kind (see :func:`_coef`) and the valid tokens per row ``n`` (B, 1): a float where it
+    is one number known without a device sync, else a tensor, 0-d or (B, 1). An empty row's weight is whatever is
+    cheapest (its loss is 0: no token, so Â_i = 0)."""
     if agg == "tensor":
-        return torch.where(mask, c if num is k.one else -c, k.zero).sum(dim=1, keepdim=True)
-    if agg == "scalar":
-        return n * (num * k.q)
-    if agg == "token":
-        return n * (num / torch.count_nonzero(mask).clamp_(min=1))
-    if agg == "row":
-        return torch.where(n > 0, num / k.q, k.zero)
+        return -torch.where(mask, c, k.zero).sum(dim=1, keepdim=True)
+    if agg == "scalar":  # C_i = q n_i
+        return _times(n, -k.qf, k)
+    if agg == "row":  # 1/q per row with a valid token
+        return -1.0 / k.qf
+    cpu = mask.device.type == "cpu"
+    if agg == "token":  # n_i / N
+        if cpu:
+            return _times(n, -1.0 / max(torch.count_nonzero(mask).item(), 1), k)
+        return n * (k.minus_one / torch.count_nonzero(mask).clamp_(min=1))
+    if cpu:
+        rows = max(torch.count_nonzero(n).item(), 1)
+        return -1.0 / rows if agg == "row_ne" else _times(n, -1.0 / (rows * k.qf), k)
     rows = torch.count_nonzero(n).clamp_(min=1)
-    if agg == "row_ne":
-        return torch.where(n > 0, num / rows, k.zero)
-    return n * (num / (rows * k.q))  # "ne"
+    return k.minus_one / rows if agg == "row_ne" else n * (k.minus_one / (rows * k.q))  # "row_ne": 1/B′; "ne"
 
 
 def _gspo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
-    """:func:`gspo_core`: per row s = exp(mean log r) and Â_i the mean advantage, −ℓ_i = min(s Â_i, clip(s) Â_i),
-    −∂/∂logp_it = C_i s Â_i / n_i where the clip does not bind (the probe rides on the mean log-ratio)."""
+    """:func:`gspo_core`: per row s = exp(mean log r), Â_i the mean advantage and S_i = −C_i Â_i, C_i ℓ_i = S_i·s or
+    S_i·(the clip's bound) where it binds, C_i ∂ℓ_i/∂logp_it = S_i s / n_i where it does not (the probe rides on the
+    mean log-ratio)."""
     x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
     d = x - o if ref is None else torch.addcmul(x - o, _lean_in(ref, k), k.zero)  # ref_logp: in the probe only
     n = mask.sum(dim=1, keepdim=True)
@@ -796,25 +803,22 @@ def _gspo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     m = torch.where(mask, d, k.zero).sum(dim=1, keepdim=True).div_(n1)
     A = torch.where(mask, a, k.zero).sum(dim=1, keepdim=True).div_(n1)
     s, free = _lean_ratio(m, clamp, k, 2)
-    lo, hi = k.p[0], k.p[1]
     pos = A > k.zero
-    inside = torch.where(pos, s <= hi, s >= lo)
-    sA = s * A
-    nell = torch.where(inside, sA, torch.where(pos, hi, lo).mul_(A))
-    C = _lean_row_weight(mask, c, k, agg, k.minus_one, n)
-    loss = torch.addcmul(C * nell, m, k.zero).sum()
+    inside = torch.where(pos, s <= k.p[1], s >= k.p[0])
+    S = _times(A, _lean_row_neg_weight(mask, c, k, agg, n), k)
+    sS = s * S
+    loss = torch.addcmul(torch.where(inside, sS, torch.where(pos, k.p[1], k.p[0]).mul_(S)), m, k.zero).sum()
     if not need_grad:
         return loss, None
     if free is not None:
         inside = inside.logical_and_(free)
-    w = torch.where(inside, sA, k.zero).mul_(C).div_(n1)
-    g = torch.where(mask, w, k.zero)
+    g = torch.where(mask, torch.where(inside, sS, k.zero).div_(n1), k.zero)
     return loss, (g if g.dtype == lp.dtype else g.to(lp.dtype))
 
 
 def _gmpo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
-    """:func:`gmpo_core`: per row s = exp(mean of the sign-aware clipped log-ratio), −ℓ_i = Â_i s_i,
-    −∂/∂logp_it = C_i Â_i s_i / n_i where neither clip binds (the probe rides on the mean advantage). k.x = (−ε_low,)."""
+    """:func:`gmpo_core`: per row s = exp(mean of the sign-aware clipped log-ratio), C_i ℓ_i = −C_i Â_i s_i,
+    C_i ∂ℓ_i/∂logp_it = that / n_i where neither clip binds (the probe rides on the mean advantage). k.x = (−ε_low,)."""
     x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
     d = x - o
     at = torch.addcmul(a, _lean_probe(d, ref, k), k.zero)
@@ -830,7 +834,7 @@ def _gmpo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     inner = torch.where(pos, d < k.p[1], d > k.x[0])
     free = inner if free is None else inner.logical_and_(free)
     s = torch.where(mask, dt, k.zero).sum(dim=1, keepdim=True).div_(n1).exp_()
-    CAs = _lean_row_weight(mask, c, k, agg, k.minus_one, n).mul_(A).mul_(s)
+    CAs = _times(A, _lean_row_neg_weight(mask, c, k, agg, n), k).mul_(s)
     loss = CAs.sum()
     if not need_grad:
         return loss, None
