@@ -969,13 +969,15 @@ def _fast_eligible(logp, others, loose=()) -> bool:
     ``loose`` may also be float32 where logp is half precision (an input the caller formed in the compute dtype)."""
     if not isinstance(logp, torch.Tensor) or logp.ndim != 2 or logp.dtype not in _FLOATS:
         return False
-    half = logp.dtype in (torch.bfloat16, torch.float16)
-    for k, x in enumerate((*others, *loose)):
-        if x is None:
-            continue
-        if not isinstance(x, torch.Tensor) or x.shape != logp.shape or x.device != logp.device:
+    shape, device, dtype = logp.shape, logp.device, logp.dtype
+    for x in others:
+        if x is not None and (not isinstance(x, torch.Tensor) or x.dtype != dtype or x.shape != shape
+                              or x.device != device):
             return False
-        if x.dtype != logp.dtype and not (k >= len(others) and half and x.dtype == torch.float32):
+    half = dtype in (torch.bfloat16, torch.float16)
+    for x in loose:
+        if x is not None and (not isinstance(x, torch.Tensor) or x.shape != shape or x.device != device
+                              or (x.dtype != dtype and not (half and x.dtype == torch.float32))):
             return False
     return True
 
@@ -1036,9 +1038,12 @@ def fused_policy_loss(name: str, autograd_fn: Callable, logp, old_logp, adv, mas
                                          _detached(extra), None if ref is None else ref.detach())), {})
     if grad:
         loss = _FusedLoss.apply(logp, job)
-    else:
+    else:  # nothing recorded (old_logp or adv may want a gradient: the loss gives none)
         fn, args, kw = job
-        with torch.no_grad():
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                loss, _ = fn(logp.detach(), *args, need_grad=False, **kw)
+        else:
             loss, _ = fn(logp.detach(), *args, need_grad=False, **kw)
     if not math.isfinite(loss.item()):  # the one sync; the loss carries the inputs' finiteness probe
         return slow()
