@@ -16,7 +16,10 @@ reduction serves both. Two ways to run a core:
   set and dtype compiles it once per process (1-3 s each, about 13 s for the first one in a process with a cold
   inductor cache).
 * **eager**: the same core run op by op (batches below the threshold, where compiling would cost more than it
-  saves in a test or a one-off call, or ``RLSPEC_FUSED=eager``).
+  saves in a test or a one-off call, or ``RLSPEC_FUSED=eager``). There a call costs what its ops cost to launch, so
+  the hot cores (ppo/dapo/tapo/riskpo, cispo, sapo, dro, gpg, gspo, gmpo) run a lean eager form instead (:data:`LEAN`,
+  section "small batches"): the core's values and gradients in fewer ops, parameters as 0-d tensors built once per
+  config.
 
 ``RLSPEC_FUSED=off`` (or :func:`set_mode`) skips the fused path: each loss then runs its autograd formulation
 (the ``*_autograd`` function next to it), which is also the fallback that validates: the fused path checks only
@@ -610,7 +613,8 @@ CORES["riskpo"] = Core(gspo_core, _SEQ_CLIP.params, _SEQ_CLIP.flags, variant_fie
 # launch (1-3 µs each on a CPU core), not what they compute. The hot cores have a lean eager form here: the same
 # values and gradients (the same branch rules, overflow and NaN-padding behaviour, up to rounding) in fewer ops, with
 # the parameters as 0-d tensors (an op with a Python float wraps the float in a new tensor on every call: about twice
-# the cost of the op with a 0-d tensor) and in-place ops on temporaries.
+# the cost of the op with a 0-d tensor) and in-place ops on temporaries. Half-precision inputs are cast only where
+# no float32 operand would promote them anyway (logp − old_logp needs one of the two in float32, not both).
 #
 # The elementwise forms scale the advantage once, s = −c ⊙ Â, and get c ⊙ ℓ and c ⊙ ∂ℓ/∂logp from it directly (each
 # is Â times a factor: the loss needs no multiply by c after its sum, the gradient none before its select). The
@@ -643,7 +647,7 @@ def _lean_in(t: torch.Tensor | None, k: _Kit) -> torch.Tensor | None:
 
 def _lean_probe(d: torch.Tensor, ref: torch.Tensor | None, k: _Kit) -> torch.Tensor:
     """The finiteness probe (see above): ``d``, or d + ref_logp when given (a new tensor then)."""
-    return d if ref is None else d + _lean_in(ref, k)
+    return d if ref is None else d + ref  # a half-precision ref_logp promotes to d's dtype
 
 
 def _lean_neg_coef(mask, c, k, agg):
@@ -698,8 +702,8 @@ def _lean_ratio(d, clamp, k, ci):
 def _ppo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, dual=False):
     """:func:`ppo_core` without TIS or the decoupled ratio: c ℓ = s·r or s·(the clip's bound) where it binds (s·c_dual
     where the dual cap binds), c ∂ℓ/∂logp = s r where neither binds, s = −c Â."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
+    a = _lean_in(adv, k)
+    d = _lean_in(lp, k) - old
     v = _lean_probe(d, ref, k)
     r, free = _lean_ratio(d, clamp, k, 2)
     pos = a > k.zero
@@ -718,8 +722,8 @@ def _ppo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, dua
 
 def _cispo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False, lower=False):
     """:func:`cispo_core`: c ∂ℓ/∂logp = s·clip(r, lo, hi) (no lower bound unless ``lower``), c ℓ = that · logp."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
+    x, a = lp, _lean_in(adv, k)
+    d = x - _lean_in(old, k)
     v = _lean_probe(d, ref, k)
     r, _ = _lean_ratio(d, clamp, k, 2)
     ws = torch.clamp(r, min=k.p[0] if lower else None, max=k.p[1]).mul_(_times(a, _lean_neg_coef(mask, c, k, agg), k))
@@ -730,8 +734,8 @@ def _sapo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     """:func:`sapo_core`: c ℓ = (4/τ) σ(z) s, c ∂ℓ/∂logp = 4 s σ(z) σ(−z) r with z = τ(r − 1). r is capped at the
     dtype's largest finite value, so that the gradient is 0, not 0·inf, where the ratio overflows (σ(−z) = 0
     there, as at the cap). k.x = (4/τ_pos, 4/τ_neg, 4, the largest finite value)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
+    a = _lean_in(adv, k)
+    d = _lean_in(lp, k) - old
     v = _lean_probe(d, ref, k)
     r, free = _lean_ratio(d, clamp, k, 2)
     r = r.clamp_(max=k.x[3])
@@ -746,8 +750,8 @@ def _sapo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
 def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     """:func:`dro_core`: with s = −c Â and cn = −c, c ℓ = s logp − cn ½β d², c ∂ℓ/∂logp = s − cn β d (no β d where
     the clamp binds). k.x = (½β,)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
+    x, a = lp, _lean_in(adv, k)
+    d = x - _lean_in(old, k)
     v = _lean_probe(d, ref, k)
     slope = None
     if clamp:
@@ -764,9 +768,9 @@ def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
 def _linear_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad):
     """:func:`linear_core`: c ∂ℓ/∂logp = s = −c Â, c ℓ = s logp. logp enters the loss as a factor of s (and s is
     never 0 times an inf logp without a NaN), so the probe is old_logp (+ ref_logp) alone."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    s = _times(a, _lean_neg_coef(mask, c, k, agg), k)
-    return _lean_out(s * x, s, None, _lean_probe(o, ref, k), mask, k, need_grad, lp.dtype)
+    s = _times(_lean_in(adv, k), _lean_neg_coef(mask, c, k, agg), k)
+    v = old if ref is None else old + ref
+    return _lean_out(s * lp, s, None, v, mask, k, need_grad, lp.dtype)
 
 
 def _lean_row_neg_weight(mask, c, k, agg, n):
@@ -796,8 +800,10 @@ def _gspo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     """:func:`gspo_core`: per row s = exp(mean log r), Â_i the mean advantage and S_i = −C_i Â_i, C_i ℓ_i = S_i·s or
     S_i·(the clip's bound) where it binds, C_i ∂ℓ_i/∂logp_it = S_i s / n_i where it does not (the probe rides on the
     mean log-ratio)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o if ref is None else torch.addcmul(x - o, _lean_in(ref, k), k.zero)  # ref_logp: in the probe only
+    a = _lean_in(adv, k)
+    d = _lean_in(lp, k) - old
+    if ref is not None:
+        d = torch.addcmul(d, ref, k.zero)  # ref_logp: in the probe only
     n = mask.sum(dim=1, keepdim=True)
     n1 = n.clamp(min=1)
     m = torch.where(mask, d, k.zero).sum(dim=1, keepdim=True).div_(n1)
@@ -819,9 +825,8 @@ def _gspo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
 def _gmpo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     """:func:`gmpo_core`: per row s = exp(mean of the sign-aware clipped log-ratio), C_i ℓ_i = −C_i Â_i s_i,
     C_i ∂ℓ_i/∂logp_it = that / n_i where neither clip binds (the probe rides on the mean advantage). k.x = (−ε_low,)."""
-    x, o, a = _lean_in(lp, k), _lean_in(old, k), _lean_in(adv, k)
-    d = x - o
-    at = torch.addcmul(a, _lean_probe(d, ref, k), k.zero)
+    d = _lean_in(lp, k) - old
+    at = torch.addcmul(adv, _lean_probe(d, ref, k), k.zero)  # Â in the compute dtype, NaN where an input is not finite
     free = None
     if clamp:
         dc = torch.clamp(d, -k.p[2], k.p[2])

@@ -575,3 +575,24 @@ def test_lean_form_refuses_non_finite_valid_inputs(name):
                         with pytest.raises(RLSpecValueError, match=field):
                             optimized.get(name)(t["logp"].requires_grad_(True), t["old_logp"], t["adv"],
                                                 torch.as_tensor(x["mask"]), ref_logp=t["ref_logp"], config=cfg)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
+def test_lean_form_on_empty_batches(shape, monkeypatch):
+    """With no row or no token, the lean forms give the core's loss (0) and an empty or zero gradient, in every
+    aggregation mode."""
+    for name in LEAN_NAMES:
+        base = registry.get(name).config()
+        for agg in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"):
+            cfg = dataclasses.replace(base, agg=agg)
+            out = []
+            for lean in (True, False):
+                monkeypatch.setattr(fused, "_LEAN_ON", lean)
+                logp = torch.full(shape, -1.0, dtype=torch.float64, requires_grad=True)
+                loss = optimized.get(name)(logp, torch.full(shape, -1.1, dtype=torch.float64),
+                                           torch.ones(shape, dtype=torch.float64), torch.ones(shape, dtype=torch.bool),
+                                           config=cfg)
+                loss.backward()
+                out.append((float(loss.detach()), logp.grad))
+            assert out[0][0] == out[1][0] == 0.0, (name, agg)
+            assert out[0][1].shape == shape and not out[0][1].any(), (name, agg)
