@@ -676,9 +676,9 @@ def _times(x, cf, k):
     return torch.add(k.zero, x, alpha=cf) if isinstance(cf, float) else x * cf
 
 
-def _minus_times(y, x, cf):
-    """y − cf · x, cf a float or a tensor."""
-    return torch.add(y, x, alpha=-cf) if isinstance(cf, float) else torch.addcmul(y, x, cf, value=-1)
+def _minus_times(y, x, cf, w=1.0):
+    """y − w · cf · x, cf a float or a tensor."""
+    return torch.add(y, x, alpha=-w * cf) if isinstance(cf, float) else torch.addcmul(y, x, cf, value=-w)
 
 
 def _lean_out(ell, dl, keep, v, mask, k, need_grad, out_dtype):
@@ -749,7 +749,7 @@ def _sapo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
 
 def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     """:func:`dro_core`: with s = −c Â and cn = −c, c ℓ = s logp − cn ½β d², c ∂ℓ/∂logp = s − cn β d (no β d where
-    the clamp binds). k.x = (½β,)."""
+    the clamp binds)."""
     x, a = lp, _lean_in(adv, k)
     d = x - _lean_in(old, k)
     v = _lean_probe(d, ref, k)
@@ -759,8 +759,8 @@ def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
         slope, d = dc == d, dc
     cn = _lean_neg_coef(mask, c, k, agg)
     s = _times(a, cn, k)
-    ell = _minus_times(s * x, (k.x[0] * d).mul_(d), cn)
     pen = k.p[0] * d
+    ell = _minus_times(s * x, pen * d, cn, 0.5)  # ½β d² = ½ (β d) d: the ½ is exact
     dl = _minus_times(s, pen if slope is None else torch.where(slope, pen, k.zero), cn)
     return _lean_out(ell, dl, None, v, mask, k, need_grad, lp.dtype)
 
@@ -861,7 +861,7 @@ LEAN: dict[Callable, _Lean] = {
     cispo_core: _Lean(_cispo_lean),
     sapo_core: _Lean(_sapo_lean, derive=lambda p: (4.0 / p[0], 4.0 / p[1], torch.full_like(p[0], 4.0),
                                                    torch.full_like(p[0], torch.finfo(p[0].dtype).max))),
-    dro_core: _Lean(_dro_lean, derive=lambda p: (0.5 * p[0],)),
+    dro_core: _Lean(_dro_lean),
     linear_core: _Lean(_linear_lean),
     gspo_core: _Lean(_gspo_lean),
     gmpo_core: _Lean(_gmpo_lean, derive=lambda p: (-p[0],)),
