@@ -676,15 +676,16 @@ def _times(x, cf, k):
     return torch.add(k.zero, x, alpha=cf) if isinstance(cf, float) else x * cf
 
 
-def _minus_times(y, x, cf, w=1.0):
-    """y − w · cf · x, cf a float or a tensor."""
-    return torch.add(y, x, alpha=-w * cf) if isinstance(cf, float) else torch.addcmul(y, x, cf, value=-w)
+def _minus_times(y, x, cf):
+    """y − cf · x, cf a float or a tensor."""
+    return torch.add(y, x, alpha=-cf) if isinstance(cf, float) else torch.addcmul(y, x, cf, value=-1)
 
 
 def _lean_out(ell, dl, keep, v, mask, k, need_grad, out_dtype):
-    """(Σ ``ell`` over valid tokens, NaN where the probe ``v`` is not finite at one; ``dl`` where ``keep`` (None:
-    everywhere) and valid, 0 elsewhere, in ``out_dtype``), with ``ell`` = c ⊙ ℓ and ``dl`` = c ⊙ ∂ℓ/∂logp."""
-    loss = torch.where(mask, torch.addcmul(ell, v, k.zero), k.zero).sum()
+    """(Σ ``ell`` over valid tokens, NaN where the probe ``v`` (None: ``ell`` carries it) is not finite at one; ``dl``
+    where ``keep`` (None: everywhere) and valid, 0 elsewhere, in ``out_dtype``), with ``ell`` = c ⊙ ℓ and ``dl`` =
+    c ⊙ ∂ℓ/∂logp."""
+    loss = torch.where(mask, ell if v is None else torch.addcmul(ell, v, k.zero), k.zero).sum()
     if not need_grad:
         return loss, None
     g = torch.where(mask if keep is None else keep.logical_and_(mask), dl, k.zero)
@@ -749,10 +750,11 @@ def _sapo_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
 
 def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     """:func:`dro_core`: with s = −c Â and cn = −c, c ℓ = s logp − cn ½β d², c ∂ℓ/∂logp = s − cn β d (no β d where
-    the clamp binds)."""
+    the clamp binds). Without the clamp or ref_logp the loss carries its own probe: a non-finite d makes β d · d,
+    and so c ℓ, inf or NaN (cn is finite and nonzero at a valid token)."""
     x, a = lp, _lean_in(adv, k)
     d = x - _lean_in(old, k)
-    v = _lean_probe(d, ref, k)
+    v = None if not clamp and ref is None else _lean_probe(d, ref, k)
     slope = None
     if clamp:
         dc = torch.clamp(d, -k.p[1], k.p[1])
@@ -760,7 +762,10 @@ def _dro_lean(lp, old, adv, mask, c, k, ref, *, agg, need_grad, clamp=False):
     cn = _lean_neg_coef(mask, c, k, agg)
     s = _times(a, cn, k)
     pen = k.p[0] * d
-    ell = _minus_times(s * x, pen * d, cn, 0.5)  # ½β d² = ½ (β d) d: the ½ is exact
+    if isinstance(cn, float):  # ½β d² = ½ (β d) d: the ½ is exact
+        ell = torch.addcmul(s * x, pen, d, value=-0.5 * cn)
+    else:
+        ell = torch.addcmul(s * x, pen * d, cn, value=-0.5)
     dl = _minus_times(s, pen if slope is None else torch.where(slope, pen, k.zero), cn)
     return _lean_out(ell, dl, None, v, mask, k, need_grad, lp.dtype)
 
