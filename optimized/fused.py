@@ -964,8 +964,8 @@ class _FusedLoss(torch.autograd.Function):
         if g is None:  # a second backward (retain_graph): recompute
             (logp,) = ctx.saved_tensors
             fn, args, kw = ctx.job
-            with torch.no_grad():
-                g = fn(logp.detach(), *args, need_grad=True, **kw)[1]
+            with torch.no_grad():  # logp as the forward had it (a compiled core's guards see the same input)
+                g = fn(logp, *args, need_grad=True, **kw)[1]
         if grad_out.device.type == "cpu" and grad_out.numel() == 1 and float(grad_out) == 1.0:
             return g, None
         return g * grad_out.to(g.dtype), None

@@ -597,3 +597,24 @@ def test_lean_form_on_empty_batches(shape, monkeypatch):
                 out.append((float(loss.detach()), logp.grad))
             assert out[0][0] == out[1][0] == 0.0, (name, agg)
             assert out[0][1].shape == shape and not out[0][1].any(), (name, agg)
+
+
+@pytest.mark.parametrize("name", ["sapo", "gspo", "gmpo", "dro", "gpg_loss"])
+def test_lean_form_scaled_repeated_and_accumulated_backward(name):
+    """Through a lean form, (3·loss).backward() gives 3× the gradient, a second backward through a retained graph
+    recomputes it (the gradient doubles), and two calls accumulate into logp.grad (float64, 1e-14)."""
+    x = batch(19)
+    t = {k: torch.as_tensor(x[k]) for k in ("old_logp", "adv", "mask")}
+    grads = []
+    for scale, repeat in ((1.0, 1), (3.0, 1), (1.0, 2)):
+        logp = torch.as_tensor(x["logp"]).clone().requires_grad_(True)
+        loss = optimized.get(name)(logp, t["old_logp"], t["adv"], t["mask"])
+        for _ in range(repeat):
+            (loss * scale).backward(retain_graph=True)
+        grads.append(logp.grad.clone())
+        if repeat == 1 and scale == 1.0:
+            optimized.get(name)(logp, t["old_logp"], t["adv"], t["mask"]).backward()
+            np.testing.assert_allclose(logp.grad.numpy(), 2 * grads[0].numpy(), rtol=1e-14)
+    assert grads[0].abs().sum() > 0
+    np.testing.assert_allclose(grads[1].numpy(), 3 * grads[0].numpy(), rtol=1e-14)
+    np.testing.assert_allclose(grads[2].numpy(), 2 * grads[0].numpy(), rtol=1e-14)
