@@ -5,6 +5,7 @@ Elementwise losses (loss + backward w.r.t. logp, one call each, (B, T) with T = 
 
 * **rlspec**: ``rlspec.optimized.get(name)`` as a user calls it (fused; compiled from 4096 tokens on when it can);
 * **rlspec-eager**: the same fused core without compilation (``RLSPEC_FUSED=eager``);
+* **rlspec-autograd**: the loss's autograd formulation, the fused path's fallback (``RLSPEC_FUSED=off``);
 * **naive**: the loss in a few lines of torch, autograd for the gradient (no validation, NaN padding leaks);
 * **naive-compiled**: ``torch.compile(naive, dynamic=True)``;
 * **verl**: verl's own loss for the entry (``vanilla`` for ppo) when verl imports, else skipped;
@@ -12,7 +13,8 @@ Elementwise losses (loss + backward w.r.t. logp, one call each, (B, T) with T = 
   memory-bandwidth floor of any implementation on this machine at this size.
 
 LM head (hidden states + weight → log-probs → PPO loss → gradients): the fused path of
-:mod:`rlspec.optimized.lmhead`, materialized logits, Liger's chunked GRPO loss (if installed) and the three-matmul
+:mod:`rlspec.optimized.lmhead` (``fused``: one pass for a row-local loss such as PPO; ``fused-2pass``: the
+loss-agnostic two passes), materialized logits, Liger's chunked GRPO loss (if installed) and the three-matmul
 limit; peak memory of one step in a fresh process. Figures are reported as ratios to the limit and to the peers;
 absolute times only next to the machine that produced them. Heavy imports happen inside the functions, so the
 registry (which imports this module) stays cheap.
@@ -154,7 +156,16 @@ def elementwise_variants(name: str, with_verl: bool = True) -> dict[str, Callabl
         finally:
             fused.set_mode(prev)
 
-    out = {"rlspec": lambda lp, old, adv, mask: fn(lp, old, adv, mask), "rlspec-eager": eager}
+    def autograd(lp, old, adv, mask):
+        prev = fused.mode()
+        fused.set_mode("off")
+        try:
+            return fn(lp, old, adv, mask)
+        finally:
+            fused.set_mode(prev)
+
+    out = {"rlspec": lambda lp, old, adv, mask: fn(lp, old, adv, mask), "rlspec-eager": eager,
+           "rlspec-autograd": autograd}
     try:
         naive = naive_loss(name)
         out["naive"] = naive
@@ -393,7 +404,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def elementwise_table(rows: list[dict]) -> str:
     """Markdown: per (loss, dtype, tokens) the ns/token of each variant and the ratios the targets are about."""
-    order = ["limit", "rlspec", "rlspec-eager", "naive", "naive-compiled", "verl"]
+    order = ["limit", "rlspec", "rlspec-eager", "rlspec-autograd", "naive", "naive-compiled", "verl"]
     keys = sorted({(r["loss"], r["dtype"], r["tokens"]) for r in rows}, key=lambda k: (k[0], k[1], k[2]))
     present = [v for v in order if any(r["variant"] == v for r in rows)]
     head = ("| loss | dtype | tokens | " + " | ".join(f"{v} ns/tok" for v in present)
@@ -522,10 +533,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="timed rounds per variant (default 5; medians)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--no-lmhead", action="store_true", help="skip the LM-head part")
+    p.add_argument("--no-elementwise", action="store_true", help="skip the policy-loss part (LM head only)")
     p.add_argument("--no-memory", action="store_true", help="skip the LM-head peak-memory subprocesses")
     p.add_argument("--no-verl", action="store_true", help="do not try to import verl")
     p.add_argument("--variants", type=_names, default=None,
-                   help="elementwise variants to run (default all: rlspec,rlspec-eager,naive,naive-compiled,verl)")
+                   help="elementwise variants to run (default all: rlspec,rlspec-eager,rlspec-autograd,naive,"
+                   "naive-compiled,verl)")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall (default) or process (CPU seconds of this process: for a machine shared with other jobs)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
@@ -553,8 +566,9 @@ def cmd_bench(args) -> int:
               "command": "rlspec " + " ".join(getattr(args, "argv", [])),
               "elementwise": [], "lmhead": []}
     log(f"machine: {result['machine']}")
-    result["elementwise"] = bench_elementwise(args.losses, args.dtypes, args.tokens, args.rounds,
-                                              with_verl=not args.no_verl, log=log, variants=args.variants)
+    if not args.no_elementwise:
+        result["elementwise"] = bench_elementwise(args.losses, args.dtypes, args.tokens, args.rounds,
+                                                  with_verl=not args.no_verl, log=log, variants=args.variants)
     if not args.no_lmhead:
         n0, v0 = args.lmhead_tokens[0], args.vocab[0]
         sizes = [(n0, args.hidden, v) for v in args.vocab] + [(n, args.hidden, v0) for n in args.lmhead_tokens[1:]]
@@ -571,5 +585,5 @@ def cmd_bench(args) -> int:
         print(markdown(result))
         print(f"written: {args.out}/bench.md, bench.json" + (", bench.png" if png else ""))
     have = {(r["loss"], r["dtype"]) for r in result["elementwise"] if r["variant"] == "rlspec"}
-    missing = [(n, d) for n in args.losses for d in args.dtypes if (n, d) not in have]
+    missing = [] if args.no_elementwise else [(n, d) for n in args.losses for d in args.dtypes if (n, d) not in have]
     return EXIT_FAIL if missing else EXIT_OK

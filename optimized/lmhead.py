@@ -7,8 +7,10 @@ Every rlspec policy loss is a weight per sampled token (``dlogp``), so the LM he
     loss = rlspec.optimized.get("ppo")(logp=logp, old_logp=..., adv=..., mask=...)
     loss.backward()              # dlogp flows into the LM head's backward, which works tile by tile
 
-or in one call, :func:`fused_policy_loss`. Forward: for each chunk of valid tokens and each vocabulary tile,
-logits z = (h Wᵀ + b)/τ of shape (n, v) only; a running log-sum-exp (max m, Σ e^{z−m}, Σ e^{z−m} z) gives
+or in one call, :func:`fused_policy_loss`, which takes one of two routes.
+
+**Two passes** (any loss). Forward: for each chunk of valid tokens and each vocabulary tile, logits
+z = (h Wᵀ + b)/τ of shape (n, v) only; a running log-sum-exp (max m, Σ e^{z−m}, Σ e^{z−m} z) gives
 
     log π(y) = z_y − lse,      H = lse − Σ_k p_k z_k,      p = e^{z − lse}
 
@@ -17,9 +19,17 @@ and nothing of size V is kept: the backward recomputes each tile's logits and ap
     ∂/∂z_k = g_logp·(1[k = y] − p_k) − g_H·p_k·(log p_k + H),      then ×1/τ,
 
 accumulating ∂h = dz W and ∂W = dzᵀ h (and ∂b = Σ dz) tile by tile. Cost: four (n × v × H) matmuls per tile (one
-forward, three backward) against three for the materialized path; memory: the tile instead of B·T·V. Padded
-positions (``mask`` False) are skipped entirely — not computed, not read (their ids may be anything) — and get
-log-prob 0 and zero gradient.
+forward, three backward) against three for the materialized path; memory: the tile instead of B·T·V.
+
+**One pass** (a :data:`ROW_LOCAL` loss, the default for those). With the batch's aggregation normalizer fixed
+(:func:`chunk_config`), the loss of a chunk of whole rows is that chunk's share of the batch's loss, so g_logp (and
+g_H) of a chunk are known as soon as its log-probs are: for each chunk of rows the (n × V) logits are formed once,
+give log π and H, the loss of the chunk gives its g_logp, the same buffer becomes ∂z in place, and ∂h = ∂z W,
+∂W += ∂zᵀ h follow. Three matmuls per token, the minimum of any exact method; memory: one (n × V) buffer
+(:func:`single_pass_chunk`). The backward of the returned loss hands back the gradients computed in the forward.
+
+Either way, padded positions (``mask`` False) are skipped entirely — not computed, not read (their ids and hidden
+states may be anything) — and get log-prob 0 and zero gradient.
 """
 
 from __future__ import annotations
@@ -322,53 +332,68 @@ class _Job:
 
 
 def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
-    """(loss, ∂h, ∂W, ∂b) of the loss over every chunk of rows; gradients None where not needed."""
+    """(loss, ∂h, ∂W, ∂b) of the loss over every chunk of rows; gradients None where not needed.
+
+    The chunk's logits live in one buffer per vocabulary tile, and everything that touches a tile happens while it
+    is hot in cache: its matmul, then the running max and sum (and Σ e^{z−m} z) in the forward; in the backward
+    ∂z in place, the tile's contributions ∂h += ∂z W_tile and ∂W_tile += ∂zᵀ h, and ∂b."""
     B, T = job.mask.shape
     Hs, V = h.shape[-1], W.shape[0]
     half = W.dtype in (torch.bfloat16, torch.float16) or h.dtype in (torch.bfloat16, torch.float16)
     acc = torch.float32 if half else h.dtype
+    dev = h.device
     any_grad = any(need)
     flat_h = h.reshape(B * T, Hs)
     flat_m = job.mask.reshape(-1)
     flat_y = job.ids.reshape(-1)
-    dh = torch.zeros(B * T, Hs, dtype=acc, device=h.device) if need[0] else None
+    dh = torch.zeros(B * T, Hs, dtype=acc, device=dev) if need[0] else None
     dW = torch.zeros(V, Hs, dtype=acc, device=W.device) if need[1] else None
     db = torch.zeros(V, dtype=acc, device=W.device) if need[2] else None
-    W_acc = W if W.dtype == acc else None  # half weights are converted tile by tile
-    total = torch.zeros((), dtype=acc, device=h.device)
-    cap = max(int(job.mask[c].sum()) for c in job.chunks) if job.chunks else 0
-    buf = torch.empty(max(1, cap), V, dtype=acc, device=h.device)
-    tile = job.tile
+    b_acc = None if b is None else b.to(acc)
+    total = torch.zeros((), dtype=acc, device=dev)
+    cap = max([int(job.mask.index_select(0, c.to(job.mask.device)).sum()) for c in job.chunks] + [1])
+    bounds = [(lo, min(V, lo + job.tile)) for lo in range(0, V, job.tile)]
+    bufs = [torch.empty(cap, hi - lo, dtype=acc, device=dev) for lo, hi in bounds]  # the chunk's logits, by tile
+
+    def weight_tile(lo, hi):
+        return W[lo:hi] if W.dtype == acc else W[lo:hi].to(acc)
+
     for rows in job.chunks:
-        pos = (rows[:, None] * T + torch.arange(T)[None, :]).reshape(-1).to(h.device)
+        pos = (rows[:, None] * T + torch.arange(T)[None, :]).reshape(-1).to(dev)
         pos = pos[flat_m.index_select(0, pos)]  # flat positions of the chunk's valid tokens
         n = pos.numel()
         hc = flat_h.index_select(0, pos)
+        h_acc = hc if hc.dtype == acc else hc.to(acc)
         yc = flat_y.index_select(0, pos).long()
-        z = buf[:n]
-        if W_acc is not None and hc.dtype == acc:
-            torch.matmul(hc, W_acc.T, out=z)
-        else:
-            for lo in range(0, V, tile):
-                z[:, lo:lo + tile].copy_(hc @ W[lo:lo + tile].T)
-        if b is not None:
-            z.add_(b.to(acc))
-        if job.inv_tau != 1.0:
-            z.mul_(job.inv_tau)
-        ar = torch.arange(n, device=h.device)
-        zy = z[ar, yc]
-        m = z.amax(dim=1) if n else torch.zeros(0, dtype=acc, device=h.device)
-        s = torch.zeros(n, dtype=acc, device=h.device)
-        pz = torch.zeros(n, dtype=acc, device=h.device) if job.entropy else None
-        for lo in range(0, V, tile):  # Σ e^{z−m} (and Σ e^{z−m} z) with tile-sized temporaries
-            zt = z[:, lo:lo + tile]
-            e = (zt - m[:, None]).exp_()
-            s += e.sum(dim=1)
+        m = torch.full((n,), -math.inf, dtype=acc, device=dev)
+        s = torch.zeros(n, dtype=acc, device=dev)
+        pz = torch.zeros(n, dtype=acc, device=dev) if job.entropy else None
+        zy = torch.zeros(n, dtype=acc, device=dev)
+        for (lo, hi), buf in zip(bounds, bufs):  # forward: logits tile, running log-sum-exp
+            zt = buf[:n]
+            if hc.dtype == acc and W.dtype == acc:
+                torch.matmul(hc, W[lo:hi].T, out=zt)
+            else:
+                zt.copy_(hc @ W[lo:hi].T)
+            if b_acc is not None:
+                zt.add_(b_acc[lo:hi])
+            if job.inv_tau != 1.0:
+                zt.mul_(job.inv_tau)
+            if n == 0:
+                continue
+            m_new = torch.maximum(m, zt.amax(dim=1))
+            e = (zt - m_new[:, None]).exp_()
+            scale = (m - m_new).exp_()
+            s.mul_(scale).add_(e.sum(dim=1))
             if pz is not None:
-                pz += e.mul_(zt).sum(dim=1)
+                pz.mul_(scale).add_(e.mul_(zt).sum(dim=1))
+            m = m_new
+            inside = ((yc >= lo) & (yc < hi)).nonzero().squeeze(1)
+            zy[inside] = zt[inside, yc[inside] - lo]
         lse = m + s.log()
         ent_v = lse - pz / s if pz is not None else None
-        lp_c, ent_c = _rows_tensor(zy - lse, pos, rows, T), (_rows_tensor(ent_v, pos, rows, T) if pz is not None else None)
+        lp_c = _rows_tensor(zy - lse, pos, rows, T)
+        ent_c = _rows_tensor(ent_v, pos, rows, T) if ent_v is not None else None
         sub = chunk_inputs(job.inputs, rows, B)
         if ent_c is not None:
             sub["entropy"] = ent_c
@@ -386,34 +411,26 @@ def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
             continue
         gl = _at(g[0], pos, rows, T, acc)
         ge = _at(g[1], pos, rows, T, acc) if ent_c is not None and g[1] is not None else None
-        for lo in range(0, V, tile):  # z → ∂loss/∂z in place: g_logp·(1[k=y] − p) − g_H·p·(log p + H)
-            zt = z[:, lo:lo + tile].sub_(lse[:, None])  # log p
+        dh_c = torch.zeros(n, Hs, dtype=acc, device=dev) if dh is not None else None
+        for (lo, hi), buf in zip(bounds, bufs):  # backward: ∂z = g_logp·(1[k=y] − p) − g_H·p·(log p + H), in place
+            zt = buf[:n].sub_(lse[:, None])  # log p
             if ge is not None:
                 p = zt.exp()
                 zt.add_(ent_v[:, None]).mul_(ge[:, None]).add_(gl[:, None]).mul_(p).neg_()
             else:
                 zt.exp_().mul_(-gl[:, None])
-        z[ar, yc] += gl
-        if job.inv_tau != 1.0:
-            z.mul_(job.inv_tau)
-        if W_acc is not None and hc.dtype == acc:
-            if dh is not None:
-                dh.index_copy_(0, pos, z @ W_acc)
+            inside = ((yc >= lo) & (yc < hi)).nonzero().squeeze(1)
+            zt[inside, yc[inside] - lo] += gl[inside]
+            if job.inv_tau != 1.0:
+                zt.mul_(job.inv_tau)
+            if dh_c is not None:
+                dh_c.addmm_(zt, weight_tile(lo, hi))
             if dW is not None:
-                dW.addmm_(z.T, hc)
-        else:
-            h_acc = hc.to(acc)
-            dh_c = torch.zeros(n, Hs, dtype=acc, device=h.device) if dh is not None else None
-            for lo in range(0, V, tile):
-                W_t = W[lo:lo + tile].to(acc)
-                if dh_c is not None:
-                    dh_c.addmm_(z[:, lo:lo + tile], W_t)
-                if dW is not None:
-                    dW[lo:lo + tile].addmm_(z[:, lo:lo + tile].T, h_acc)
-            if dh is not None:
-                dh.index_copy_(0, pos, dh_c)
-        if db is not None:
-            db += z.sum(dim=0)
+                dW[lo:hi].addmm_(zt.T, h_acc)
+            if db is not None:
+                db[lo:hi] += zt.sum(dim=0)
+        if dh is not None:
+            dh.index_copy_(0, pos, dh_c)
     return (total, None if dh is None else dh.reshape(h.shape).to(h.dtype), None if dW is None else dW.to(W.dtype),
             None if db is None else db.to(b.dtype))
 
