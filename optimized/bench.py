@@ -408,13 +408,14 @@ def elementwise_table(rows: list[dict]) -> str:
     keys = sorted({(r["loss"], r["dtype"], r["tokens"]) for r in rows}, key=lambda k: (k[0], k[1], k[2]))
     present = [v for v in order if any(r["variant"] == v for r in rows)]
     head = ("| loss | dtype | tokens | " + " | ".join(f"{v} ns/tok" for v in present)
-            + " | rlspec / limit | naive / rlspec | naive-compiled / rlspec | verl / rlspec |")
+            + " | rlspec / limit | autograd / rlspec | naive / rlspec | naive-compiled / rlspec | verl / rlspec |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for k in keys:
         t = {r["variant"]: r["ns_per_token"] for r in rows if (r["loss"], r["dtype"], r["tokens"]) == k}
         cells = [f"{t[v]:.2f}" if v in t else "—" for v in present]
         lines.append(f"| {k[0]} | {k[1]} | {k[2]} | " + " | ".join(cells) + " | "
-                     + " | ".join([_ratio(t.get("rlspec"), t.get("limit")), _ratio(t.get("naive"), t.get("rlspec")),
+                     + " | ".join([_ratio(t.get("rlspec"), t.get("limit")),
+                                   _ratio(t.get("rlspec-autograd"), t.get("rlspec")), _ratio(t.get("naive"), t.get("rlspec")),
                                    _ratio(t.get("naive-compiled"), t.get("rlspec")),
                                    _ratio(t.get("verl"), t.get("rlspec"))]) + " |")
     return "\n".join(lines)
