@@ -211,6 +211,8 @@ ROW_LOCAL = frozenset({
 })
 #: Row-local only with these inputs (otherwise two passes): what is needed, and the test of it.
 ROW_LOCAL_WHEN = {
+    "gbpo": ("prompt ids (group) given (else its targets are medians over the whole batch)",
+             lambda inputs: inputs.get("group") is not None),
     "hapo": ("entropy_stats given (else its entropy signal is a quantile over the whole batch's tokens)",
              lambda inputs: inputs.get("entropy_stats") is not None),
 }

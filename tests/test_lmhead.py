@@ -184,9 +184,22 @@ def _agrees(a, b):
 
 
 def _draws(name, seeds):
+    """(generator, seed, inputs) for every seed and input generator, each also with every optional input left out
+    in turn (a user may omit any of them: GBPO without prompt ids takes the median of the whole batch)."""
+    import inspect
+
     spec = registry.get(name)
+    params = inspect.signature(optimized.get(name)).parameters
+    optional = {k for k, p in params.items() if p.default is not inspect.Parameter.empty} - {"config"}
     gens = ["random"] + (["make"] if spec.make_inputs is not None else [])
-    return [(g, seed, _draw(name, seed, generator=g)) for seed in seeds for g in gens]
+    out = []
+    for seed in seeds:
+        for g in gens:
+            inputs = _draw(name, seed, generator=g)
+            out.append((g, seed, inputs))
+            out += [(f"{g}-{k}", seed, {j: v for j, v in inputs.items() if j != k})
+                    for k in sorted(optional & set(inputs))]
+    return out
 
 
 def _classify(name, draws):
@@ -203,7 +216,10 @@ def _classify(name, draws):
                 continue
             if not hasattr(cfg, "normalizer"):
                 continue
-            a, b = _full_and_chunked(name, inputs, cfg)
+            try:
+                a, b = _full_and_chunked(name, inputs, cfg)
+            except RLSpecValueError:  # an input left out that another needs: not a batch the loss takes
+                continue
             (agree if _agrees(a, b) else differ).append((gen_name, seed, agg, a[0], b[0]))
     return agree, differ
 
@@ -237,6 +253,8 @@ def test_row_local_classification_is_exact(name):
 
 
 def _with_required(name, inputs):
+    if name == "gbpo":
+        return inputs  # every generator gives prompt ids
     if name == "hapo":
         from rlspec.optimized import hapo
         stats = hapo.entropy_statistics(inputs["entropy"], inputs["mask"]) if inputs.get("entropy") is not None \
@@ -288,13 +306,19 @@ def test_one_pass_equals_two_passes(name):
 
 def test_one_pass_is_auto_and_refuses_what_it_cannot_do():
     """'auto' takes one pass for a row-local loss (its forward already holds the gradients: the backward does no
-    matmul) and two for the others; passes=1 on a loss that is not row-local, or with a per-batch input that is not
+    matmul) and two for the others, or where the condition of ROW_LOCAL_WHEN is not met; passes=1 on a loss that is not row-local, or with a per-batch input that is not
     per row, raises naming ``passes``; a bad ``passes`` value raises."""
     inputs = _draw("ppo", 1)
     hidden, weight, bias, ids, mask = _head_problem(inputs)
     h = hidden.clone().requires_grad_(True)
     loss = lmhead.fused_policy_loss("ppo", h, weight, ids, mask, old_logp=inputs["old_logp"], adv=inputs["adv"])
     assert type(loss.grad_fn).__name__.startswith("_SinglePass")
+    gb = _draw("gbpo", 1)
+    with_ids = lmhead.fused_policy_loss("gbpo", h, weight, ids, mask, old_logp=gb["old_logp"], adv=gb["adv"],
+                                        group=gb["group"])
+    without = lmhead.fused_policy_loss("gbpo", h, weight, ids, mask, old_logp=gb["old_logp"], adv=gb["adv"])
+    assert type(with_ids.grad_fn).__name__.startswith("_SinglePass")  # GBPO is row-local given prompt ids ...
+    assert not type(without.grad_fn).__name__.startswith("_SinglePass")  # ... and takes two passes without them
     with pytest.raises(RLSpecValueError, match="passes"):
         kl = _draw("kl_cov", 1)
         lmhead.fused_policy_loss("kl_cov", h, weight, ids, mask, old_logp=kl["old_logp"], adv=kl["adv"], passes=1)
