@@ -20,7 +20,7 @@ pytestmark = pytest.mark.bench
 SIZES = [(1024, 512, 32768), (2048, 512, 65536)]  # (B·T tokens, H, V)
 
 
-# the steps (each returns loss + |∂W|₁, so the work cannot be skipped) and their inputs are rlspec bench's
+# the steps (each returns loss + Σ ∂W, so the work cannot be skipped) and their inputs are rlspec bench's
 make = bench.lmhead_inputs
 VARIANTS = bench.LMHEAD
 
