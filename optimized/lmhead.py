@@ -62,6 +62,22 @@ def _tile_logits(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, lo: i
     return z * inv_tau if inv_tau != 1.0 else z
 
 
+def _logit_grad_(logp_tile: torch.Tensor, gl: torch.Tensor, ge: torch.Tensor | None,
+                 ent: torch.Tensor | None) -> torch.Tensor:
+    """∂loss/∂z of a tile, in place over its log-probabilities log p = z − lse (n, v), without the 1[k = y] term:
+    −p·g_logp, or −p·(g_logp + g_H·(log p + H)) when the entropy carries a gradient (``ge``, with ``ent`` = H)."""
+    if ge is None:
+        return logp_tile.exp_().mul_(-gl[:, None])
+    p = logp_tile.exp()
+    return logp_tile.add_(ent[:, None]).mul_(ge[:, None]).add_(gl[:, None]).mul_(p).neg_()
+
+
+def _check_ids(y: torch.Tensor, V: int) -> None:
+    """The sampled ids at valid positions lie in [0, V) (RLSpecValueError naming ``ids`` otherwise)."""
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= V):
+        raise fail("ids", f"values in [{int(y.min())}, {int(y.max())}] at valid positions", f"ids in [0, {V})")
+
+
 class _FusedLogProb(torch.autograd.Function):
     """(h (N, H), W (V, H), b (V,) | None, y (N,)) → (log π(y) (N,), H (N,)); see the module docstring."""
 
@@ -118,12 +134,8 @@ class _FusedLogProb(torch.autograd.Function):
                 yc, e = y[s:s + chunk], min(N, s + chunk)
                 gl, lse_c = g_logp[s:e], lse[s:e]
                 z = _tile_logits(h[s:e], W, b if has_bias else None, lo, hi, inv_tau).to(acc)  # (n, v) recomputed
-                logp_tile = z.sub_(lse_c[:, None])  # log p, in place (z is not needed again)
-                if g_ent is not None:  # dz = −p·(g_logp + g_H·(log p + H))
-                    dz = logp_tile.exp() * (logp_tile.add_(ent[s:e, None]).mul_(g_ent[s:e, None])
-                                            .add_(gl[:, None])).neg_()
-                else:  # dz = −g_logp·p, in place
-                    dz = logp_tile.exp_().mul_(-gl[:, None])
+                dz = _logit_grad_(z.sub_(lse_c[:, None]), gl, None if g_ent is None else g_ent[s:e],
+                                  None if g_ent is None else ent[s:e])  # in place: z is not needed again
                 inside = (yc >= lo) & (yc < hi)
                 if bool(inside.any()):
                     rows = inside.nonzero().squeeze(1)
@@ -179,8 +191,7 @@ def fused_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor
     idx = flat_mask.nonzero().squeeze(1)  # valid tokens only
     h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, idx)  # (n, H)
     y = ids.reshape(-1).index_select(0, idx).long()
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= V):
-        raise fail("ids", f"values in [{int(y.min())}, {int(y.max())}] at valid positions", f"ids in [0, {V})")
+    _check_ids(y, V)
     c0, t0 = default_chunks(max(1, y.numel()), V)
     logp_v, ent_v = _FusedLogProb.apply(h, weight, bias, y, 1.0 / float(temperature), int(chunk or c0),
                                         int(tile or t0), bool(entropy))
@@ -415,12 +426,7 @@ def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
         ge = _at(g[1], pos, rows, T, acc) if ent_c is not None and g[1] is not None else None
         dh_c = torch.zeros(n, Hs, dtype=acc, device=dev) if dh is not None else None
         for (lo, hi), buf in zip(bounds, bufs):  # backward: ∂z = g_logp·(1[k=y] − p) − g_H·p·(log p + H), in place
-            zt = buf[:n].sub_(lse[:, None])  # log p
-            if ge is not None:
-                p = zt.exp()
-                zt.add_(ent_v[:, None]).mul_(ge[:, None]).add_(gl[:, None]).mul_(p).neg_()
-            else:
-                zt.exp_().mul_(-gl[:, None])
+            zt = _logit_grad_(buf[:n].sub_(lse[:, None]), gl, ge, ent_v)
             inside = ((yc >= lo) & (yc < hi)).nonzero().squeeze(1)
             zt[inside, yc[inside] - lo] += gl[inside]
             if job.inv_tau != 1.0:
@@ -437,20 +443,22 @@ def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
             None if db is None else db.to(b.dtype))
 
 
+def _local(pos: torch.Tensor, rows: torch.Tensor, T: int) -> torch.Tensor:
+    """Flat positions ``pos`` of the batch as flat positions in the chunk made of the (sorted) rows ``rows``."""
+    return torch.searchsorted(rows.to(pos.device), pos // T) * T + pos % T
+
+
 def _rows_tensor(v: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, T: int) -> torch.Tensor:
     """The (len(rows), T) tensor with ``v`` at the chunk's valid positions ``pos`` (flat, of the batch), 0 elsewhere."""
-    r = torch.searchsorted(rows.to(pos.device), pos // T)
-    local = r * T + pos % T
     out = torch.zeros(rows.numel() * T, dtype=v.dtype, device=v.device)
-    return out.index_put_((local,), v).reshape(rows.numel(), T)
+    return out.index_put_((_local(pos, rows, T),), v).reshape(rows.numel(), T)
 
 
 def _at(g: torch.Tensor | None, pos: torch.Tensor, rows: torch.Tensor, T: int, acc) -> torch.Tensor:
     """The chunk gradient ``g`` (len(rows), T) at the valid positions ``pos`` (zeros when the loss ignored it)."""
     if g is None:
         return torch.zeros(pos.numel(), dtype=acc, device=pos.device)
-    r = torch.searchsorted(rows.to(pos.device), pos // T)
-    return g.reshape(-1).index_select(0, r * T + pos % T).to(acc)
+    return g.reshape(-1).index_select(0, _local(pos, rows, T)).to(acc)
 
 
 class _SinglePass(torch.autograd.Function):
@@ -544,9 +552,7 @@ def _single_pass(name, fn, cfg, hidden, weight, ids, mask, bias, temperature, ch
     B, T = mask.shape
     V = weight.shape[0]
     flat_m = mask.reshape(-1)
-    y = ids.reshape(-1)[flat_m]
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= V):
-        raise fail("ids", f"values in [{int(y.min())}, {int(y.max())}] at valid positions", f"ids in [0, {V})")
+    _check_ids(ids.reshape(-1)[flat_m], V)
     group = inputs.get("group")
     cfg = chunk_config(name, cfg, mask, inputs)
     gid = None if group is None else (group if isinstance(group, torch.Tensor) else torch.as_tensor(group))
