@@ -69,7 +69,8 @@ def policy_batch(n_tokens: int, dtype, seed: int = 0, T: int = SEQ_LEN):
     old = logp + torch.randn(B, T, generator=g) * 0.1
     adv = torch.randn(B, 1, generator=g).expand(B, T).contiguous()
     mask = torch.arange(T)[None, :] < torch.randint(int(0.8 * T), T + 1, (B, 1), generator=g)
-    return logp.to(dtype), old.to(dtype), adv.to(dtype), mask
+    return tuple(x.to(device=_DEVICE, dtype=dtype if x.dtype.is_floating_point else x.dtype)
+                 for x in (logp, old, adv, mask))
 
 
 def naive_loss(name: str) -> Callable:
@@ -180,6 +181,22 @@ def elementwise_variants(name: str, with_verl: bool = True) -> dict[str, Callabl
 
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 _clock = time.perf_counter
+_DEVICE = "cpu"
+
+
+def set_device(device: str) -> None:
+    """Where the benchmark's tensors live: ``cpu`` (default) or ``cuda`` (timings then wait for the device)."""
+    global _DEVICE
+    _DEVICE = device
+
+
+def _now() -> float:
+    """The clock, after the device has finished what was queued (CUDA runs asynchronously)."""
+    if _DEVICE.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+    return _clock()
 
 
 def set_clock(name: str) -> None:
@@ -193,10 +210,10 @@ def _step(fn: Callable, batch) -> float:
     """Seconds for one loss + backward (a fresh leaf logp each time, outside the timing)."""
     logp, old, adv, mask = batch
     lp = logp.detach().clone().requires_grad_(True)
-    t0 = _clock()
+    t0 = _now()
     loss = fn(lp, old, adv, mask)
     loss.backward()
-    return _clock() - t0
+    return _now() - t0
 
 
 def _limit_step(batch) -> Callable[[], float]:
@@ -205,13 +222,13 @@ def _limit_step(batch) -> Callable[[], float]:
 
     logp, old, adv, mask = batch
     moved = sum(x.numel() * x.element_size() for x in (logp, old, adv, mask)) + logp.numel() * logp.element_size()
-    src = torch.ones(moved // 2, dtype=torch.uint8)
+    src = torch.ones(moved // 2, dtype=torch.uint8, device=logp.device)
     dst = torch.empty_like(src)
 
     def run() -> float:
-        t0 = _clock()
+        t0 = _now()
         dst.copy_(src)
-        return _clock() - t0
+        return _now() - t0
 
     return run
 
@@ -272,7 +289,7 @@ def lmhead_inputs(N: int, H: int, V: int):
     mask = torch.ones(B, N // B, dtype=torch.bool)
     old = -torch.rand(B, N // B, generator=g) * 3
     adv = torch.randn(B, 1, generator=g).expand(B, N // B).contiguous()
-    return hidden, W, ids, mask, old, adv
+    return tuple(x.to(_DEVICE) for x in (hidden, W, ids, mask, old, adv))
 
 
 def _lm_fused(hidden, W, ids, mask, old, adv, passes="auto"):
@@ -304,7 +321,8 @@ def _lm_liger(hidden, W, ids, mask, old, adv):
     from liger_kernel.chunked_loss import LigerFusedLinearGRPOLoss
 
     h, w = hidden.detach().requires_grad_(True), W.detach().requires_grad_(True)  # no copy: views
-    out = LigerFusedLinearGRPOLoss(beta=0.0, compiled=False, use_ref_model=False, loss_type="bnpo")(
+    compiled = hidden.device.type == "cuda"  # its Triton kernels (torch.compile) on a GPU; pure torch on a CPU
+    out = LigerFusedLinearGRPOLoss(beta=0.0, compiled=compiled, use_ref_model=False, loss_type="bnpo")(
         h, w, ids, mask.long(), adv[:, 0], old_per_token_logps=old)
     loss = out[0] if isinstance(out, tuple) else out
     loss.backward()
@@ -372,6 +390,20 @@ def peak_rss_mb(variant: str, size: tuple[int, int, int], threads: int) -> float
         return None
 
 
+def peak_cuda_mb(variant: str, x) -> float:
+    """Peak CUDA memory (MB) of one ``variant`` step above what was allocated before it (the allocator's peak,
+    reset first; in this process: CUDA's allocator statistics are exact, unlike a CPU process's resident set)."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    LMHEAD[variant](*x)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
 def bench_lmhead(sizes, rounds: int, memory: bool = True, log=print) -> list[dict]:
     """One row per (size, variant): median seconds of interleaved rounds, peak RSS above inputs (MB)."""
     import torch
@@ -385,11 +417,12 @@ def bench_lmhead(sizes, rounds: int, memory: bool = True, log=print) -> list[dic
             LMHEAD[v](*x)  # warm-up
         for _ in range(rounds):
             for v in variants:
-                t0 = _clock()
+                t0 = _now()
                 LMHEAD[v](*x)
-                times[v].append(_clock() - t0)
+                times[v].append(_now() - t0)
         for v in variants:
-            mem = peak_rss_mb(v, (N, H, V), torch.get_num_threads()) if memory else None
+            mem = (peak_cuda_mb(v, x) if _DEVICE.startswith("cuda") else
+                   peak_rss_mb(v, (N, H, V), torch.get_num_threads())) if memory else None
             rows.append({"N": N, "H": H, "V": V, "variant": v, "median_s": statistics.median(times[v]),
                          "peak_mb": mem, "gflop": 6 * N * H * V / 1e9, "rounds": rounds})
         log(f"  lmhead N={N} H={H} V={V}: " + ", ".join(f"{r['variant']} {r['median_s']:.3f}s"
@@ -441,7 +474,7 @@ def markdown(result: dict) -> str:
     out = ["# rlspec bench", "",
            f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads"
            + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
-           + f", {m['date']}; {result['clock']} clock"
+           + f", {m['date']}; tensors on {result.get('device', 'cpu')}; {result['clock']} clock"
            + (f"; load average {m['load']:.2f} at the start" if m.get("load") is not None else "")
            + f". Medians of {result['rounds']} "
            "interleaved rounds after one warm-up (which includes compilation). Command: `" + result["command"] + "`.",
@@ -451,8 +484,11 @@ def markdown(result: dict) -> str:
                 "limit = a copy moving the same bytes (inputs read once, gradient written once) on this machine in "
                 "this run.", "", elementwise_table(result["elementwise"]), ""]
     if result["lmhead"]:
+        mem = ("peak memory: the CUDA allocator's peak during one step above what was allocated before it"
+               if str(result.get("device", "cpu")).startswith("cuda") else
+               "peak memory: the resident high-water mark of one step in a fresh process, above the inputs")
         out += ["## LM head log-probs + PPO loss + backward (seconds; limit = the three N×V×H matmuls)", "",
-                lmhead_table(result["lmhead"]), ""]
+                mem + ".", "", lmhead_table(result["lmhead"]), ""]
     return "\n".join(out)
 
 
@@ -533,6 +569,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=512, help="LM-head hidden size H (default 512)")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds per variant (default 5; medians)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the tensors live; on cuda the timings "
+                   "wait for the device, peak memory is the CUDA allocator's and Liger runs its compiled (Triton) path")
     p.add_argument("--no-lmhead", action="store_true", help="skip the LM-head part")
     p.add_argument("--no-elementwise", action="store_true", help="skip the policy-loss part (LM head only)")
     p.add_argument("--no-memory", action="store_true", help="skip the LM-head peak-memory subprocesses")
@@ -559,11 +597,15 @@ def cmd_bench(args) -> int:
         print(f"rlspec bench: error: unknown losses {unknown}, dtypes {bad_dt}, or rounds/hidden < 1",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("rlspec bench: error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return EXIT_USAGE
     if args.threads:
         torch.set_num_threads(args.threads)
     set_clock(args.clock)
+    set_device(args.device)
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
-    result = {"machine": machine(), "rounds": args.rounds, "clock": args.clock,
+    result = {"machine": machine(), "device": args.device, "rounds": args.rounds, "clock": args.clock,
               "command": "rlspec " + " ".join(getattr(args, "argv", [])),
               "elementwise": [], "lmhead": []}
     log(f"machine: {result['machine']}")
