@@ -306,8 +306,9 @@ def test_one_pass_equals_two_passes(name):
 
 def test_one_pass_is_auto_and_refuses_what_it_cannot_do():
     """'auto' takes one pass for a row-local loss (its forward already holds the gradients: the backward does no
-    matmul) and two for the others, or where the condition of ROW_LOCAL_WHEN is not met; passes=1 on a loss that is not row-local, or with a per-batch input that is not
-    per row, raises naming ``passes``; a bad ``passes`` value raises."""
+    matmul) and two for the others, or where the condition of ROW_LOCAL_WHEN is not met; passes=1 on a loss that
+    is not row-local, or with a per-batch input that is not per row, raises naming ``passes``; a bad ``passes``
+    value raises."""
     inputs = _draw("ppo", 1)
     hidden, weight, bias, ids, mask = _head_problem(inputs)
     h = hidden.clone().requires_grad_(True)
