@@ -559,6 +559,6 @@ def _single_pass(name, fn, cfg, hidden, weight, ids, mask, bias, temperature, ch
     units = _row_units(B, gid)
     budget = int(chunk) if chunk else single_pass_chunk(int(flat_m.sum()), V)
     chunks = _chunks(units, mask.sum(dim=1).cpu(), budget)
-    t = max(1, min(V, int(tile) if tile else 2048))  # column tiles of the elementwise passes (and half matmuls)
+    t = max(1, min(V, int(tile) if tile else 2048))  # vocabulary tiles: each one's matmuls and passes run in cache
     job = _Job(fn, cfg, inputs, mask, ids, chunks, 1.0 / float(temperature), entropy, t)
     return _SinglePass.apply(hidden, weight, bias, job)
