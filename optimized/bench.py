@@ -149,24 +149,19 @@ def elementwise_variants(name: str, with_verl: bool = True) -> dict[str, Callabl
 
     fn = optimized.get(name)
 
-    def eager(lp, old, adv, mask):
-        prev = fused.mode()
-        fused.set_mode("eager")
-        try:
-            return fn(lp, old, adv, mask)
-        finally:
-            fused.set_mode(prev)
+    def in_mode(m: str) -> Callable:
+        """The loss run with the fused mode ``m`` (eager: the core uncompiled; off: the autograd formulation)."""
+        def run(lp, old, adv, mask):
+            prev = fused.mode()
+            fused.set_mode(m)
+            try:
+                return fn(lp, old, adv, mask)
+            finally:
+                fused.set_mode(prev)
+        return run
 
-    def autograd(lp, old, adv, mask):
-        prev = fused.mode()
-        fused.set_mode("off")
-        try:
-            return fn(lp, old, adv, mask)
-        finally:
-            fused.set_mode(prev)
-
-    out = {"rlspec": lambda lp, old, adv, mask: fn(lp, old, adv, mask), "rlspec-eager": eager,
-           "rlspec-autograd": autograd}
+    out = {"rlspec": lambda lp, old, adv, mask: fn(lp, old, adv, mask), "rlspec-eager": in_mode("eager"),
+           "rlspec-autograd": in_mode("off")}
     try:
         naive = naive_loss(name)
         out["naive"] = naive

@@ -78,6 +78,22 @@ def _check_ids(y: torch.Tensor, V: int) -> None:
         raise fail("ids", f"values in [{int(y.min())}, {int(y.max())}] at valid positions", f"ids in [0, {V})")
 
 
+def _lse_step(z: torch.Tensor, lse: torch.Tensor, pz: torch.Tensor | None):
+    """Fold one vocabulary tile of logits z (n, v) into the running log-sum-exp ``lse`` (n,) and, when ``pz`` is
+    given, into Σ_k p_k z_k over the tiles so far (rescaled to the new lse); returns (lse, pz)."""
+    lse_t = torch.logsumexp(z, dim=1)  # one fused pass over the tile
+    lse_new = torch.logaddexp(lse, lse_t)
+    if pz is not None:  # Σ p z = Σ_tiles e^{lse_t − lse}·(Σ_k softmax_t(z)_k z_k)
+        s_t = (torch.softmax(z, dim=1) * z).sum(dim=1)
+        pz = pz * torch.exp(lse - lse_new) + s_t * torch.exp(lse_t - lse_new)
+    return lse_new, pz
+
+
+def _target_rows(y: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Rows whose sampled id lies in the vocabulary tile [lo, hi) (their column there is y − lo)."""
+    return ((y >= lo) & (y < hi)).nonzero().squeeze(1)
+
+
 class _FusedLogProb(torch.autograd.Function):
     """(h (N, H), W (V, H), b (V,) | None, y (N,)) → (log π(y) (N,), H (N,)); see the module docstring."""
 
@@ -95,17 +111,11 @@ class _FusedLogProb(torch.autograd.Function):
             for s in range(0, N, chunk):
                 hc, yc, e = h[s:s + chunk], y[s:s + chunk], min(N, s + chunk)
                 z = _tile_logits(hc, W, b, lo, hi, inv_tau).to(acc)  # (n, v)
-                lse_t = torch.logsumexp(z, dim=1)  # one fused pass over the tile
-                lse_old = lse[s:e]
-                lse_new = torch.logaddexp(lse_old, lse_t)
-                if with_entropy:  # Σ p z = Σ_tiles e^{lse_t − lse}·(Σ_k softmax_t(z)_k z_k)
-                    s_t = (torch.softmax(z, dim=1) * z).sum(dim=1)
-                    pz[s:e] = pz[s:e] * torch.exp(lse_old - lse_new) + s_t * torch.exp(lse_t - lse_new)
-                lse[s:e] = lse_new
-                inside = (yc >= lo) & (yc < hi)
-                if bool(inside.any()):
-                    rows = inside.nonzero().squeeze(1)
-                    zy[s + rows] = z[rows, yc[rows] - lo]
+                lse[s:e], pz_c = _lse_step(z, lse[s:e], pz[s:e] if with_entropy else None)
+                if with_entropy:
+                    pz[s:e] = pz_c
+                rows = _target_rows(yc, lo, hi)
+                zy[s + rows] = z[rows, yc[rows] - lo]
         logp = zy - lse
         if with_entropy:
             ent = lse - pz
@@ -136,10 +146,8 @@ class _FusedLogProb(torch.autograd.Function):
                 z = _tile_logits(h[s:e], W, b if has_bias else None, lo, hi, inv_tau).to(acc)  # (n, v) recomputed
                 dz = _logit_grad_(z.sub_(lse_c[:, None]), gl, None if g_ent is None else g_ent[s:e],
                                   None if g_ent is None else ent[s:e])  # in place: z is not needed again
-                inside = (yc >= lo) & (yc < hi)
-                if bool(inside.any()):
-                    rows = inside.nonzero().squeeze(1)
-                    dz[rows, yc[rows] - lo] += gl[rows]
+                rows = _target_rows(yc, lo, hi)
+                dz[rows, yc[rows] - lo] += gl[rows]
                 if inv_tau != 1.0:
                     dz.mul_(inv_tau)
                 if need_h:
@@ -348,7 +356,7 @@ def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
     """(loss, ∂h, ∂W, ∂b) of the loss over every chunk of rows; gradients None where not needed.
 
     The chunk's logits live in one buffer per vocabulary tile, and everything that touches a tile happens while it
-    is hot in cache: its matmul, then the running max and sum (and Σ e^{z−m} z) in the forward; in the backward
+    is hot in cache: its matmul, then the running log-sum-exp (and Σ p z) in the forward; in the backward
     ∂z in place, the tile's contributions ∂h += ∂z W_tile and ∂W_tile += ∂zᵀ h, and ∂b."""
     B, T = job.mask.shape
     Hs, V = h.shape[-1], W.shape[0]
@@ -378,8 +386,7 @@ def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
         hc = flat_h.index_select(0, pos)
         h_acc = hc if hc.dtype == acc else hc.to(acc)
         yc = flat_y.index_select(0, pos).long()
-        m = torch.full((n,), -math.inf, dtype=acc, device=dev)
-        s = torch.zeros(n, dtype=acc, device=dev)
+        lse = torch.full((n,), -math.inf, dtype=acc, device=dev)
         pz = torch.zeros(n, dtype=acc, device=dev) if job.entropy else None
         zy = torch.zeros(n, dtype=acc, device=dev)
         for (lo, hi), buf in zip(bounds, bufs):  # forward: logits tile, running log-sum-exp
@@ -394,17 +401,10 @@ def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
                 zt.mul_(job.inv_tau)
             if n == 0:
                 continue
-            m_new = torch.maximum(m, zt.amax(dim=1))
-            e = (zt - m_new[:, None]).exp_()
-            scale = (m - m_new).exp_()
-            s.mul_(scale).add_(e.sum(dim=1))
-            if pz is not None:
-                pz.mul_(scale).add_(e.mul_(zt).sum(dim=1))
-            m = m_new
-            inside = ((yc >= lo) & (yc < hi)).nonzero().squeeze(1)
-            zy[inside] = zt[inside, yc[inside] - lo]
-        lse = m + s.log()
-        ent_v = lse - pz / s if pz is not None else None
+            lse, pz = _lse_step(zt, lse, pz)
+            rows_t = _target_rows(yc, lo, hi)
+            zy[rows_t] = zt[rows_t, yc[rows_t] - lo]
+        ent_v = lse - pz if pz is not None else None
         lp_c = _rows_tensor(zy - lse, pos, rows, T)
         ent_c = _rows_tensor(ent_v, pos, rows, T) if ent_v is not None else None
         sub = chunk_inputs(job.inputs, rows, B)
@@ -427,8 +427,8 @@ def _one_pass(job: _Job, h, W, b, need: tuple[bool, bool, bool]):
         dh_c = torch.zeros(n, Hs, dtype=acc, device=dev) if dh is not None else None
         for (lo, hi), buf in zip(bounds, bufs):  # backward: ∂z = g_logp·(1[k=y] − p) − g_H·p·(log p + H), in place
             zt = _logit_grad_(buf[:n].sub_(lse[:, None]), gl, ge, ent_v)
-            inside = ((yc >= lo) & (yc < hi)).nonzero().squeeze(1)
-            zt[inside, yc[inside] - lo] += gl[inside]
+            rows_t = _target_rows(yc, lo, hi)
+            zt[rows_t, yc[rows_t] - lo] += gl[rows_t]
             if job.inv_tau != 1.0:
                 zt.mul_(job.inv_tau)
             if dh_c is not None:

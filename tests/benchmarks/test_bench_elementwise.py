@@ -33,5 +33,6 @@ def test_policy_loss_forward_backward(benchmark, name, dtype, variant):
     if variant not in fns:
         pytest.skip(f"{variant} is not available for {name} here")
     fn = fns[variant]
+    assert torch.isfinite(fn(*batch)).all()  # the timed call runs to a finite loss
     bench._step(fn, batch)  # warm-up (compilation)
     benchmark.pedantic(bench._step, args=(fn, batch), rounds=7)
