@@ -166,15 +166,9 @@ def igpo_core(lp, old, adv, mask, c, p, extra=None, ref=None, *, agg, clamp=Fals
     keep = fused._valid(mask, dt)
     full = fused._cast(extra, dt) > 0 if hint else keep
     cf = fused._coef(keep, c, p[-1], agg)
-    if seq:
-        n = fused._count(full, dt, 1)
+    if seq:  # GSPO's per-row pass over the valid tokens (the probe is added below, over the same tokens)
+        r, cut, _, n = fused._seq_stats(x, o, a, 0.0, full, p[2] if clamp else None)
         n1 = n.clamp(min=1)
-        d = torch.where(full, x - o, 0.0).sum(dim=1, keepdim=True) / n1
-        cut = None
-        if clamp:
-            cut = (d < -p[2]) | (d > p[2])
-            d = torch.clamp(d, -p[2], p[2])
-        r = torch.exp(d)
         ell, binds = fused._clip_branch(r, a, p[0], p[1])
         dl = None
     else:
